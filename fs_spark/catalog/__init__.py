@@ -1,0 +1,1 @@
+"""The catalog: append-only Delta tables recording definitions, versions and events."""

@@ -1,0 +1,110 @@
+"""The catalog's tables and columns: the documented, queryable record of the store.
+
+Each catalog table is an append-only Delta table at `<root>/_catalog/<name>`: a change is a new
+row, so the table's history is its audit trail. Query them with plain Spark SQL, for example
+``SELECT * FROM delta.`<root>/_catalog/feature_versions` ``, or `FeatureStore.catalog.table(name)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import types as T
+
+
+@dataclass(frozen=True)
+class CatalogTable:
+    name: str
+    doc: str
+    columns: tuple[tuple[str, T.DataType, str], ...]
+
+    @property
+    def schema(self) -> T.StructType:
+        return T.StructType([T.StructField(n, t, True, {"comment": d}) for n, t, d in self.columns])
+
+
+S, L, I, TS, B = T.StringType(), T.LongType(), T.IntegerType(), T.TimestampType(), T.BooleanType()
+ARR = T.ArrayType(T.StringType())
+
+FEATURE_TABLES = CatalogTable(
+    "feature_tables",
+    "One row per applied definition of a feature table (create, compatible update, or new version).",
+    (
+        ("event_id", S, "Global ID of this definition event (UUIDv7)"),
+        ("table_name", S, "Feature table name"),
+        ("definition_version", I, "Major definition version; a breaking change starts a new one"),
+        ("revision", I, "Compatible revision within the definition version, from 1"),
+        ("change_kind", S, "create | update | new_version"),
+        ("changes", ARR, "What changed against the previous revision"),
+        ("definition_json", S, "The full definition as canonical JSON"),
+        ("definition_hash", S, "sha256 of definition_json"),
+        ("storage_path", S, "Delta table that holds this definition version's data"),
+        ("applied_by", S, "Principal who applied it"),
+        ("applied_at", TS, "When it was applied (UTC)"),
+    ),
+)
+
+FEATURE_VERSIONS = CatalogTable(
+    "feature_versions",
+    "One row per committed write: an immutable feature version mapped to its Delta commit.",
+    (
+        ("version_id", S, "Global ID of the feature version (UUIDv7)"),
+        ("table_name", S, "Feature table name"),
+        ("definition_version", I, "Definition version the data was written under"),
+        ("definition_revision", I, "Definition revision the data was validated against"),
+        ("version_number", L, "1, 2, 3... per table and definition version; the _fs_version column"),
+        ("delta_version", L, "Delta commit version of the feature table"),
+        ("committed_at", TS, "Delta commit timestamp (UTC)"),
+        ("storage_path", S, "Delta table path"),
+        ("write_id", S, "Write identity; a retry with the same identity creates no new version"),
+        ("content_digest", S, "Order-independent digest of the written batch (before quarantine)"),
+        ("mode", S, "strict | quarantine"),
+        ("row_count", L, "Rows committed"),
+        ("quarantined_row_count", L, "Rows sent to quarantine"),
+        ("schema_hash", S, "sha256 of the written Spark schema"),
+        ("stats_json", S, "Per-feature min, max and null count of the committed rows"),
+        ("event_time_min", TS, "Earliest event time committed"),
+        ("event_time_max", TS, "Latest event time committed"),
+        ("user", S, "Principal who wrote it"),
+        ("source_description", S, "Where the data came from"),
+        ("source_start", TS, "Start of the source time range"),
+        ("source_end", TS, "End of the source time range"),
+        ("transformation_fingerprint", S, "Fingerprint of the deriving code"),
+        ("transformation_json", S, "Transformation name, parameters and windows as JSON"),
+        ("parents", ARR, "Parent features as table:feature"),
+        ("experiment_id", S, "Experiment the write was made for, if any"),
+        ("run_id", S, "Run that made the write, if any"),
+        ("hypothesis", S, "Hypothesis the version was created for, if any"),
+        ("recovered", B, "True when the row was rebuilt from the Delta log after an interrupted write"),
+    ),
+)
+
+QUARANTINE_EVENTS = CatalogTable(
+    "quarantine_events",
+    "One row per batch whose bad rows went to a quarantine table.",
+    (
+        ("event_id", S, "Global ID of the event (UUIDv7)"),
+        ("table_name", S, "Feature table name"),
+        ("definition_version", I, "Definition version of the write"),
+        ("version_id", S, "Feature version that received the batch's good rows"),
+        ("write_id", S, "Write identity of the batch"),
+        ("quarantine_path", S, "Delta table holding the bad rows"),
+        ("quarantine_delta_version", L, "Delta commit of the quarantine table"),
+        ("row_count", L, "Rows quarantined"),
+        ("rule_counts_json", S, "Rows per broken rule, as JSON {feature:rule: count}"),
+        ("user", S, "Principal who wrote the batch"),
+        ("at", TS, "When (UTC)"),
+    ),
+)
+
+ALL_TABLES = (FEATURE_TABLES, FEATURE_VERSIONS, QUARANTINE_EVENTS)
+
+
+def describe_catalog() -> str:
+    """Markdown text documenting every catalog table and column."""
+    parts = []
+    for table in ALL_TABLES:
+        parts.append(f"### `{table.name}`\n{table.doc}\n\n| column | type | meaning |\n|---|---|---|")
+        parts += [f"| `{n}` | {t.simpleString()} | {d} |" for n, t, d in table.columns]
+        parts.append("")
+    return "\n".join(parts)

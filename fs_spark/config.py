@@ -1,0 +1,78 @@
+"""Strict settings: `conf/fs_spark.yaml`, then `FS_SPARK_<SECTION>__<KEY>` environment overrides.
+
+A misspelt key is an error, never a silent default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from fs_spark.errors import ConfigError
+
+ENV_PREFIX = "FS_SPARK_"
+DEFAULT_CONF_FILE = Path("conf") / "fs_spark.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StoreSettings(_Strict):
+    root: str = "./fs_store"
+    user: str | None = Field(default=None, description="Principal recorded in provenance; default: OS user")
+    lock_timeout_seconds: float = 600.0
+
+
+class SparkSettings(_Strict):
+    master: str = "local[2]"
+    app_name: str = "fs_spark"
+    shuffle_partitions: int = 4
+    jars_dir: str | None = Field(default=None, description="Folder with the Delta jars; default: .jars/")
+    driver_memory: str = "4g"
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class Settings(_Strict):
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    spark: SparkSettings = Field(default_factory=SparkSettings)
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Read settings from `path` (or FS_SPARK_CONF, or ./conf/fs_spark.yaml when present).
+
+    Example:
+        >>> load_settings(env={"FS_SPARK_STORE__ROOT": "/tmp/x"}).store.root
+        '/tmp/x'
+    """
+    env = dict(os.environ) if env is None else env
+    chosen = path or env.get(f"{ENV_PREFIX}CONF")
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if chosen is None and DEFAULT_CONF_FILE.is_file():
+        chosen = DEFAULT_CONF_FILE
+    if chosen is not None:
+        source = str(chosen)
+        try:
+            data = yaml.safe_load(Path(chosen).read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(source, str(exc)) from exc
+        if not isinstance(data, dict):
+            raise ConfigError(source, "the top level must be a mapping")
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX) or key == f"{ENV_PREFIX}CONF" or "__" not in key:
+            continue
+        section, _, field = key[len(ENV_PREFIX):].lower().partition("__")
+        data.setdefault(section, {})
+        if not isinstance(data[section], dict):
+            raise ConfigError(key, f"section {section!r} is not a mapping")
+        data[section][field] = value
+        source = f"{source} + environment"
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, str(exc)) from exc

@@ -1,0 +1,172 @@
+"""One exception hierarchy for fs_spark.
+
+Every failure has its own class. Each class takes the domain values (table, feature, rule,
+version) and writes a message that says what was expected, what was found and how to fix it,
+so callers can catch by class and people can act on the text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class FsSparkError(Exception):
+    """Root of every error fs_spark raises on purpose."""
+
+
+# --- set-up -------------------------------------------------------------------------------
+
+
+class ConfigError(FsSparkError):
+    """A configuration file or override is malformed."""
+
+    def __init__(self, source: str, problem: str):
+        self.source = source
+        self.problem = problem
+        super().__init__(f"invalid fs_spark configuration in {source}: {problem}")
+
+
+class DeltaJarsMissingError(FsSparkError):
+    """Spark cannot load Delta Lake, so nothing fs_spark stores could be read or written."""
+
+    def __init__(self, detail: str):
+        self.detail = detail
+        super().__init__(
+            f"Delta Lake is not available to Spark: {detail}. "
+            "Run `make setup` to fetch the Delta jars that match the pinned pyspark "
+            "(or set FS_SPARK_SPARK__JARS_DIR to a folder that holds them)."
+        )
+
+
+# --- names and definitions ------------------------------------------------------------------
+
+
+class InvalidNameError(FsSparkError):
+    """A table, feature or entity name is not a safe identifier."""
+
+    def __init__(self, kind: str, name: object, pattern: str):
+        self.kind = kind
+        self.name = name
+        super().__init__(
+            f"invalid {kind} name {name!r}: names must match {pattern} "
+            "(lower-case letter first, then lower-case letters, digits or '_', at most 64 characters)"
+        )
+
+
+class DefinitionError(FsSparkError):
+    """A definition is inconsistent in itself (for example a rule naming an unknown feature)."""
+
+    def __init__(self, table: str, problem: str):
+        self.table = table
+        self.problem = problem
+        super().__init__(f"invalid definition of feature table {table!r}: {problem}")
+
+
+class TableNotFoundError(FsSparkError):
+    def __init__(self, table: str, known: Sequence[str] = ()):
+        self.table = table
+        hint = f" Known tables: {', '.join(sorted(known))}." if known else " No tables are defined yet."
+        super().__init__(
+            f"feature table {table!r} is not defined in this store.{hint} "
+            "Define it with FeatureStore.apply(...) or `fs-spark apply`."
+        )
+
+
+class BreakingChangeError(FsSparkError):
+    """A definition change would break readers of the current definition version."""
+
+    def __init__(self, table: str, current_version: int, changes: Sequence[str]):
+        self.table = table
+        self.current_version = current_version
+        self.changes = list(changes)
+        listed = "; ".join(self.changes)
+        super().__init__(
+            f"the change to feature table {table!r} breaks its readers ({listed}). "
+            f"Publish it as a new definition version: set definition_version={current_version + 1}."
+        )
+
+
+# --- ingestion -----------------------------------------------------------------------------
+
+
+class SchemaMismatchError(FsSparkError):
+    """The DataFrame's columns or types do not fit the table's definition; nothing was written."""
+
+    def __init__(self, table: str, problems: Sequence[str]):
+        self.table = table
+        self.problems = list(problems)
+        super().__init__(
+            f"cannot write to feature table {table!r}, nothing was written: " + "; ".join(self.problems)
+        )
+
+
+class Violation:
+    """One broken rule in a batch: which feature, which rule, how many rows, one example value."""
+
+    __slots__ = ("feature", "rule", "count", "example")
+
+    def __init__(self, feature: str, rule: str, count: int, example: str | None):
+        self.feature = feature
+        self.rule = rule
+        self.count = count
+        self.example = example
+
+    def __repr__(self) -> str:
+        return f"Violation({self.feature!r}, {self.rule!r}, count={self.count}, example={self.example!r})"
+
+    def describe(self) -> str:
+        return f"{self.feature}: rule {self.rule} broken by {self.count} row(s), e.g. {self.example}"
+
+
+class ValidationError(FsSparkError):
+    """A batch broke validation rules in strict mode; nothing was written."""
+
+    def __init__(self, table: str, violations: Sequence[Violation]):
+        self.table = table
+        self.violations = list(violations)
+        lines = "\n  ".join(v.describe() for v in self.violations)
+        super().__init__(
+            f"batch refused for feature table {table!r}, nothing was written; "
+            f"{len(self.violations)} rule(s) broken:\n  {lines}\n"
+            "Fix the data, or write with mode='quarantine' to keep the good rows."
+        )
+
+    def rules(self) -> set[tuple[str, str]]:
+        return {(v.feature, v.rule) for v in self.violations}
+
+
+class WriteConflictError(FsSparkError):
+    """A write reused the identity of an earlier write but carries different data."""
+
+    def __init__(self, table: str, write_id: str, version_id: str):
+        self.table = table
+        self.write_id = write_id
+        self.version_id = version_id
+        super().__init__(
+            f"write_id {write_id!r} on feature table {table!r} was already committed as version "
+            f"{version_id} with different data. A retry must send the same batch; "
+            "new data needs a new write_id."
+        )
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+class VersionNotFoundError(FsSparkError):
+    def __init__(self, table: str, version: object, available: str):
+        self.table = table
+        self.version = version
+        super().__init__(
+            f"feature table {table!r} has no version {version!r}; {available}. "
+            "List versions with FeatureStore.versions(...) or `fs-spark versions`."
+        )
+
+
+class VersionExpiredError(FsSparkError):
+    def __init__(self, table: str, version: object, detail: str):
+        self.table = table
+        self.version = version
+        super().__init__(
+            f"version {version!r} of feature table {table!r} can no longer be read: {detail}. "
+            "Its files were removed by VACUUM or log clean-up; read a later version."
+        )

@@ -1,0 +1,64 @@
+"""Schema-level checks of a batch, done on the DataFrame's schema alone (no Spark job).
+
+Unknown or missing columns, types that do not convert without loss, time-zone-naive timestamps
+and units that disagree with the definition are refused here, before any data is read.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from fs_spark.definitions.model import FeatureTable
+from fs_spark.definitions.types import FeatureType, accepts
+from fs_spark.errors import SchemaMismatchError
+from fs_spark.storage.layout import INTERNAL_COLUMNS
+
+
+def _declared(table: FeatureTable) -> dict[str, tuple[FeatureType, str | None, str]]:
+    """column -> (declared type, declared unit, role)"""
+    out: dict[str, tuple[FeatureType, str | None, str]] = {k: (t, None, "key") for k, t in table.entity.keys.items()}
+    out[table.event_time] = (FeatureType.TIMESTAMP, None, "event time")
+    out.update({f.name: (f.dtype, f.unit, "feature") for f in table.features})
+    return out
+
+
+def conform(df: DataFrame, table: FeatureTable) -> DataFrame:
+    """Select the table's columns from `df` in storage order, cast to the declared types.
+
+    Raises SchemaMismatchError listing every problem at once; the check reads no data.
+    """
+    declared = _declared(table)
+    fields = {f.name: f for f in df.schema.fields}
+    problems: list[str] = []
+    unknown = sorted(set(fields) - set(declared))
+    if unknown:
+        internal = [c for c in unknown if c in INTERNAL_COLUMNS]
+        problems.append(
+            f"unknown column(s) {unknown}"
+            + (f" ({internal} are written by fs_spark itself)" if internal else "")
+            + f"; the table has {sorted(declared)}"
+        )
+    missing = [c for c in declared if c not in fields]
+    if missing:
+        problems.append(f"missing column(s) {missing}")
+    for name, (dtype, unit, role) in declared.items():
+        field = fields.get(name)
+        if field is None:
+            continue
+        if isinstance(field.dataType, T.TimestampNTZType) and dtype is FeatureType.TIMESTAMP:
+            problems.append(
+                f"{role} {name!r}: rule timezone_aware: timestamp_ntz has no time zone; "
+                "convert it with to_utc_timestamp(col, '<zone>') first"
+            )
+        elif not accepts(dtype, field.dataType):
+            problems.append(
+                f"{role} {name!r}: rule type: declared {dtype.value}, found {field.dataType.simpleString()}"
+            )
+        source_unit = (field.metadata or {}).get("unit")
+        if source_unit is not None and source_unit != unit:
+            problems.append(f"{role} {name!r}: rule unit: declared {unit!r}, found {source_unit!r}")
+    if problems:
+        raise SchemaMismatchError(table.name, problems)
+    return df.select([F.col(name).cast(dtype.spark_type).alias(name) for name, (dtype, _, _) in declared.items()])

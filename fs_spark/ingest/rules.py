@@ -1,0 +1,114 @@
+"""Row rules of a feature table as Spark column expressions, so all of them run in one pass.
+
+Each rule gives a boolean column that is true exactly when a row breaks it (never null), and a
+string column showing the offending value, so an error can name the feature, the rule and an
+example. Duplicate (key, event time) rows are found with a window over a count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from fs_spark.definitions.model import FeatureTable
+from fs_spark.definitions.types import parse_duration
+from fs_spark.storage.layout import time_bucket
+
+DUPLICATE_COUNT = "_fs_duplicates"
+EARLIEST_EVENT_TIME = datetime(1900, 1, 1, tzinfo=timezone.utc)
+_OPS = {"<": Column.__lt__, "<=": Column.__le__, ">": Column.__gt__, ">=": Column.__ge__,
+        "==": Column.__eq__, "!=": Column.__ne__}
+
+
+@dataclass(frozen=True)
+class RowRule:
+    subject: str  # a feature or column name, or the table's key for row-level rules
+    rule: str
+    broken: Column
+    example: Column
+
+    @property
+    def label(self) -> str:
+        return f"{self.subject}:{self.rule}"
+
+
+def _show(column: str) -> Column:
+    return F.coalesce(F.col(column).cast("string"), F.lit("null"))
+
+
+def _row_key(table: FeatureTable) -> Column:
+    parts = [F.concat(F.lit(f"{k}="), _show(k)) for k in table.keys]
+    return F.concat_ws(", ", *parts, F.concat(F.lit(f"{table.event_time}="), _show(table.event_time)))
+
+
+def with_duplicate_count(df: DataFrame, table: FeatureTable) -> DataFrame:
+    """Add the number of rows sharing each row's (key, event time) in this batch."""
+    bucket = time_bucket(table)
+    by = ([bucket] if bucket is not None else []) + [F.col(k) for k in table.keys] + [F.col(table.event_time)]
+    return df.withColumn(DUPLICATE_COUNT, F.count(F.lit(1)).over(Window.partitionBy(*by)))
+
+
+def row_rules(table: FeatureTable, now: datetime) -> list[RowRule]:
+    """Every row rule of `table`; `now` bounds plausible event times (now + max_future)."""
+    rules: list[RowRule] = []
+    for key in table.keys:
+        rules.append(RowRule(key, "key_not_null", F.col(key).isNull(), _row_key(table)))
+    ts = table.event_time
+    latest = now + parse_duration(table.max_future)
+    rules.append(RowRule(ts, "event_time_not_null", F.col(ts).isNull(), _row_key(table)))
+    plausible = F.col(ts).between(F.lit(EARLIEST_EVENT_TIME), F.lit(latest))
+    rules.append(
+        RowRule(
+            ts,
+            f"event_time_plausible[{EARLIEST_EVENT_TIME:%Y-%m-%d}, now+{table.max_future}]",
+            F.col(ts).isNotNull() & ~plausible,
+            _show(ts),
+        )
+    )
+    rules.append(
+        RowRule("+".join([*table.keys, ts]), "unique_key_event_time", F.col(DUPLICATE_COUNT) > 1, _row_key(table))
+    )
+    for feature in table.features:
+        col, name = F.col(feature.name), feature.name
+        if not feature.nullable:
+            rules.append(RowRule(name, "not_null", col.isNull(), _row_key(table)))
+        if feature.dtype.is_floating and not feature.allow_nan:
+            bad = F.isnan(col) | col.isin(float("inf"), float("-inf"))
+            rules.append(RowRule(name, "finite", F.coalesce(bad, F.lit(False)), _show(name)))
+        if feature.min_value is not None or feature.max_value is not None:
+            low = F.lit(True) if feature.min_value is None else col >= F.lit(feature.min_value)
+            high = F.lit(True) if feature.max_value is None else col <= F.lit(feature.max_value)
+            finite = ~F.isnan(col) if feature.dtype.is_floating else F.lit(True)
+            bad = col.isNotNull() & finite & ~(low & high)
+            rules.append(RowRule(name, f"range[{feature.min_value}, {feature.max_value}]", bad, _show(name)))
+        if feature.allowed_values is not None:
+            bad = col.isNotNull() & ~col.isin(*feature.allowed_values)
+            rules.append(RowRule(name, "allowed_values", bad, _show(name)))
+    for rule in table.rules:
+        left, op, right = rule.parts()
+        right_col = F.col(right) if isinstance(right, str) else F.lit(right)
+        holds = _OPS[op](F.col(left), right_col)
+        example = F.concat(F.lit(f"{left}="), _show(left), F.lit(f", {right}="),
+                           _show(right) if isinstance(right, str) else F.lit(str(right)))
+        rules.append(RowRule(rule.name, f"rule[{rule.expression}]", F.coalesce(~holds, F.lit(False)), example))
+    return rules
+
+
+def first_broken(rules: list[RowRule]) -> Column:
+    """A message for the first rule a row breaks, or null when it breaks none."""
+    return F.coalesce(*[F.when(r.broken, F.concat(F.lit(f"{r.label} value="), r.example)) for r in rules])
+
+
+def any_broken(rules: list[RowRule]) -> Column:
+    out = F.lit(False)
+    for rule in rules:
+        out = out | rule.broken
+    return out
+
+
+def broken_labels(rules: list[RowRule]) -> Column:
+    """The labels of every rule a row breaks, as array<string>."""
+    return F.filter(F.array(*[F.when(r.broken, F.lit(r.label)) for r in rules]), lambda x: x.isNotNull())

@@ -1,0 +1,313 @@
+"""The write path: one validated batch becomes one immutable feature version.
+
+Strict mode is one pass: the batch is laid out, checked and written by a single Spark job; a
+row that breaks a rule makes the job raise, so Delta commits nothing, and only then a second
+job gathers every broken rule for the error. Quarantine mode writes the good rows in that pass
+and, when the pass counted bad rows, writes them to the quarantine table in a second job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+
+from fs_spark.catalog.catalog import Catalog
+from fs_spark.catalog.records import FeatureVersion
+from fs_spark.catalog.schema import FEATURE_VERSIONS, QUARANTINE_EVENTS
+from fs_spark.definitions.model import FeatureTable
+from fs_spark.errors import FsSparkError, ValidationError, Violation, WriteConflictError
+from fs_spark.ids import new_id
+from fs_spark.ingest import metrics as M
+from fs_spark.ingest.conform import conform
+from fs_spark.ingest.rules import any_broken, broken_labels, first_broken, row_rules, with_duplicate_count
+from fs_spark.locks import store_lock
+from fs_spark.provenance import RunRef, SourceInfo, from_spark
+from fs_spark.storage.layout import VERSION_COLUMN, data_columns, layout
+from fs_spark.storage.paths import StorePaths
+
+Mode = Literal["strict", "quarantine"]
+MODES = ("strict", "quarantine")
+_MARKER = "FS_SPARK_RULE_BROKEN"
+_RULES_COLUMN = "_fs_rules"
+METADATA_KEY = "fs_spark"
+
+
+class FeatureWriter:
+    def __init__(self, spark: SparkSession, paths: StorePaths, catalog: Catalog, user: str, lock_timeout: float):
+        self.spark = spark
+        self.paths = paths
+        self.catalog = catalog
+        self.user = user
+        self.lock_timeout = lock_timeout
+
+    def write(
+        self,
+        table: FeatureTable,
+        revision: int,
+        df: DataFrame,
+        *,
+        mode: Mode = "strict",
+        write_id: str | None = None,
+        source: SourceInfo | None = None,
+        run: RunRef | None = None,
+    ) -> FeatureVersion:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        batch = conform(df, table)
+        digest = None
+        if write_id is None:  # identity from content: one extra aggregation pass
+            digest = M.content_digest(batch, table)
+            write_id = f"content:{digest}"
+        path = self.paths.table(table.name, table.definition_version)
+        with store_lock(self.paths.lock_dir, table.name, self.lock_timeout):
+            state = self.catalog.write_state(table.name, table.definition_version, write_id)
+            if self._recover(table, path, state.last_delta_version):
+                state = self.catalog.write_state(table.name, table.definition_version, write_id)
+            if state.version_id_for_write is not None:
+                return self._retried(table, batch, write_id, state.version_id_for_write, digest)
+            number = state.last_version_number + 1
+            version_id = new_id()
+            context = _Context(table, revision, version_id, number, write_id, mode, source or SourceInfo(),
+                               run or RunRef(), self.user)
+            description = f"fs_spark write {table.name} v{table.definition_version} #{number} ({version_id})"
+            self.spark.sparkContext.setJobDescription(description)
+            try:
+                return self._commit(context, batch, path, digest)
+            finally:
+                self.spark.sparkContext.setJobDescription(None)  # type: ignore[arg-type]
+
+    # --- the passes ---------------------------------------------------------------------------
+
+    def _commit(self, ctx: _Context, batch: DataFrame, path: str, digest: str | None) -> FeatureVersion:
+        table = ctx.table
+        now = datetime.now(timezone.utc)
+        rules = row_rules(table, now)
+        checked = with_duplicate_count(layout(batch, table), table)
+        columns = [name for name, _ in data_columns(table)]
+        whole = Observation("fs_spark_batch")
+        if ctx.mode == "strict":
+            failure = F.raise_error(F.concat(F.lit(f"{_MARKER} "), first_broken(rules))).cast("long")
+            out = (
+                checked.observe(whole, *M.batch_aggregates(table))
+                .withColumn(VERSION_COLUMN, F.when(any_broken(rules), failure).otherwise(F.lit(ctx.number)))
+                .select(columns)
+            )
+            try:
+                self._append(out, path, ctx, digest)
+            except Exception as exc:
+                if _MARKER in str(exc):
+                    raise ValidationError(table.name, diagnose(checked, rules)) from None
+                raise
+            batch_metrics = whole.get
+            committed_metrics = batch_metrics
+            bad_rows, counts = 0, {}
+        else:
+            flagged = checked.withColumn(_RULES_COLUMN, broken_labels(rules))
+            flagged = flagged.observe(whole, *M.digest_aggregates(table), *_rule_aggregates(rules))
+            good = Observation("fs_spark_good")
+            out = (
+                flagged.where(F.size(_RULES_COLUMN) == 0)
+                .withColumn(VERSION_COLUMN, F.lit(ctx.number).cast("long"))
+                .select(columns)
+                .observe(good, *M.batch_aggregates(table))
+            )
+            self._append(out, path, ctx, digest)
+            batch_metrics, committed_metrics = whole.get, good.get
+            counts = M.rule_counts(batch_metrics)
+            bad_rows = int(batch_metrics["rows"]) - int(committed_metrics["rows"])
+        commit = self._latest_commit(path, ctx.version_id)
+        version = self._version_record(ctx, path, commit, batch_metrics, committed_metrics, bad_rows)
+        events = []
+        if bad_rows:
+            events.append(self._quarantine(ctx, flagged, bad_rows, counts))
+        self.catalog.append(FEATURE_VERSIONS, [version.to_row()])
+        self.catalog.append(QUARANTINE_EVENTS, events)
+        return version
+
+    def _append(self, out: DataFrame, path: str, ctx: _Context, digest: str | None) -> None:
+        (
+            out.write.format("delta")
+            .mode("append")
+            .option("userMetadata", json.dumps({METADATA_KEY: ctx.metadata(digest)}, sort_keys=True))
+            .option("txnAppId", f"fs_spark:{ctx.table.name}:{ctx.write_id}")
+            .option("txnVersion", 0)
+            .save(path)
+        )
+
+    def _quarantine(self, ctx: _Context, flagged: DataFrame, bad_rows: int, counts: dict[str, int]) -> dict[str, Any]:
+        table = ctx.table
+        path = self.paths.quarantine(table.name, table.definition_version)
+        bad = (
+            flagged.where(F.size(_RULES_COLUMN) > 0)
+            .select(
+                *[c for c, _ in data_columns(table) if c != VERSION_COLUMN],
+                _RULES_COLUMN,
+                F.lit(ctx.version_id).alias("_fs_version_id"),
+                F.lit(ctx.write_id).alias("_fs_write_id"),
+                F.current_timestamp().alias("_fs_quarantined_at"),
+            )
+        )
+        bad.write.format("delta").mode("append").option("mergeSchema", "true").save(path)
+        commit = DeltaTable.forPath(self.spark, path).history(1).first()
+        return {
+            "event_id": new_id(),
+            "table_name": table.name,
+            "definition_version": table.definition_version,
+            "version_id": ctx.version_id,
+            "write_id": ctx.write_id,
+            "quarantine_path": path,
+            "quarantine_delta_version": commit.version,
+            "row_count": bad_rows,
+            "rule_counts_json": json.dumps(counts, sort_keys=True),
+            "user": self.user,
+            "at": datetime.now(timezone.utc),
+        }
+
+    # --- commit bookkeeping -------------------------------------------------------------------
+
+    def _latest_commit(self, path: str, version_id: str) -> Any:
+        commit = DeltaTable.forPath(self.spark, path).history(1).first()
+        meta = json.loads(commit.userMetadata or "{}").get(METADATA_KEY, {})
+        if meta.get("version_id") != version_id:
+            raise FsSparkError(
+                f"the latest commit of {path} is not this write ({version_id}); "
+                "something wrote to the table without fs_spark's lock"
+            )
+        return commit
+
+    def _version_record(self, ctx, path, commit, batch_metrics, committed_metrics, bad_rows) -> FeatureVersion:
+        table = ctx.table
+        rows = int(committed_metrics["rows"])
+        schema = self.spark.read.format("delta").option("versionAsOf", commit.version).load(path).schema
+        return FeatureVersion(
+            **ctx.provenance(),
+            delta_version=commit.version,
+            committed_at=from_spark(commit.timestamp),
+            storage_path=path,
+            content_digest=M.digest_of(batch_metrics),
+            row_count=rows,
+            quarantined_row_count=bad_rows,
+            schema_hash="sha256:" + hashlib.sha256(schema.json().encode()).hexdigest(),
+            stats_json=M.stats_json(table, committed_metrics, rows),
+            event_time_min=_aware(committed_metrics.get("ts_min")),
+            event_time_max=_aware(committed_metrics.get("ts_max")),
+        )
+
+    def _retried(self, table, batch, write_id, version_id, digest) -> FeatureVersion:
+        existing = self.catalog.version(version_id)
+        digest = digest or M.content_digest(batch, table)
+        if existing.content_digest is not None and existing.content_digest != digest:
+            raise WriteConflictError(table.name, write_id, version_id)
+        return existing
+
+    def _recover(self, table: FeatureTable, path: str, last_recorded: int | None) -> bool:
+        """Record commits that reached Delta but not the catalog (a writer died in between)."""
+        delta_table = DeltaTable.forPath(self.spark, path)
+        latest = delta_table.history(1).first().version
+        if last_recorded is not None and latest <= last_recorded:
+            return False
+        history = delta_table.history().where(F.col("version") > (last_recorded if last_recorded is not None else -1))
+        missing = []
+        for commit in history.where(F.col("userMetadata").isNotNull()).orderBy("version").collect():
+            meta = json.loads(commit.userMetadata).get(METADATA_KEY)
+            if not meta:
+                continue
+            rows = int((commit.operationMetrics or {}).get("numOutputRows", 0))
+            missing.append(
+                FeatureVersion(
+                    **{k: meta.get(k) for k in _Context.PROVENANCE_FIELDS},
+                    parents=meta.get("parents") or [],
+                    source_start=_parse(meta.get("source_start")),
+                    source_end=_parse(meta.get("source_end")),
+                    delta_version=commit.version,
+                    committed_at=from_spark(commit.timestamp),
+                    storage_path=path,
+                    content_digest=meta.get("content_digest"),
+                    row_count=rows,
+                    schema_hash="unknown:recovered",
+                    recovered=True,
+                ).to_row()
+            )
+        self.catalog.append(FEATURE_VERSIONS, missing)
+        return bool(missing)
+
+
+def diagnose(checked: DataFrame, rules) -> list[Violation]:
+    """Every broken rule of a batch with its count and one example value, in one job."""
+    aggregates = []
+    for i, rule in enumerate(rules):
+        aggregates.append(F.sum(rule.broken.cast("long")).alias(f"n{i}"))
+        aggregates.append(F.first(F.when(rule.broken, rule.example), ignorenulls=True).alias(f"e{i}"))
+    row = checked.agg(*aggregates).first()
+    return [
+        Violation(rule.subject, rule.rule, int(row[f"n{i}"]), row[f"e{i}"])
+        for i, rule in enumerate(rules)
+        if row[f"n{i}"]
+    ]
+
+
+def _rule_aggregates(rules):
+    return [F.sum(r.broken.cast("long")).alias(f"broken:{r.label}") for r in rules]
+
+
+def _aware(value: Any) -> datetime | None:
+    return from_spark(value) if isinstance(value, datetime) else None
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class _Context:
+    """Everything one write records about itself."""
+
+    PROVENANCE_FIELDS = (
+        "version_id", "table_name", "definition_version", "definition_revision", "version_number", "write_id",
+        "mode", "user", "source_description", "transformation_fingerprint", "transformation_json",
+        "experiment_id", "run_id", "hypothesis",
+    )
+
+    def __init__(self, table, revision, version_id, number, write_id, mode, source: SourceInfo, run: RunRef, user):
+        self.table = table
+        self.revision = revision
+        self.version_id = version_id
+        self.number = number
+        self.write_id = write_id
+        self.mode = mode
+        self.source = source
+        self.run = run
+        self.user = user
+
+    def provenance(self) -> dict[str, Any]:
+        t = self.table.transformation
+        return {
+            "version_id": self.version_id,
+            "table_name": self.table.name,
+            "definition_version": self.table.definition_version,
+            "definition_revision": self.revision,
+            "version_number": self.number,
+            "write_id": self.write_id,
+            "mode": self.mode,
+            "user": self.user,
+            "source_description": self.source.description or (self.table.source.description if self.table.source else None),
+            "source_start": self.source.start,
+            "source_end": self.source.end,
+            "transformation_fingerprint": t.fingerprint if t else None,
+            "transformation_json": json.dumps(t.model_dump(mode="json"), sort_keys=True) if t else None,
+            "parents": list(self.table.parents),
+            "experiment_id": self.run.experiment_id,
+            "run_id": self.run.run_id,
+            "hypothesis": self.run.hypothesis,
+        }
+
+    def metadata(self, digest: str | None) -> dict[str, Any]:
+        """What the Delta commit carries (its userMetadata), enough to rebuild the catalog row."""
+        out = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in self.provenance().items()}
+        out["content_digest"] = digest
+        return out

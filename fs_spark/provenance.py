@@ -1,0 +1,60 @@
+"""What a write says about where its data came from and which run made it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from fs_spark.errors import FsSparkError
+
+
+class NaiveTimestampError(FsSparkError):
+    def __init__(self, what: str, value: datetime):
+        super().__init__(
+            f"{what} {value.isoformat()} has no time zone; pass an aware datetime "
+            "(for example datetime(2024, 1, 1, tzinfo=timezone.utc))"
+        )
+
+
+def require_utc(value: datetime | None, what: str) -> datetime | None:
+    """Return `value` in UTC; refuse naive datetimes, whose meaning depends on the machine."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise NaiveTimestampError(what, value)
+    return value.astimezone(timezone.utc)
+
+
+def from_spark(value: datetime | None) -> datetime | None:
+    """PySpark returns timestamps as naive local time; make them aware UTC."""
+    if value is None:
+        return None
+    return value.astimezone(timezone.utc)
+
+
+class SourceInfo(BaseModel):
+    """The source of a batch: a description and the time range it covers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str = ""
+    start: datetime | None = None
+    end: datetime | None = None
+
+    @field_validator("start", "end")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("source start and end need a time zone")
+        return value
+
+
+class RunRef(BaseModel):
+    """The experiment and run a read or write belongs to; carried into every record it makes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    experiment_id: str | None = None
+    run_id: str | None = None
+    hypothesis: str | None = None

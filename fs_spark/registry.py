@@ -1,0 +1,152 @@
+"""Applying definitions: plan what would change, refuse what would break readers, record the rest.
+
+A compatible change is a new revision of the same definition version (added nullable features
+become new Delta columns, widened types are widened in place). A breaking change is refused
+unless the definition says `definition_version: <current + 1>`, which starts a new Delta table,
+so readers of the old version keep reading exactly what they read before.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from pyspark.sql import SparkSession
+
+from fs_spark.catalog.catalog import Catalog
+from fs_spark.catalog.schema import FEATURE_TABLES
+from fs_spark.definitions.compatibility import Change, diff
+from fs_spark.definitions.model import FeatureTable
+from fs_spark.errors import BreakingChangeError, DefinitionError, TableNotFoundError
+from fs_spark.ids import new_id
+from fs_spark.locks import store_lock
+from fs_spark.storage.layout import create_table
+from fs_spark.storage.paths import StorePaths
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """What applying one definition does: create, update, new_version, unchanged or refused."""
+
+    table: str
+    action: str
+    definition_version: int
+    revision: int
+    changes: list[Change] = field(default_factory=list)
+    reason: str = ""
+
+    def __str__(self) -> str:
+        head = f"{self.action:<11} {self.table} v{self.definition_version} r{self.revision}"
+        body = "".join(f"\n    {'!' if c.breaking else '~'} {c}" for c in self.changes)
+        return head + (f"  ({self.reason})" if self.reason else "") + body
+
+
+@dataclass(frozen=True)
+class Applied:
+    definition: FeatureTable
+    revision: int
+    storage_path: str
+
+
+def _sql_path(path: str) -> str:
+    return "delta.`" + path.replace("`", "``") + "`"
+
+
+class Registry:
+    def __init__(self, spark: SparkSession, paths: StorePaths, catalog: Catalog, user: str, lock_timeout: float):
+        self.spark = spark
+        self.paths = paths
+        self.catalog = catalog
+        self.user = user
+        self.lock_timeout = lock_timeout
+
+    def current(self, name: str) -> Applied:
+        rows = self.catalog.definition_rows(name)
+        if not rows:
+            raise TableNotFoundError(name, list(self.catalog.current_definitions()))
+        return self._applied(rows[-1])
+
+    def at_version(self, name: str, definition_version: int) -> Applied:
+        rows = [r for r in self.catalog.definition_rows(name) if r.definition_version == definition_version]
+        if not rows:
+            raise TableNotFoundError(f"{name} v{definition_version}", list(self.catalog.current_definitions()))
+        return self._applied(rows[-1])
+
+    @staticmethod
+    def _applied(row) -> Applied:
+        return Applied(FeatureTable.model_validate(json.loads(row.definition_json)), row.revision, row.storage_path)
+
+    def names(self) -> list[str]:
+        return sorted(self.catalog.current_definitions())
+
+    def plan(self, tables: list[FeatureTable]) -> list[PlanItem]:
+        current = self.catalog.current_definitions()
+        return [self._plan_one(t, current.get(t.name)) for t in tables]
+
+    def _plan_one(self, table: FeatureTable, row) -> PlanItem:
+        if row is None:
+            return PlanItem(table.name, "create", table.definition_version, 1)
+        old = self._applied(row).definition
+        changes = diff(old, table)
+        breaking = [c for c in changes if c.breaking]
+        version = old.definition_version
+        if table.definition_version == version + 1:
+            return PlanItem(table.name, "new_version", version + 1, 1, changes)
+        if table.definition_version != version:
+            return PlanItem(table.name, "refused", table.definition_version, 0, changes,
+                            f"definition_version must stay {version} or become {version + 1}")
+        if breaking:
+            return PlanItem(table.name, "refused", version, row.revision, changes,
+                            f"breaking change; publish it as definition_version {version + 1}")
+        if not changes:
+            return PlanItem(table.name, "unchanged", version, row.revision)
+        return PlanItem(table.name, "update", version, row.revision + 1, changes)
+
+    def apply(self, tables: list[FeatureTable]) -> list[PlanItem]:
+        """Apply definitions; refuses the whole call, changing nothing, if any one is refused."""
+        plan = self.plan(tables)
+        for item, table in zip(plan, tables):
+            if item.action == "refused":
+                if item.definition_version != table.definition_version or not item.changes:
+                    raise DefinitionError(table.name, item.reason)
+                current = self.catalog.current_definitions()[table.name].definition_version
+                raise BreakingChangeError(table.name, current, [str(c) for c in item.changes if c.breaking])
+        rows = []
+        for item, table in zip(plan, tables):
+            if item.action == "unchanged":
+                continue
+            with store_lock(self.paths.lock_dir, table.name, self.lock_timeout):
+                path = self.paths.table(table.name, table.definition_version)
+                if item.action in ("create", "new_version"):
+                    create_table(self.spark, path, table)
+                else:
+                    self._evolve(path, table, item.changes)
+            rows.append(
+                {
+                    "event_id": new_id(),
+                    "table_name": table.name,
+                    "definition_version": item.definition_version,
+                    "revision": item.revision,
+                    "change_kind": item.action,
+                    "changes": [str(c) for c in item.changes],
+                    "definition_json": table.canonical_json(),
+                    "definition_hash": table.definition_hash(),
+                    "storage_path": path,
+                    "applied_by": self.user,
+                    "applied_at": datetime.now(timezone.utc),
+                }
+            )
+        self.catalog.append(FEATURE_TABLES, rows)
+        return plan
+
+    def _evolve(self, path: str, table: FeatureTable, changes: list[Change]) -> None:
+        """Carry compatible changes into the Delta table: new columns, widened types."""
+        target = _sql_path(path)
+        for change in changes:
+            if change.kind == "add_feature":
+                dtype = table.feature(change.subject).dtype.spark_type.simpleString()
+                self.spark.sql(f"ALTER TABLE {target} ADD COLUMNS ({change.subject} {dtype})")
+            elif change.kind == "widen_type":
+                dtype = table.feature(change.subject).dtype.spark_type.simpleString()
+                self.spark.sql(f"ALTER TABLE {target} ALTER COLUMN {change.subject} TYPE {dtype}")

@@ -1,0 +1,94 @@
+"""The Spark session fs_spark runs on: attach to the one that exists, or build a local Delta one.
+
+Inside `spark-submit` or a notebook the session already exists and is used as it is (never
+reconfigured behind the user's back); it must have Delta on its classpath. Elsewhere fs_spark
+builds a local session with the Delta jars that `make setup` fetched.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pyspark
+from pyspark.sql import SparkSession
+
+from fs_spark.config import SparkSettings
+from fs_spark.errors import DeltaJarsMissingError
+
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+# Delta release line that matches each Spark minor version.
+DELTA_FOR_SPARK = {"4.0": "4.0"}
+_JAR_RE = re.compile(r"^delta-spark_2\.13-(\d+\.\d+)\.\d+\.jar$")
+PROJECT_JARS_DIR = Path(__file__).resolve().parent.parent / ".jars"
+
+
+def _spark_minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def find_delta_jars(jars_dir: str | None = None) -> list[str]:
+    """Return the Delta jars for the installed pyspark, or raise DeltaJarsMissingError."""
+    folder = Path(jars_dir or os.environ.get("FS_SPARK_SPARK__JARS_DIR") or PROJECT_JARS_DIR)
+    if not folder.is_dir():
+        raise DeltaJarsMissingError(f"the jar folder {folder} does not exist")
+    jars = sorted(str(p) for p in folder.glob("*.jar"))
+    spark_minor = _spark_minor(pyspark.__version__)
+    wanted = DELTA_FOR_SPARK.get(spark_minor)
+    if wanted is None:
+        raise DeltaJarsMissingError(f"pyspark {pyspark.__version__} has no known matching Delta release")
+    delta = [m.group(1) for p in jars if (m := _JAR_RE.match(Path(p).name))]
+    if not delta:
+        raise DeltaJarsMissingError(f"no delta-spark_2.13 jar in {folder}")
+    if wanted not in delta:
+        raise DeltaJarsMissingError(
+            f"{folder} holds delta-spark {', '.join(delta)} but pyspark {pyspark.__version__} needs Delta {wanted}.x"
+        )
+    if not any(Path(p).name.startswith("delta-storage-") for p in jars):
+        raise DeltaJarsMissingError(f"no delta-storage jar in {folder}")
+    return jars
+
+
+def check_delta(spark: SparkSession) -> None:
+    """Fail fast when the session cannot use Delta (Spark itself only logs a warning)."""
+    try:
+        spark._jvm.org.apache.spark.util.Utils.classForName("io.delta.tables.DeltaTable", True, False)
+    except Exception as exc:  # py4j wraps the ClassNotFoundException
+        raise DeltaJarsMissingError("the class io.delta.tables.DeltaTable cannot be loaded") from exc
+    extensions = spark.conf.get("spark.sql.extensions", "") or ""
+    if DELTA_EXTENSION not in extensions:
+        raise DeltaJarsMissingError(f"spark.sql.extensions does not include {DELTA_EXTENSION}")
+
+
+def build_local_session(settings: SparkSettings) -> SparkSession:
+    """Build (or reuse) a local, Delta-enabled session: UTC, few shuffle partitions, UI off."""
+    jars = find_delta_jars(settings.jars_dir)
+    builder = (
+        SparkSession.builder.master(settings.master)
+        .appName(settings.app_name)
+        .config("spark.jars", ",".join(jars))
+        .config("spark.sql.extensions", DELTA_EXTENSION)
+        .config("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.memory", settings.driver_memory)
+        .config("spark.databricks.delta.schema.autoMerge.enabled", "false")
+    )
+    for key, value in settings.conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    check_delta(spark)
+    return spark
+
+
+def get_session(settings: SparkSettings | None = None) -> SparkSession:
+    """Return the active session if there is one (checked, not changed), else a local one."""
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        check_delta(active)
+        return active
+    return build_local_session(settings or SparkSettings())

@@ -1,0 +1,69 @@
+"""The physical layout of a feature table, chosen so reads filtered by key, time or version prune.
+
+- time: the Delta table is partitioned by a generated column derived from the event time
+  (month by default), so Delta turns a filter on the event time into a partition filter;
+- key: each write is range-partitioned by (time bucket, keys) and sorted by keys and time, so a
+  file covers a narrow key range and Delta's min/max statistics skip the rest;
+- version: `_fs_version` holds the feature version number, and one write's files hold one
+  number, so a filter on it skips other writes' files by the same statistics.
+The keys, event time and `_fs_version` come first in the schema so they are always among the
+columns Delta collects statistics for.
+"""
+
+from __future__ import annotations
+
+from delta.tables import DeltaTable
+from pyspark.sql import Column, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from fs_spark.definitions.model import FeatureTable
+from fs_spark.definitions.types import FeatureType
+
+VERSION_COLUMN = "_fs_version"
+TIME_BUCKET_COLUMN = "_fs_time_bucket"
+INTERNAL_COLUMNS = (VERSION_COLUMN, TIME_BUCKET_COLUMN)
+
+_BUCKETS: dict[str, tuple[str, T.DataType]] = {
+    "day": ("CAST({ts} AS DATE)", T.DateType()),
+    "month": ("DATE_FORMAT({ts}, 'yyyy-MM')", T.StringType()),
+    "year": ("YEAR({ts})", T.IntegerType()),
+}
+
+
+def time_bucket(table: FeatureTable) -> Column | None:
+    """The time bucket as a Spark column (the same expression Delta generates), or None."""
+    if table.time_partition == "none":
+        return None
+    sql, _ = _BUCKETS[table.time_partition]
+    return F.expr(sql.format(ts=table.event_time))
+
+
+def data_columns(table: FeatureTable) -> list[tuple[str, T.DataType]]:
+    """The columns a write supplies, in storage order."""
+    columns = [(k, t.spark_type) for k, t in table.entity.keys.items()]
+    columns.append((table.event_time, FeatureType.TIMESTAMP.spark_type))
+    columns.append((VERSION_COLUMN, T.LongType()))
+    columns += [(f.name, f.dtype.spark_type) for f in table.features]
+    return columns
+
+
+def create_table(spark: SparkSession, path: str, table: FeatureTable) -> None:
+    """Create the Delta table for `table` at `path` if it does not exist yet."""
+    builder = DeltaTable.createIfNotExists(spark).location(path)
+    for name, dtype in data_columns(table):
+        builder = builder.addColumn(name, dtype, nullable=True)
+    if table.time_partition != "none":
+        sql, dtype = _BUCKETS[table.time_partition]
+        builder = builder.addColumn(TIME_BUCKET_COLUMN, dtype, generatedAlwaysAs=sql.format(ts=table.event_time))
+        builder = builder.partitionedBy(TIME_BUCKET_COLUMN)
+    builder = builder.property("delta.appendOnly", "true").property("delta.enableTypeWidening", "true")
+    builder.execute()
+
+
+def layout(df, table: FeatureTable):
+    """Order a batch for writing: range-partitioned by (time bucket, keys), sorted by keys and time."""
+    bucket = time_bucket(table)
+    keys = [F.col(k) for k in table.keys]
+    by = ([bucket] if bucket is not None else []) + keys
+    return df.repartitionByRange(*by).sortWithinPartitions(*keys, F.col(table.event_time))

@@ -1,0 +1,44 @@
+"""The store root and every path below it.
+
+`<root>/tables/<table>/v<definition_version>` feature data, `<root>/quarantine/<table>/v<n>` bad
+rows, `<root>/_catalog/<catalog_table>` the catalog, `<root>/_locks` write locks. Names are
+validated identifiers before they reach a path, so no name can point outside the root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fs_spark.names import check_name
+
+
+def _normalise(root: str) -> str:
+    if "://" in root or root.startswith("file:"):
+        return root.rstrip("/")
+    return str(Path(root).expanduser().resolve())
+
+
+@dataclass(frozen=True)
+class StorePaths:
+    root: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", _normalise(self.root))
+
+    @property
+    def is_local(self) -> bool:
+        return "://" not in self.root and not self.root.startswith("file:")
+
+    def table(self, name: str, definition_version: int) -> str:
+        return f"{self.root}/tables/{check_name(name, 'table')}/v{int(definition_version)}"
+
+    def quarantine(self, name: str, definition_version: int) -> str:
+        return f"{self.root}/quarantine/{check_name(name, 'table')}/v{int(definition_version)}"
+
+    def catalog(self, name: str) -> str:
+        return f"{self.root}/_catalog/{check_name(name, 'catalog table')}"
+
+    @property
+    def lock_dir(self) -> Path | None:
+        return Path(self.root) / "_locks" if self.is_local else None
