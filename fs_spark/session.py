@@ -77,6 +77,9 @@ def build_local_session(settings: SparkSettings) -> SparkSession:
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", settings.driver_memory)
         .config("spark.databricks.delta.schema.autoMerge.enabled", "false")
+        # Delta rebuilds table state with a Spark job of 50 tasks by default; the catalog's
+        # tables are small, and 50 tasks made each catalog read cost seconds on 2 cores.
+        .config("spark.databricks.delta.snapshotPartitions", "2")
     )
     for key, value in settings.conf.items():
         builder = builder.config(key, value)

@@ -42,7 +42,7 @@ def definitions_from_dict(document: dict[str, Any], origin: str = "<dict>") -> l
         try:
             entity = Entity.model_validate(raw)
         except ValidationError as exc:
-            raise DefinitionError(origin, f"entity {raw.get('name')!r}: {exc}") from exc
+            raise DefinitionError(origin, f"entity {raw.get('name')!r}: {_problems(exc)}") from exc
         entities[entity.name] = entity
     tables = []
     for raw in document.get("feature_tables") or []:
@@ -54,8 +54,13 @@ def definitions_from_dict(document: dict[str, Any], origin: str = "<dict>") -> l
         try:
             tables.append(FeatureTable.model_validate(raw))
         except ValidationError as exc:
-            raise DefinitionError(str(raw.get("name", origin)), str(exc)) from exc
+            raise DefinitionError(str(raw.get("name", origin)), _problems(exc)) from exc
     return tables
+
+
+def _problems(exc: ValidationError) -> str:
+    """Pydantic's report on one line: `field.path: message; ...`."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'definition'}: {e['msg']}" for e in exc.errors())
 
 
 def dump_definitions(tables: Iterable[FeatureTable]) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pyspark.sql import Column, DataFrame
@@ -43,15 +44,19 @@ def content_digest(df: DataFrame, table: FeatureTable) -> str:
 def batch_aggregates(table: FeatureTable, rules: list[RowRule] | None = None) -> list[Column]:
     """Digest, per-feature min/max/null count, event-time range and, optionally, rule counts."""
     out = digest_aggregates(table)
-    out.append(F.min(table.event_time).alias("ts_min"))
-    out.append(F.max(table.event_time).alias("ts_max"))
+    # Observed values cross py4j as Java objects unless plain numbers or strings.
+    out.append(F.unix_micros(F.min(table.event_time)).alias("ts_min"))
+    out.append(F.unix_micros(F.max(table.event_time)).alias("ts_max"))
     for feature in table.features:
         col = F.col(feature.name)
         out.append(F.sum(col.isNull().cast("long")).alias(f"nulls:{feature.name}"))
         if feature.dtype.is_numeric or feature.dtype.value in ("date", "timestamp", "string"):
             value = F.when(~F.isnan(col), col) if feature.dtype.is_floating else col
-            out.append(F.min(value).alias(f"min:{feature.name}"))
-            out.append(F.max(value).alias(f"max:{feature.name}"))
+            low, high = F.min(value), F.max(value)
+            if feature.dtype.value in ("date", "timestamp"):
+                low, high = low.cast("string"), high.cast("string")
+            out.append(low.alias(f"min:{feature.name}"))
+            out.append(high.alias(f"max:{feature.name}"))
     for rule in rules or []:
         out.append(F.sum(rule.broken.cast("long")).alias(f"broken:{rule.label}"))
     return out
@@ -77,6 +82,11 @@ def feature_stats(table: FeatureTable, metrics: dict[str, Any]) -> dict[str, dic
 
 def rule_counts(metrics: dict[str, Any]) -> dict[str, int]:
     return {k.removeprefix("broken:"): int(v or 0) for k, v in metrics.items() if k.startswith("broken:") and v}
+
+
+def event_time(metrics: dict[str, Any], which: str) -> datetime | None:
+    micros = metrics.get(f"ts_{which}")
+    return None if micros is None else datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=int(micros))
 
 
 def stats_json(table: FeatureTable, metrics: dict[str, Any], rows: int) -> str:

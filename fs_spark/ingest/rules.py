@@ -89,8 +89,10 @@ def row_rules(table: FeatureTable, now: datetime) -> list[RowRule]:
             rules.append(RowRule(name, "allowed_values", bad, _show(name)))
     for rule in table.rules:
         left, op, right = rule.parts()
-        right_col = F.col(right) if isinstance(right, str) else F.lit(right)
-        holds = _OPS[op](F.col(left), right_col)
+        # NaN, where a feature allows it, makes a rule not apply, as null does.
+        left_col = F.nanvl(F.col(left), F.lit(None).cast("double"))
+        right_col = F.nanvl(F.col(right), F.lit(None).cast("double")) if isinstance(right, str) else F.lit(right)
+        holds = _OPS[op](left_col, right_col)
         example = F.concat(F.lit(f"{left}="), _show(left), F.lit(f", {right}="),
                            _show(right) if isinstance(right, str) else F.lit(str(right)))
         rules.append(RowRule(rule.name, f"rule[{rule.expression}]", F.coalesce(~holds, F.lit(False)), example))

@@ -195,8 +195,8 @@ class FeatureWriter:
             quarantined_row_count=bad_rows,
             schema_hash="sha256:" + hashlib.sha256(schema.json().encode()).hexdigest(),
             stats_json=M.stats_json(table, committed_metrics, rows),
-            event_time_min=_aware(committed_metrics.get("ts_min")),
-            event_time_max=_aware(committed_metrics.get("ts_max")),
+            event_time_min=M.event_time(committed_metrics, "min"),
+            event_time_max=M.event_time(committed_metrics, "max"),
         )
 
     def _retried(self, table, batch, write_id, version_id, digest) -> FeatureVersion:
@@ -254,10 +254,6 @@ def diagnose(checked: DataFrame, rules) -> list[Violation]:
 
 def _rule_aggregates(rules):
     return [F.sum(r.broken.cast("long")).alias(f"broken:{r.label}") for r in rules]
-
-
-def _aware(value: Any) -> datetime | None:
-    return from_spark(value) if isinstance(value, datetime) else None
 
 
 def _parse(value: str | None) -> datetime | None:

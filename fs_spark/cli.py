@@ -1,0 +1,132 @@
+"""`fs-spark`: the command line over FeatureStore.
+
+    fs-spark init
+    fs-spark plan conf/features            # what apply would change, changing nothing
+    fs-spark apply conf/features
+    fs-spark ingest customer_activity data.parquet --mode quarantine
+    fs-spark versions customer_activity
+    fs-spark read customer_activity --version 2 --limit 20   (alias: show)
+
+Errors are printed as one line naming the table, feature and rule, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+
+from fs_spark.config import load_settings
+from fs_spark.definitions.yaml_io import load_definitions
+from fs_spark.errors import FsSparkError
+from fs_spark.provenance import SourceInfo
+from fs_spark.store import FeatureStore
+
+READ_FORMATS = ("parquet", "csv", "json", "delta")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fs-spark", description="A feature store on Spark and Delta Lake.")
+    parser.add_argument("--root", help="store root (default: store.root from conf/fs_spark.yaml)")
+    parser.add_argument("--conf", help="settings file (default: conf/fs_spark.yaml when present)")
+    parser.add_argument("--user", help="principal recorded in provenance")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("init", help="create the store's catalog tables")
+    commands.add_parser("catalog", help="document the catalog tables and columns")
+    commands.add_parser("tables", help="list feature tables")
+    for name, text in (("plan", "show what apply would change"), ("apply", "apply definitions")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("definitions", help="a YAML file or a folder of them")
+    ingest = commands.add_parser("ingest", help="validate a file and write it as a new version")
+    ingest.add_argument("table")
+    ingest.add_argument("input", help="path of the data to ingest")
+    ingest.add_argument("--format", choices=READ_FORMATS, default="parquet")
+    ingest.add_argument("--mode", choices=("strict", "quarantine"), default="strict")
+    ingest.add_argument("--write-id", help="identity of this write, for safe retries")
+    ingest.add_argument("--source-description", default="", help="default: the input path")
+    versions = commands.add_parser("versions", help="list a table's versions")
+    versions.add_argument("table")
+    versions.add_argument("--json", action="store_true", help="one JSON object per line")
+    for name in ("read", "show"):
+        read = commands.add_parser(name, help="print a table as of a version")
+        read.add_argument("table")
+        group = read.add_mutually_exclusive_group()
+        group.add_argument("--version", help="a version number or version ID")
+        group.add_argument("--as-of", help="an ISO-8601 time with zone, e.g. 2024-05-01T00:00:00+00:00")
+        read.add_argument("--limit", type=int, default=20)
+        read.add_argument("--features", help="comma-separated feature names")
+    return parser
+
+
+def _version_arg(text: str | None) -> int | str | None:
+    if text is None:
+        return None
+    return int(text) if text.isdigit() else text
+
+
+def run(argv: Sequence[str], out=sys.stdout) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "catalog":
+        from fs_spark.catalog.schema import describe_catalog
+
+        print(describe_catalog(), file=out)
+        return 0
+    settings = load_settings(args.conf)
+    store = FeatureStore(args.root, settings=settings, user=args.user)
+    if args.command == "init":
+        store.init()
+        print(f"initialised store at {store.root}", file=out)
+    elif args.command == "tables":
+        for name in store.list_tables():
+            print(name, file=out)
+    elif args.command in ("plan", "apply"):
+        tables = load_definitions(args.definitions)
+        items = store.plan(*tables) if args.command == "plan" else store.apply(*tables)
+        for item in items:
+            print(item, file=out)
+    elif args.command == "ingest":
+        frame = store.spark.read.format(args.format)
+        if args.format == "csv":
+            frame = frame.option("header", "true").option("inferSchema", "true")
+        df = frame.load(args.input)
+        source = SourceInfo(description=args.source_description or f"{args.format}:{args.input}")
+        version = store.write(args.table, df, mode=args.mode, write_id=args.write_id, source=source)
+        print(
+            f"{args.table}: version {version.version_number} ({version.version_id}) delta {version.delta_version}: "
+            f"{version.row_count} rows written, {version.quarantined_row_count} quarantined",
+            file=out,
+        )
+    elif args.command == "versions":
+        for v in store.versions(args.table):
+            if args.json:
+                print(json.dumps(v.model_dump(mode="json"), sort_keys=True), file=out)
+            else:
+                print(
+                    f"v{v.definition_version} #{v.version_number:<4} {v.version_id}  delta={v.delta_version:<4} "
+                    f"{v.committed_at:%Y-%m-%dT%H:%M:%S%z}  rows={v.row_count} quarantined={v.quarantined_row_count} "
+                    f"by={v.user}",
+                    file=out,
+                )
+    elif args.command in ("read", "show"):
+        as_of = datetime.fromisoformat(args.as_of) if args.as_of else None
+        features = args.features.split(",") if args.features else None
+        frame = store.read(args.table, version=_version_arg(args.version), as_of=as_of, features=features)
+        rows = frame.orderBy(*frame.columns[:2]).limit(args.limit).collect()
+        print("\t".join(frame.columns), file=out)
+        for row in rows:
+            print("\t".join("" if v is None else str(v) for v in row), file=out)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run(sys.argv[1:] if argv is None else argv)
+    except FsSparkError as exc:
+        print(f"fs-spark: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""One shared Delta-enabled SparkSession for the whole run; a fresh store root per test."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from fs_spark import Entity, Feature, FeatureStore, FeatureTable
+from fs_spark.config import Settings, SparkSettings, StoreSettings
+from fs_spark.session import build_local_session
+
+T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="session")
+def spark():
+    session = build_local_session(SparkSettings(master="local[2]", shuffle_partitions=2, driver_memory="2g"))
+    session.sparkContext.setLogLevel("OFF")  # tests provoke failing jobs on purpose
+    yield session
+    session.stop()
+
+
+def make_store(spark, root) -> FeatureStore:
+    settings = Settings(store=StoreSettings(root=str(root), user="tester"))
+    return FeatureStore(spark=spark, settings=settings)
+
+
+@pytest.fixture
+def store(spark, tmp_path) -> FeatureStore:
+    return make_store(spark, tmp_path / "store")
+
+
+def activity_table(**changes) -> FeatureTable:
+    """A small table with one feature of each kind of rule."""
+    table = FeatureTable(
+        name="customer_activity",
+        entity=Entity(name="customer", keys={"customer_id": "long"}),
+        event_time="event_ts",
+        features=[
+            Feature(name="spend_7d", dtype="double", min_value=0, unit="eur", owner="growth"),
+            Feature(name="min_7d", dtype="double", allow_nan=True),
+            Feature(name="max_7d", dtype="double", allow_nan=True),
+            Feature(name="visits", dtype="int", nullable=False, min_value=0, max_value=1000),
+            Feature(name="segment", dtype="string", allowed_values=("new", "loyal", "lapsed")),
+        ],
+        rules=[{"name": "min_le_max", "expression": "min_7d <= max_7d"}],
+        owner="growth",
+        tags=("demo",),
+    )
+    return table.with_(**changes) if changes else table
+
+
+ACTIVITY_SCHEMA = (
+    "customer_id long, event_ts timestamp, spend_7d double, min_7d double, max_7d double, visits int, segment string"
+)
+
+
+def activity_rows(n: int, start: int = 0, day_offset: int = 0) -> list[tuple]:
+    return [
+        (i, T0 + timedelta(days=day_offset + i % 60, hours=i % 24), float(i), 1.0, 2.0 + i, i % 100, "new")
+        for i in range(start, start + n)
+    ]
+
+
+def batch_maker(spark):
+    def batch(rows):
+        return spark.createDataFrame(rows, ACTIVITY_SCHEMA)
+
+    return batch
+
+
+@pytest.fixture
+def activity(store, spark):
+    """The store with `customer_activity` applied, and a helper making batches of it."""
+    store.apply(activity_table())
+    return batch_maker(spark)
+
+
+@pytest.fixture(scope="module")
+def refusing_store(spark, tmp_path_factory):
+    """A store with `customer_activity` applied, shared by tests whose writes all fail."""
+    store = make_store(spark, tmp_path_factory.mktemp("refusing") / "store")
+    store.apply(activity_table())
+    return store
