@@ -68,14 +68,14 @@ class Registry:
         return self._applied(rows[-1])
 
     def at_version(self, name: str, definition_version: int) -> Applied:
-        rows = [r for r in self.catalog.definition_rows(name) if r.definition_version == definition_version]
+        rows = [r for r in self.catalog.definition_rows(name) if r["definition_version"] == definition_version]
         if not rows:
             raise TableNotFoundError(f"{name} v{definition_version}", list(self.catalog.current_definitions()))
         return self._applied(rows[-1])
 
     @staticmethod
     def _applied(row) -> Applied:
-        return Applied(FeatureTable.model_validate(json.loads(row.definition_json)), row.revision, row.storage_path)
+        return Applied(FeatureTable.model_validate(json.loads(row["definition_json"])), row["revision"], row["storage_path"])
 
     def names(self) -> list[str]:
         return sorted(self.catalog.current_definitions())
@@ -90,18 +90,18 @@ class Registry:
         old = self._applied(row).definition
         changes = diff(old, table)
         breaking = [c for c in changes if c.breaking]
-        version = old.definition_version
+        version, revision = old.definition_version, row["revision"]
         if table.definition_version == version + 1:
             return PlanItem(table.name, "new_version", version + 1, 1, changes)
         if table.definition_version != version:
             return PlanItem(table.name, "refused", table.definition_version, 0, changes,
                             f"definition_version must stay {version} or become {version + 1}")
         if breaking:
-            return PlanItem(table.name, "refused", version, row.revision, changes,
+            return PlanItem(table.name, "refused", version, revision, changes,
                             f"breaking change; publish it as definition_version {version + 1}")
         if not changes:
-            return PlanItem(table.name, "unchanged", version, row.revision)
-        return PlanItem(table.name, "update", version, row.revision + 1, changes)
+            return PlanItem(table.name, "unchanged", version, revision)
+        return PlanItem(table.name, "update", version, revision + 1, changes)
 
     def apply(self, tables: list[FeatureTable]) -> list[PlanItem]:
         """Apply definitions; refuses the whole call, changing nothing, if any one is refused."""
@@ -110,7 +110,7 @@ class Registry:
             if item.action == "refused":
                 if item.definition_version != table.definition_version or not item.changes:
                     raise DefinitionError(table.name, item.reason)
-                current = self.catalog.current_definitions()[table.name].definition_version
+                current = self.catalog.current_definitions()[table.name]["definition_version"]
                 raise BreakingChangeError(table.name, current, [str(c) for c in item.changes if c.breaking])
         rows = []
         for item, table in zip(plan, tables):

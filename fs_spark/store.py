@@ -25,7 +25,7 @@ from fs_spark.provenance import RunRef, SourceInfo, require_utc
 from fs_spark.registry import PlanItem, Registry
 from fs_spark.session import check_delta, get_session
 from fs_spark.storage.paths import StorePaths
-from fs_spark.storage.reader import read_version
+from fs_spark.storage.reader import read_version, readable_delta_version
 
 
 class FeatureStore:
@@ -124,6 +124,10 @@ class FeatureStore:
         Numbers count within the current definition version; IDs are global. With neither,
         the latest version (None when nothing was written yet).
         """
+        return self._resolve(table, version, as_of)[0]
+
+    def _resolve(self, table: str, version, as_of) -> tuple[FeatureVersion | None, FeatureVersion | None]:
+        """The version asked for, and the next version of the same table and definition version."""
         applied = self.registry.current(table)
         current = applied.definition.definition_version
         if version is not None and as_of is not None:
@@ -135,24 +139,31 @@ class FeatureStore:
             found = [v for v in every if v.version_id == version]
             if not found:
                 raise VersionNotFoundError(table, version, f"it has {len(every)} version(s)")
-            return found[0]
-        candidates = [v for v in every if v.definition_version == current]
-        if isinstance(version, int) and not isinstance(version, bool):
-            found = [v for v in candidates if v.version_number == version]
-            if not found:
-                numbers = f"versions 1..{len(candidates)}" if candidates else "no versions yet"
-                raise VersionNotFoundError(table, version, f"definition version {current} has {numbers}")
-            return found[0]
-        if version is not None:
-            raise VersionNotFoundError(table, version, "a version is a number or a version ID")
-        if as_of is not None:
-            moment = require_utc(as_of, "as_of")
-            before = [v for v in candidates if v.committed_at <= moment]
-            if not before:
-                first = candidates[0].committed_at.isoformat() if candidates else "never"
-                raise VersionNotFoundError(table, f"as of {moment.isoformat()}", f"its first commit was {first}")
-            return before[-1]
-        return candidates[-1] if candidates else None
+            chosen = found[0]
+        else:
+            candidates = [v for v in every if v.definition_version == current]
+            if isinstance(version, int) and not isinstance(version, bool):
+                found = [v for v in candidates if v.version_number == version]
+                if not found:
+                    numbers = f"versions 1..{len(candidates)}" if candidates else "no versions yet"
+                    raise VersionNotFoundError(table, version, f"definition version {current} has {numbers}")
+                chosen = found[0]
+            elif version is not None:
+                raise VersionNotFoundError(table, version, "a version is a number or a version ID")
+            elif as_of is not None:
+                moment = require_utc(as_of, "as_of")
+                before = [v for v in candidates if v.committed_at <= moment]
+                if not before:
+                    first = candidates[0].committed_at.isoformat() if candidates else "never"
+                    raise VersionNotFoundError(table, f"as of {moment.isoformat()}", f"its first commit was {first}")
+                chosen = before[-1]
+            else:
+                chosen = candidates[-1] if candidates else None
+        if chosen is None:
+            return None, None
+        later = [v for v in every if v.definition_version == chosen.definition_version
+                 and v.version_number > chosen.version_number]
+        return chosen, (later[0] if later else None)
 
     def read(
         self,
@@ -170,10 +181,11 @@ class FeatureStore:
             as_of: an aware datetime; the latest version committed at or before it.
             features: the features to return (default: all); keys and event time always come.
         """
-        resolved = self.version(table, version, as_of)
+        resolved, following = self._resolve(table, version, as_of)
         if resolved is None:
             applied = self.registry.current(table)
         else:
             applied = self.registry.at_version(table, resolved.definition_version)
-        return read_version(self.spark, applied.definition, resolved, applied.storage_path, features,
-                            include_version_column)
+        delta_version = readable_delta_version(self.spark, applied.storage_path, resolved, following)
+        return read_version(self.spark, applied.definition, resolved, delta_version, applied.storage_path,
+                            features, include_version_column)

@@ -2,23 +2,31 @@
 
 Every append is one Delta commit under the catalog lock (see `fs_spark.locks`): concurrent
 writers, threads or processes, only ever append, so nothing they write is lost.
+
+Catalog tables are small, and the library asks them many questions per operation, so each
+table's rows are held in memory keyed by the table's Delta version: a question costs a listing
+of the Delta log, and a Spark job only when another writer has committed since.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from fs_spark.catalog.records import FeatureVersion
 from fs_spark.catalog.schema import ALL_TABLES, FEATURE_TABLES, FEATURE_VERSIONS, CatalogTable
 from fs_spark.locks import store_lock
+from fs_spark.provenance import from_spark
+from fs_spark.storage.delta_log import latest_version
 from fs_spark.storage.paths import StorePaths
 
 _BY_NAME = {t.name: t for t in ALL_TABLES}
+Row = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -30,12 +38,17 @@ class WriteState:
     version_id_for_write: str | None
 
 
+def _plain(row: Row) -> Row:
+    return {k: from_spark(v) if isinstance(v, datetime) else v for k, v in row.items()}
+
+
 class Catalog:
     def __init__(self, spark: SparkSession, paths: StorePaths, lock_timeout: float):
         self.spark = spark
         self.paths = paths
         self.lock_timeout = lock_timeout
-        self._created: set[str] = set()
+        self._cache: dict[str, tuple[int, list[Row]]] = {}
+        self._cache_lock = threading.Lock()
 
     # --- raw access ---------------------------------------------------------------------------
 
@@ -47,22 +60,43 @@ class Catalog:
         for table in ALL_TABLES:
             self._ensure(table)
 
-    def _ensure(self, table: CatalogTable) -> None:
-        if table.name in self._created:
-            return
+    def _ensure(self, table: CatalogTable) -> int:
+        """Create `table` if needed; return its latest Delta version."""
+        version = latest_version(self.spark, self.path(table.name))
+        if version is not None:
+            return version
         with store_lock(self.paths.lock_dir, "_catalog", self.lock_timeout):
             builder = DeltaTable.createIfNotExists(self.spark).location(self.path(table.name))
             builder = builder.addColumns(table.schema).comment(table.doc).property("delta.appendOnly", "true")
             builder.execute()
-        self._created.add(table.name)
+        return latest_version(self.spark, self.path(table.name))  # type: ignore[return-value]
 
     def table(self, name: str) -> DataFrame:
         """A catalog table as a DataFrame (empty, with its schema, before the first append)."""
+        table = self._spec(name)
+        self._ensure(table)
+        return self.spark.read.format("delta").load(self.path(name))
+
+    def rows(self, name: str) -> list[Row]:
+        """All rows of a catalog table as dicts (timestamps aware UTC), cached by Delta version."""
+        table = self._spec(name)
+        version = self._ensure(table)
+        with self._cache_lock:
+            cached = self._cache.get(name)
+            if cached and cached[0] == version:
+                return cached[1]
+        frame = self.spark.read.format("delta").option("versionAsOf", version).load(self.path(name))
+        rows = [_plain(r.asDict()) for r in frame.collect()]
+        with self._cache_lock:
+            self._cache[name] = (version, rows)
+        return rows
+
+    @staticmethod
+    def _spec(name: str) -> CatalogTable:
         table = _BY_NAME.get(name)
         if table is None:
             raise KeyError(f"no catalog table {name!r}; there are {sorted(_BY_NAME)}")
-        self._ensure(table)
-        return self.spark.read.format("delta").load(self.path(name))
+        return table
 
     def register_views(self, prefix: str = "fs_") -> list[str]:
         """Register each catalog table as a temporary view `<prefix><name>` for Spark SQL."""
@@ -72,53 +106,50 @@ class Catalog:
             names.append(prefix + table.name)
         return names
 
-    def append(self, table: CatalogTable, rows: list[dict[str, Any]]) -> None:
+    def append(self, table: CatalogTable, rows: list[Row]) -> None:
         """Append rows as one Delta commit."""
         if not rows:
             return
         self._ensure(table)
         frame = self.spark.createDataFrame([tuple(r.get(n) for n, _, _ in table.columns) for r in rows], table.schema)
         with store_lock(self.paths.lock_dir, "_catalog", self.lock_timeout):
+            before = latest_version(self.spark, self.path(table.name))
             frame.write.format("delta").mode("append").save(self.path(table.name))
+            after = latest_version(self.spark, self.path(table.name))
+        with self._cache_lock:  # extend the cache when no other writer committed in between
+            cached = self._cache.get(table.name)
+            if cached and cached[0] == before and after == before + 1:
+                full = [{n: r.get(n) for n, _, _ in table.columns} for r in rows]
+                self._cache[table.name] = (after, cached[1] + [_plain(r) for r in full])
 
     # --- definitions --------------------------------------------------------------------------
 
-    def definition_rows(self, table_name: str | None = None) -> list[Any]:
-        frame = self.table(FEATURE_TABLES.name)
-        if table_name is not None:
-            frame = frame.where(F.col("table_name") == table_name)
-        return frame.orderBy("table_name", "definition_version", "revision").collect()
+    def definition_rows(self, table_name: str | None = None) -> list[Row]:
+        rows = [r for r in self.rows(FEATURE_TABLES.name) if table_name is None or r["table_name"] == table_name]
+        return sorted(rows, key=lambda r: (r["table_name"], r["definition_version"], r["revision"]))
 
-    def current_definitions(self) -> dict[str, Any]:
+    def current_definitions(self) -> dict[str, Row]:
         """The latest definition row of every table."""
-        latest: dict[str, Any] = {}
-        for row in self.definition_rows():
-            latest[row.table_name] = row
-        return latest
+        return {r["table_name"]: r for r in self.definition_rows()}
 
     # --- feature versions ---------------------------------------------------------------------
 
     def write_state(self, table_name: str, definition_version: int, write_id: str) -> WriteState:
-        """One small job: the last version number and Delta version, and a write_id match."""
-        row = (
-            self.table(FEATURE_VERSIONS.name)
-            .where((F.col("table_name") == table_name) & (F.col("definition_version") == definition_version))
-            .agg(
-                F.max("version_number").alias("n"),
-                F.max("delta_version").alias("d"),
-                F.max(F.when(F.col("write_id") == write_id, F.col("version_id"))).alias("w"),
-            )
-            .first()
+        rows = [
+            r for r in self.rows(FEATURE_VERSIONS.name)
+            if r["table_name"] == table_name and r["definition_version"] == definition_version
+        ]
+        return WriteState(
+            max((r["version_number"] for r in rows), default=0),
+            max((r["delta_version"] for r in rows), default=None),
+            next((r["version_id"] for r in rows if r["write_id"] == write_id), None),
         )
-        return WriteState(row.n or 0, row.d, row.w)
 
     def versions(self, table_name: str | None = None) -> list[FeatureVersion]:
-        frame = self.table(FEATURE_VERSIONS.name)
-        if table_name is not None:
-            frame = frame.where(F.col("table_name") == table_name)
-        rows = frame.orderBy("table_name", "definition_version", "version_number").collect()
+        rows = [r for r in self.rows(FEATURE_VERSIONS.name) if table_name is None or r["table_name"] == table_name]
+        rows.sort(key=lambda r: (r["table_name"], r["definition_version"], r["version_number"]))
         return [FeatureVersion.from_row(r) for r in rows]
 
     def version(self, version_id: str) -> FeatureVersion | None:
-        rows = self.table(FEATURE_VERSIONS.name).where(F.col("version_id") == version_id).collect()
-        return FeatureVersion.from_row(rows[0]) if rows else None
+        found = [r for r in self.rows(FEATURE_VERSIONS.name) if r["version_id"] == version_id]
+        return FeatureVersion.from_row(found[0]) if found else None

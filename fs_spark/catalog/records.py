@@ -52,7 +52,7 @@ class FeatureVersion(BaseModel):
 
     @classmethod
     def from_row(cls, row: Any) -> FeatureVersion:
-        data = row.asDict()
+        data = dict(row) if isinstance(row, dict) else row.asDict()
         for name, value in data.items():
             if isinstance(value, datetime):
                 data[name] = from_spark(value)

@@ -28,6 +28,7 @@ from fs_spark.ingest.conform import conform
 from fs_spark.ingest.rules import any_broken, broken_labels, first_broken, row_rules, with_duplicate_count
 from fs_spark.locks import store_lock
 from fs_spark.provenance import RunRef, SourceInfo, from_spark
+from fs_spark.storage.delta_log import latest_version
 from fs_spark.storage.layout import VERSION_COLUMN, data_columns, layout
 from fs_spark.storage.paths import StorePaths
 
@@ -122,7 +123,7 @@ class FeatureWriter:
             counts = M.rule_counts(batch_metrics)
             bad_rows = int(batch_metrics["rows"]) - int(committed_metrics["rows"])
         commit = self._latest_commit(path, ctx.version_id)
-        version = self._version_record(ctx, path, commit, batch_metrics, committed_metrics, bad_rows)
+        version = self._version_record(ctx, path, commit, out.schema, batch_metrics, committed_metrics, bad_rows)
         events = []
         if bad_rows:
             events.append(self._quarantine(ctx, flagged, bad_rows, counts))
@@ -181,10 +182,9 @@ class FeatureWriter:
             )
         return commit
 
-    def _version_record(self, ctx, path, commit, batch_metrics, committed_metrics, bad_rows) -> FeatureVersion:
+    def _version_record(self, ctx, path, commit, schema, batch_metrics, committed_metrics, bad_rows) -> FeatureVersion:
         table = ctx.table
         rows = int(committed_metrics["rows"])
-        schema = self.spark.read.format("delta").option("versionAsOf", commit.version).load(path).schema
         return FeatureVersion(
             **ctx.provenance(),
             delta_version=commit.version,
@@ -208,11 +208,10 @@ class FeatureWriter:
 
     def _recover(self, table: FeatureTable, path: str, last_recorded: int | None) -> bool:
         """Record commits that reached Delta but not the catalog (a writer died in between)."""
-        delta_table = DeltaTable.forPath(self.spark, path)
-        latest = delta_table.history(1).first().version
-        if last_recorded is not None and latest <= last_recorded:
+        latest = latest_version(self.spark, path)
+        if latest is None or latest <= (last_recorded if last_recorded is not None else 0):
             return False
-        history = delta_table.history().where(F.col("version") > (last_recorded if last_recorded is not None else -1))
+        history = DeltaTable.forPath(self.spark, path).history().where(F.col("version") > (last_recorded if last_recorded is not None else -1))
         missing = []
         for commit in history.where(F.col("userMetadata").isNotNull()).orderBy("version").collect():
             meta = json.loads(commit.userMetadata).get(METADATA_KEY)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from urllib.parse import urlparse
 
+from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -32,17 +33,35 @@ def _missing_files(spark: SparkSession, files: list[str]) -> list[str]:
     return missing
 
 
+def readable_delta_version(
+    spark: SparkSession, path: str, version: FeatureVersion | None, following: FeatureVersion | None
+) -> int:
+    """The newest Delta commit that still shows exactly `version`'s rows.
+
+    Feature tables are append-only and only fs_spark appends, so the commits between one
+    feature version and the next (OPTIMIZE, column changes) do not change the data. Reading the
+    newest of them reads compacted files, and still works after VACUUM removed the originals.
+    """
+    if version is None:
+        return 0
+    if following is not None:
+        return following.delta_version - 1
+    return max(version.delta_version, DeltaTable.forPath(spark, path).history(1).first().version)
+
+
 def read_version(
     spark: SparkSession,
     table: FeatureTable,
     version: FeatureVersion | None,
+    delta_version: int,
     path: str,
     features: list[str] | None = None,
     include_version_column: bool = False,
 ) -> DataFrame:
-    """The table's rows as of `version` (all rows written up to and including it)."""
+    """The table's rows as of `version` (all rows written up to and including it), read at
+    `delta_version` (see `readable_delta_version`)."""
     label = version.version_id if version else "0 (empty)"
-    reader = spark.read.format("delta").option("versionAsOf", version.delta_version if version else 0)
+    reader = spark.read.format("delta").option("versionAsOf", delta_version)
     try:
         frame = reader.load(path)
         files = frame.inputFiles()

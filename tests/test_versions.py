@@ -1,0 +1,180 @@
+"""Every write is one immutable version: retries are idempotent, time travel is exact, and a
+definition change either evolves the table compatibly or starts a new definition version."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import pytest
+from delta.tables import DeltaTable
+from pyspark.sql import functions as F
+
+from fs_spark import (
+    BreakingChangeError,
+    Feature,
+    NaiveTimestampError,
+    RunRef,
+    SourceInfo,
+    Transformation,
+    VersionExpiredError,
+    VersionNotFoundError,
+    WriteConflictError,
+)
+from fs_spark.catalog.schema import FEATURE_VERSIONS
+
+from conftest import T0, activity_rows, activity_table
+
+
+def _ids(frame):
+    return sorted(r.customer_id for r in frame.select("customer_id").collect())
+
+
+def test_retrying_the_same_batch_creates_no_second_version(store, activity):
+    first = store.write("customer_activity", activity(activity_rows(20)))
+    again = store.write("customer_activity", activity(list(reversed(activity_rows(20)))).repartition(3))
+    assert again.version_id == first.version_id
+    assert len(store.versions("customer_activity")) == 1
+    assert store.read("customer_activity").count() == 20
+
+
+def test_retry_with_the_same_write_id_and_other_data_is_an_error(store, activity):
+    first = store.write("customer_activity", activity(activity_rows(5)), write_id="job-42")
+    assert store.write("customer_activity", activity(activity_rows(5)), write_id="job-42").version_id == first.version_id
+    with pytest.raises(WriteConflictError, match="write_id 'job-42'.*already committed as version"):
+        store.write("customer_activity", activity(activity_rows(6)), write_id="job-42")
+    assert [v.version_id for v in store.versions("customer_activity")] == [first.version_id]
+
+
+def test_time_travel_returns_exactly_each_version(store, activity):
+    batches = [activity_rows(10, start=10 * i) for i in range(3)]
+    versions = [store.write("customer_activity", activity(rows)) for rows in batches]
+    assert [v.version_number for v in versions] == [1, 2, 3]
+    assert [v.delta_version for v in versions] == [1, 2, 3]
+    for i, version in enumerate(versions):
+        expected = sorted(r[0] for rows in batches[: i + 1] for r in rows)
+        assert _ids(store.read("customer_activity", version=i + 1)) == expected
+        assert _ids(store.read("customer_activity", version=version.version_id)) == expected
+        assert _ids(store.read("customer_activity", as_of=version.committed_at)) == expected
+        between = version.committed_at + timedelta(milliseconds=1)
+        assert _ids(store.read("customer_activity", as_of=between)) == expected
+    assert _ids(store.read("customer_activity")) == list(range(30))
+    one = store.read("customer_activity", version=2, features=["spend_7d"], include_version_column=True)
+    assert one.columns == ["customer_id", "event_ts", "_fs_version", "spend_7d"]
+    assert sorted({r._fs_version for r in one.collect()}) == [1, 2]
+    row = store.read("customer_activity", version=1).where("customer_id = 3").first()
+    assert (row.spend_7d, row.visits, row.segment) == batches[0][3][2:3] + batches[0][3][5:7]
+
+
+def test_unknown_versions_give_clear_errors(store, activity):
+    version = store.write("customer_activity", activity(activity_rows(3)))
+    with pytest.raises(VersionNotFoundError, match="no version 7.*versions 1..1"):
+        store.read("customer_activity", version=7)
+    with pytest.raises(VersionNotFoundError, match="UUIDv7"):
+        store.read("customer_activity", version="v1")
+    with pytest.raises(VersionNotFoundError, match="its first commit was"):
+        store.read("customer_activity", as_of=version.committed_at - timedelta(days=1))
+    with pytest.raises(NaiveTimestampError, match="no time zone"):
+        store.read("customer_activity", as_of=datetime(2030, 1, 1))
+
+
+def test_a_table_without_versions_reads_empty_with_its_columns(store, activity):
+    frame = store.read("customer_activity")
+    assert frame.count() == 0
+    assert frame.columns == ["customer_id", "event_ts", "spend_7d", "min_7d", "max_7d", "visits", "segment"]
+
+
+def test_a_vacuumed_version_gives_a_clear_error(store, activity, spark):
+    store.write("customer_activity", activity(activity_rows(10)))
+    store.write("customer_activity", activity(activity_rows(10, start=10)))
+    path = store.registry.current("customer_activity").storage_path
+    DeltaTable.forPath(spark, path).optimize().executeCompaction()
+    spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+    try:
+        DeltaTable.forPath(spark, path).vacuum(0)
+    finally:
+        spark.conf.unset("spark.databricks.delta.retentionDurationCheck.enabled")
+    with pytest.raises(VersionExpiredError, match="data file\\(s\\) are missing"):
+        store.read("customer_activity", version=1)
+    assert store.read("customer_activity").count() == 20  # the compacted latest state still reads
+
+
+def test_provenance_is_recorded_in_the_catalog_and_the_delta_commit(store, activity, spark):
+    def derive(df):
+        return df
+
+    table = activity_table(transformation=Transformation.from_function(derive, parameters={"days": 7}, windows=("7d",)),
+                           parents=("orders:amount",))
+    store.apply(table)
+    source = SourceInfo(description="orders export", start=T0, end=T0 + timedelta(days=60))
+    run = RunRef(experiment_id="exp-1", run_id="run-1", hypothesis="recency matters")
+    version = store.write("customer_activity", activity(activity_rows(10)), source=source, run=run)
+    stored = store.catalog.version(version.version_id)
+    assert stored == version
+    assert (stored.source_description, stored.source_start, stored.source_end) == ("orders export", T0, T0 + timedelta(days=60))
+    assert (stored.experiment_id, stored.run_id, stored.hypothesis) == ("exp-1", "run-1", "recency matters")
+    assert stored.transformation_fingerprint == table.transformation.fingerprint
+    assert json.loads(stored.transformation_json)["parameters"] == {"days": 7}
+    assert stored.parents == ["orders:amount"] and stored.user == "tester" and stored.definition_revision == 2
+    assert stored.event_time_min == T0 and stored.row_count == 10
+    commit = DeltaTable.forPath(spark, stored.storage_path).history(1).first()
+    meta = json.loads(commit.userMetadata)["fs_spark"]
+    assert (meta["version_id"], meta["run_id"], commit.version) == (version.version_id, "run-1", stored.delta_version)
+
+
+def test_a_write_interrupted_before_its_catalog_row_is_recovered_not_repeated(store, activity, monkeypatch):
+    original = store.catalog.append
+
+    def crash_on_versions(table, rows):
+        if table is FEATURE_VERSIONS and rows:
+            raise RuntimeError("process killed")
+        return original(table, rows)
+
+    monkeypatch.setattr(store.catalog, "append", crash_on_versions)
+    with pytest.raises(RuntimeError, match="process killed"):
+        store.write("customer_activity", activity(activity_rows(10)), write_id="nightly-1")
+    monkeypatch.setattr(store.catalog, "append", original)
+    assert store.versions("customer_activity") == []
+    version = store.write("customer_activity", activity(activity_rows(10)), write_id="nightly-1")
+    assert version.recovered and version.delta_version == 1 and version.row_count == 10
+    assert [v.version_id for v in store.versions("customer_activity")] == [version.version_id]
+    assert store.read("customer_activity").count() == 10
+
+
+def test_compatible_changes_evolve_the_table_in_place(store, activity, spark):
+    v1 = store.write("customer_activity", activity(activity_rows(5)))
+    base = activity_table()
+    visits = base.feature("visits").with_(dtype="long")
+    evolved = base.with_(features=[*[f if f.name != "visits" else visits for f in base.features],
+                                   Feature(name="churn_score", dtype="double")])
+    (item,) = store.apply(evolved)
+    assert (item.action, item.revision) == ("update", 2)
+    old = store.read("customer_activity", version=v1.version_id)
+    assert old.schema["visits"].dataType.simpleString() == "bigint"
+    assert [r.churn_score for r in old.collect()] == [None] * 5
+    new_rows = activity(activity_rows(3, start=100)).withColumn("visits", F.col("visits").cast("long") + 3_000_000_000)
+    new_rows = new_rows.withColumn("visits", F.lit(7).cast("long")).withColumn("churn_score", F.lit(0.5))
+    v2 = store.write("customer_activity", new_rows)
+    assert v2.definition_revision == 2
+    assert sorted(r.churn_score for r in store.read("customer_activity").where("churn_score is not null").collect()) == [0.5] * 3
+
+
+def test_breaking_changes_need_a_new_definition_version(store, activity):
+    v1 = store.write("customer_activity", activity(activity_rows(5)))
+    base = activity_table()
+    dropped = base.with_(features=[f for f in base.features if f.name != "segment"])
+    with pytest.raises(BreakingChangeError, match="drop_feature segment.*definition_version=2"):
+        store.apply(dropped)
+    assert store.get_table("customer_activity") == base
+    (item,) = store.apply(dropped.with_(definition_version=2))
+    assert item.action == "new_version"
+    assert store.read("customer_activity").count() == 0  # v2 starts empty
+    old = store.read("customer_activity", version=v1.version_id)
+    assert "segment" in old.columns and old.count() == 5
+    rows = [r[:6] for r in activity_rows(2)]
+    frame = store.spark.createDataFrame(
+        rows, "customer_id long, event_ts timestamp, spend_7d double, min_7d double, max_7d double, visits int"
+    )
+    v2 = store.write("customer_activity", frame)
+    assert (v2.definition_version, v2.version_number) == (2, 1)
+    assert v2.storage_path.endswith("/customer_activity/v2")
