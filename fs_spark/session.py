@@ -23,6 +23,7 @@ DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 DELTA_FOR_SPARK = {"4.0": "4.0"}
 _JAR_RE = re.compile(r"^delta-spark_2\.13-(\d+\.\d+)\.\d+\.jar$")
 PROJECT_JARS_DIR = Path(__file__).resolve().parent.parent / ".jars"
+LOG_CONFIG = Path(__file__).resolve().parent / "resources" / "log4j2.properties"
 
 
 def _spark_minor(version: str) -> str:
@@ -76,6 +77,7 @@ def build_local_session(settings: SparkSettings) -> SparkSession:
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", settings.driver_memory)
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{LOG_CONFIG}")
         .config("spark.databricks.delta.schema.autoMerge.enabled", "false")
         # Delta rebuilds table state with a Spark job of 50 tasks by default; the catalog's
         # tables are small, and 50 tasks made each catalog read cost seconds on 2 cores.
