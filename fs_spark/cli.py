@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("init", help="create the store's catalog tables")
     commands.add_parser("catalog", help="document the catalog tables and columns")
+    commands.add_parser("submit-args", help="print the spark-submit flags for Delta (use as $(fs-spark submit-args))")
     commands.add_parser("tables", help="list feature tables")
     for name, text in (("plan", "show what apply would change"), ("apply", "apply definitions")):
         sub = commands.add_parser(name, help=text)
@@ -74,6 +75,11 @@ def run(argv: Sequence[str], out=sys.stdout) -> int:
         print(describe_catalog(), file=out)
         return 0
     settings = load_settings(args.conf)
+    if args.command == "submit-args":
+        from fs_spark.session import submit_args
+
+        print(" ".join(submit_args(settings.spark)), file=out)
+        return 0
     store = FeatureStore(args.root, settings=settings, user=args.user)
     if args.command == "init":
         store.init()

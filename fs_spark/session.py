@@ -92,9 +92,35 @@ def build_local_session(settings: SparkSettings) -> SparkSession:
     return spark
 
 
+def submit_args(settings: SparkSettings | None = None) -> list[str]:
+    """The spark-submit flags that give a job Delta and fs_spark's defaults.
+
+    Example: ``spark-submit $(fs-spark submit-args) jobs/ingest.py ...``
+    """
+    settings = settings or SparkSettings()
+    jars = find_delta_jars(settings.jars_dir)
+    conf = {
+        "spark.sql.extensions": DELTA_EXTENSION,
+        "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+        **settings.conf,
+    }
+    args = ["--jars", ",".join(jars)]
+    for key, value in conf.items():
+        args += ["--conf", f"{key}={value}"]
+    return args
+
+
 def get_session(settings: SparkSettings | None = None) -> SparkSession:
-    """Return the active session if there is one (checked, not changed), else a local one."""
+    """Return the active session if there is one (checked, not changed), else a local one.
+
+    Under spark-submit the JVM, and its configuration, come from spark-submit: the session is
+    created from that configuration as it is, never overridden by fs_spark's settings.
+    """
     active = SparkSession.getActiveSession()
+    if active is None and "PYSPARK_GATEWAY_PORT" in os.environ:
+        active = SparkSession.builder.getOrCreate()
     if active is not None:
         check_delta(active)
         return active

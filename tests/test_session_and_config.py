@@ -1,0 +1,72 @@
+"""Settings are strict, and a session without Delta fails at once, naming `make setup`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from fs_spark import ConfigError, DeltaJarsMissingError, load_settings
+from fs_spark.session import find_delta_jars, submit_args
+
+
+def test_missing_jar_folder_names_make_setup(tmp_path):
+    with pytest.raises(DeltaJarsMissingError, match="does not exist.*make setup"):
+        find_delta_jars(str(tmp_path / "nowhere"))
+
+
+def test_jars_of_another_delta_release_are_refused(tmp_path):
+    (tmp_path / "delta-spark_2.13-3.2.0.jar").write_bytes(b"")
+    (tmp_path / "delta-storage-3.2.0.jar").write_bytes(b"")
+    with pytest.raises(DeltaJarsMissingError, match="holds delta-spark 3.2 but pyspark 4.0.* needs Delta 4.0.x"):
+        find_delta_jars(str(tmp_path))
+
+
+def test_delta_storage_jar_is_required(tmp_path):
+    (tmp_path / "delta-spark_2.13-4.0.1.jar").write_bytes(b"")
+    with pytest.raises(DeltaJarsMissingError, match="no delta-storage jar"):
+        find_delta_jars(str(tmp_path))
+
+
+def test_submit_args_carry_the_jars_and_delta_conf():
+    args = submit_args()
+    assert args[0] == "--jars" and "delta-spark_2.13-4.0" in args[1]
+    assert "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension" in args
+
+
+def test_a_session_without_delta_is_refused_at_once(tmp_path):
+    code = (
+        "from pyspark.sql import SparkSession\n"
+        "import fs_spark\n"
+        "spark = SparkSession.builder.master('local[1]').config('spark.ui.enabled', 'false').getOrCreate()\n"
+        "spark.sparkContext.setLogLevel('OFF')\n"
+        f"fs_spark.FeatureStore({str(tmp_path)!r}, spark=spark)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "DeltaJarsMissingError" in done.stderr and "io.delta.tables.DeltaTable cannot be loaded" in done.stderr
+    assert "make setup" in done.stderr
+
+
+def test_settings_are_strict(tmp_path):
+    path = tmp_path / "fs.yaml"
+    path.write_text("store:\n  rooot: /tmp/x\n")
+    with pytest.raises(ConfigError, match="rooot"):
+        load_settings(path, env={})
+    with pytest.raises(ConfigError, match="shuffle_partitions"):
+        load_settings(None, env={"FS_SPARK_SPARK__SHUFFLE_PARTITIONS": "many"})
+
+
+def test_environment_overrides_the_file(tmp_path):
+    path = tmp_path / "fs.yaml"
+    path.write_text("store:\n  root: /from/file\nspark:\n  shuffle_partitions: 3\n")
+    settings = load_settings(None, env={"FS_SPARK_CONF": str(path), "FS_SPARK_STORE__ROOT": "/from/env"})
+    assert (settings.store.root, settings.spark.shuffle_partitions) == ("/from/env", 3)
+
+
+def test_the_shipped_settings_file_is_valid():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    settings = load_settings(os.path.join(root, "conf", "fs_spark.yaml"), env={})
+    assert settings.store.root == "./fs_store" and settings.spark.master == "local[2]"
