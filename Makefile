@@ -28,7 +28,7 @@ test: setup
 	$(PY) -m pytest -q tests
 
 bench: setup
-	$(PY) -m bench.run
+	$(PY) -m bench.ingest
 
 quickstart: setup
 	$(PY) jobs/quickstart.py --root ./fs_store

@@ -12,17 +12,14 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from pyspark.sql import SparkSession
 
-from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.schema import FEATURE_TABLES
 from fs_spark.definitions.compatibility import Change, diff
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.errors import BreakingChangeError, DefinitionError, TableNotFoundError
 from fs_spark.ids import new_id
-from fs_spark.locks import store_lock
+from fs_spark.store_part import StorePart
 from fs_spark.storage.layout import create_table
-from fs_spark.storage.paths import StorePaths
 
 
 @dataclass(frozen=True)
@@ -53,14 +50,7 @@ def _sql_path(path: str) -> str:
     return "delta.`" + path.replace("`", "``") + "`"
 
 
-class Registry:
-    def __init__(self, spark: SparkSession, paths: StorePaths, catalog: Catalog, user: str, lock_timeout: float):
-        self.spark = spark
-        self.paths = paths
-        self.catalog = catalog
-        self.user = user
-        self.lock_timeout = lock_timeout
-
+class Registry(StorePart):
     def current(self, name: str) -> Applied:
         rows = self.catalog.definition_rows(name)
         if not rows:
@@ -116,7 +106,7 @@ class Registry:
         for item, table in zip(plan, tables):
             if item.action == "unchanged":
                 continue
-            with store_lock(self.paths.lock_dir, table.name, self.lock_timeout):
+            with self.lock(table.name):
                 path = self.paths.table(table.name, table.definition_version)
                 if item.action in ("create", "new_version"):
                     create_table(self.spark, path, table)

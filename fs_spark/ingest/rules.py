@@ -1,14 +1,16 @@
 """Row rules of a feature table as Spark column expressions, so all of them run in one pass.
 
 Each rule gives a boolean column that is true exactly when a row breaks it (never null), and a
-string column showing the offending value, so an error can name the feature, the rule and an
-example. Duplicate (key, event time) rows are found with a window over a count.
+way to show the offending value, so an error can name the feature, the rule and an example.
+Duplicate (key, event time) rows are found with a window over a count; every other rule looks
+at one row alone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -25,23 +27,26 @@ _OPS = {"<": Column.__lt__, "<=": Column.__le__, ">": Column.__gt__, ">=": Colum
 
 @dataclass(frozen=True)
 class RowRule:
-    subject: str  # a feature or column name, or the table's key for row-level rules
+    subject: str  # a feature or column name, a rule name, or key+time for duplicates
     rule: str
     broken: Column
-    example: Column
+    example: Callable[[], Column]  # built only when a report needs it
 
     @property
     def label(self) -> str:
         return f"{self.subject}:{self.rule}"
 
 
-def _show(column: str) -> Column:
-    return F.coalesce(F.col(column).cast("string"), F.lit("null"))
+def _show(column: str) -> Callable[[], Column]:
+    return lambda: F.coalesce(F.col(column).cast("string"), F.lit("null"))
 
 
-def _row_key(table: FeatureTable) -> Column:
-    parts = [F.concat(F.lit(f"{k}="), _show(k)) for k in table.keys]
-    return F.concat_ws(", ", *parts, F.concat(F.lit(f"{table.event_time}="), _show(table.event_time)))
+def _row_key(table: FeatureTable) -> Callable[[], Column]:
+    def build() -> Column:
+        parts = [F.concat(F.lit(f"{k}="), _show(k)()) for k in table.keys]
+        return F.concat_ws(", ", *parts, F.concat(F.lit(f"{table.event_time}="), _show(table.event_time)()))
+
+    return build
 
 
 def with_duplicate_count(df: DataFrame, table: FeatureTable) -> DataFrame:
@@ -51,15 +56,30 @@ def with_duplicate_count(df: DataFrame, table: FeatureTable) -> DataFrame:
     return df.withColumn(DUPLICATE_COUNT, F.count(F.lit(1)).over(Window.partitionBy(*by)))
 
 
+def duplicate_rule(table: FeatureTable) -> RowRule:
+    """Needs the column added by `with_duplicate_count`."""
+    subject = "+".join([*table.keys, table.event_time])
+    return RowRule(subject, "unique_key_event_time", F.col(DUPLICATE_COUNT) > 1, _row_key(table))
+
+
+def latest_plausible(table: FeatureTable, now: datetime) -> datetime:
+    """The end of the next whole hour after now + max_future.
+
+    Whole hours keep the generated code of the check the same from one write to the next, so
+    Spark reuses it instead of compiling it again.
+    """
+    hour = now.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return hour + timedelta(hours=1) + parse_duration(table.max_future)
+
+
 def row_rules(table: FeatureTable, now: datetime) -> list[RowRule]:
-    """Every row rule of `table`; `now` bounds plausible event times (now + max_future)."""
+    """Every rule that looks at one row alone."""
     rules: list[RowRule] = []
     for key in table.keys:
         rules.append(RowRule(key, "key_not_null", F.col(key).isNull(), _row_key(table)))
     ts = table.event_time
-    latest = now + parse_duration(table.max_future)
     rules.append(RowRule(ts, "event_time_not_null", F.col(ts).isNull(), _row_key(table)))
-    plausible = F.col(ts).between(F.lit(EARLIEST_EVENT_TIME), F.lit(latest))
+    plausible = F.col(ts).between(F.lit(EARLIEST_EVENT_TIME), F.lit(latest_plausible(table, now)))
     rules.append(
         RowRule(
             ts,
@@ -67,9 +87,6 @@ def row_rules(table: FeatureTable, now: datetime) -> list[RowRule]:
             F.col(ts).isNotNull() & ~plausible,
             _show(ts),
         )
-    )
-    rules.append(
-        RowRule("+".join([*table.keys, ts]), "unique_key_event_time", F.col(DUPLICATE_COUNT) > 1, _row_key(table))
     )
     for feature in table.features:
         col, name = F.col(feature.name), feature.name
@@ -88,20 +105,22 @@ def row_rules(table: FeatureTable, now: datetime) -> list[RowRule]:
             bad = col.isNotNull() & ~col.isin(*feature.allowed_values)
             rules.append(RowRule(name, "allowed_values", bad, _show(name)))
     for rule in table.rules:
-        left, op, right = rule.parts()
-        # NaN, where a feature allows it, makes a rule not apply, as null does.
-        left_col = F.nanvl(F.col(left), F.lit(None).cast("double"))
-        right_col = F.nanvl(F.col(right), F.lit(None).cast("double")) if isinstance(right, str) else F.lit(right)
-        holds = _OPS[op](left_col, right_col)
-        example = F.concat(F.lit(f"{left}="), _show(left), F.lit(f", {right}="),
-                           _show(right) if isinstance(right, str) else F.lit(str(right)))
-        rules.append(RowRule(rule.name, f"rule[{rule.expression}]", F.coalesce(~holds, F.lit(False)), example))
+        rules.append(_cross_feature(rule))
     return rules
 
 
-def first_broken(rules: list[RowRule]) -> Column:
-    """A message for the first rule a row breaks, or null when it breaks none."""
-    return F.coalesce(*[F.when(r.broken, F.concat(F.lit(f"{r.label} value="), r.example)) for r in rules])
+def _cross_feature(rule) -> RowRule:
+    left, op, right = rule.parts()
+    # NaN, where a feature allows it, makes a rule not apply, as null does.
+    left_col = F.nanvl(F.col(left), F.lit(None).cast("double"))
+    right_col = F.nanvl(F.col(right), F.lit(None).cast("double")) if isinstance(right, str) else F.lit(right)
+    holds = _OPS[op](left_col, right_col)
+
+    def example() -> Column:
+        shown_right = _show(right)() if isinstance(right, str) else F.lit(str(right))
+        return F.concat(F.lit(f"{left}="), _show(left)(), F.lit(f", {right}="), shown_right)
+
+    return RowRule(rule.name, f"rule[{rule.expression}]", F.coalesce(~holds, F.lit(False)), example)
 
 
 def any_broken(rules: list[RowRule]) -> Column:

@@ -1,9 +1,11 @@
 """The write path: one validated batch becomes one immutable feature version.
 
-Strict mode is one pass: the batch is laid out, checked and written by a single Spark job; a
-row that breaks a rule makes the job raise, so Delta commits nothing, and only then a second
-job gathers every broken rule for the error. Quarantine mode writes the good rows in that pass
-and, when the pass counted bad rows, writes them to the quarantine table in a second job.
+Strict mode is one pass: the batch is laid out, checked and written by a single Spark job (plus
+the sampling job of its range partitioner); a row that breaks a rule makes the job raise, so
+Delta commits nothing, and only then a second job gathers every broken rule for the error.
+Quarantine mode writes the good rows in that pass and, when the pass counted bad rows, writes
+them to the quarantine table in a second job. Row counts, the content digest and per-feature
+statistics are observed during the pass (`metrics`), not computed by jobs of their own.
 """
 
 from __future__ import annotations
@@ -14,10 +16,9 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
-from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.records import FeatureVersion
 from fs_spark.catalog.schema import FEATURE_VERSIONS, QUARANTINE_EVENTS
 from fs_spark.definitions.model import FeatureTable
@@ -25,28 +26,21 @@ from fs_spark.errors import FsSparkError, ValidationError, Violation, WriteConfl
 from fs_spark.ids import new_id
 from fs_spark.ingest import metrics as M
 from fs_spark.ingest.conform import conform
-from fs_spark.ingest.rules import any_broken, broken_labels, first_broken, row_rules, with_duplicate_count
-from fs_spark.locks import store_lock
+from fs_spark.ingest.rules import any_broken, broken_labels, duplicate_rule, row_rules, with_duplicate_count
+from fs_spark.store_part import StorePart
 from fs_spark.provenance import RunRef, SourceInfo, from_spark
-from fs_spark.storage.delta_log import latest_version
+from fs_spark.storage.delta_log import added_file_stats, latest_version
 from fs_spark.storage.layout import VERSION_COLUMN, data_columns, layout
-from fs_spark.storage.paths import StorePaths
 
 Mode = Literal["strict", "quarantine"]
 MODES = ("strict", "quarantine")
 _MARKER = "FS_SPARK_RULE_BROKEN"
 _RULES_COLUMN = "_fs_rules"
+_BAD_COLUMN = "_fs_broken"
 METADATA_KEY = "fs_spark"
 
 
-class FeatureWriter:
-    def __init__(self, spark: SparkSession, paths: StorePaths, catalog: Catalog, user: str, lock_timeout: float):
-        self.spark = spark
-        self.paths = paths
-        self.catalog = catalog
-        self.user = user
-        self.lock_timeout = lock_timeout
-
+class FeatureWriter(StorePart):
     def write(
         self,
         table: FeatureTable,
@@ -66,7 +60,7 @@ class FeatureWriter:
             digest = M.content_digest(batch, table)
             write_id = f"content:{digest}"
         path = self.paths.table(table.name, table.definition_version)
-        with store_lock(self.paths.lock_dir, table.name, self.lock_timeout):
+        with self.lock(table.name):
             state = self.catalog.write_state(table.name, table.definition_version, write_id)
             if self._recover(table, path, state.last_delta_version):
                 state = self.catalog.write_state(table.name, table.definition_version, write_id)
@@ -86,47 +80,47 @@ class FeatureWriter:
     # --- the passes ---------------------------------------------------------------------------
 
     def _commit(self, ctx: _Context, batch: DataFrame, path: str, digest: str | None) -> FeatureVersion:
+        """The write job. Row rules are checked before the shuffle and carried as one column;
+        only the duplicate check and the version number come after it, so the code Spark
+        generates for the rules is the same from one write to the next and is reused.
+        Metrics are observed after the shuffle: the range partitioner's sampling job runs the
+        part before it a second time."""
         table = ctx.table
-        now = datetime.now(timezone.utc)
-        rules = row_rules(table, now)
-        checked = with_duplicate_count(layout(batch, table), table)
+        rules, duplicates = row_rules(table, datetime.now(timezone.utc)), duplicate_rule(table)
         columns = [name for name, _ in data_columns(table)]
         whole = Observation("fs_spark_batch")
+        number = F.lit(ctx.number).cast("long")
         if ctx.mode == "strict":
-            failure = F.raise_error(F.concat(F.lit(f"{_MARKER} "), first_broken(rules))).cast("long")
-            out = (
-                checked.observe(whole, *M.batch_aggregates(table))
-                .withColumn(VERSION_COLUMN, F.when(any_broken(rules), failure).otherwise(F.lit(ctx.number)))
-                .select(columns)
-            )
+            flagged = batch.withColumn(_BAD_COLUMN, any_broken(rules))
+            checked = with_duplicate_count(layout(flagged, table), table).observe(whole, *M.digest_aggregates(table))
+            # The details come from `diagnose` afterwards; a constant keeps the hot path small.
+            failure = F.raise_error(F.lit(f"{_MARKER} in {table.name}")).cast("long")
+            bad = F.col(_BAD_COLUMN) | duplicates.broken
+            out = checked.withColumn(VERSION_COLUMN, F.when(bad, failure).otherwise(number)).select(columns)
             try:
                 self._append(out, path, ctx, digest)
             except Exception as exc:
                 if _MARKER in str(exc):
-                    raise ValidationError(table.name, diagnose(checked, rules)) from None
+                    raise ValidationError(table.name, diagnose(batch, table, [*rules, duplicates])) from None
                 raise
-            batch_metrics = whole.get
-            committed_metrics = batch_metrics
-            bad_rows, counts = 0, {}
+            batch_metrics, counts = whole.get, {}
         else:
-            flagged = checked.withColumn(_RULES_COLUMN, broken_labels(rules))
-            flagged = flagged.observe(whole, *M.digest_aggregates(table), *_rule_aggregates(rules))
-            good = Observation("fs_spark_good")
-            out = (
-                flagged.where(F.size(_RULES_COLUMN) == 0)
-                .withColumn(VERSION_COLUMN, F.lit(ctx.number).cast("long"))
-                .select(columns)
-                .observe(good, *M.batch_aggregates(table))
-            )
+            flagged = batch.withColumn(_RULES_COLUMN, broken_labels(rules))
+            checked = with_duplicate_count(layout(flagged, table), table)
+            labels = F.when(duplicates.broken, F.concat(F.col(_RULES_COLUMN), F.array(F.lit(duplicates.label))))
+            checked = checked.withColumn(_RULES_COLUMN, labels.otherwise(F.col(_RULES_COLUMN)))
+            checked = checked.observe(whole, *M.digest_aggregates(table), *_label_counts([*rules, duplicates]))
+            out = checked.where(F.size(_RULES_COLUMN) == 0).withColumn(VERSION_COLUMN, number).select(columns)
             self._append(out, path, ctx, digest)
-            batch_metrics, committed_metrics = whole.get, good.get
+            batch_metrics = whole.get
             counts = M.rule_counts(batch_metrics)
-            bad_rows = int(batch_metrics["rows"]) - int(committed_metrics["rows"])
         commit = self._latest_commit(path, ctx.version_id)
-        version = self._version_record(ctx, path, commit, out.schema, batch_metrics, committed_metrics, bad_rows)
+        file_stats = added_file_stats(self.spark, path, commit.version)
+        bad_rows = int(batch_metrics["rows"]) - file_stats["rows"]
+        version = self._version_record(ctx, path, commit, out.schema, batch_metrics, file_stats, bad_rows)
         events = []
         if bad_rows:
-            events.append(self._quarantine(ctx, flagged, bad_rows, counts))
+            events.append(self._quarantine(ctx, checked, bad_rows, counts))
         self.catalog.append(FEATURE_VERSIONS, [version.to_row()])
         self.catalog.append(QUARANTINE_EVENTS, events)
         return version
@@ -182,21 +176,20 @@ class FeatureWriter:
             )
         return commit
 
-    def _version_record(self, ctx, path, commit, schema, batch_metrics, committed_metrics, bad_rows) -> FeatureVersion:
-        table = ctx.table
-        rows = int(committed_metrics["rows"])
+    def _version_record(self, ctx, path, commit, schema, batch_metrics, file_stats, bad_rows) -> FeatureVersion:
+        stats, ts_min, ts_max = M.version_stats(ctx.table, file_stats)
         return FeatureVersion(
             **ctx.provenance(),
             delta_version=commit.version,
             committed_at=from_spark(commit.timestamp),
             storage_path=path,
             content_digest=M.digest_of(batch_metrics),
-            row_count=rows,
+            row_count=file_stats["rows"],
             quarantined_row_count=bad_rows,
             schema_hash="sha256:" + hashlib.sha256(schema.json().encode()).hexdigest(),
-            stats_json=M.stats_json(table, committed_metrics, rows),
-            event_time_min=M.event_time(committed_metrics, "min"),
-            event_time_max=M.event_time(committed_metrics, "max"),
+            stats_json=stats,
+            event_time_min=ts_min,
+            event_time_max=ts_max,
         )
 
     def _retried(self, table, batch, write_id, version_id, digest) -> FeatureVersion:
@@ -237,13 +230,13 @@ class FeatureWriter:
         return bool(missing)
 
 
-def diagnose(checked: DataFrame, rules) -> list[Violation]:
+def diagnose(batch: DataFrame, table: FeatureTable, rules) -> list[Violation]:
     """Every broken rule of a batch with its count and one example value, in one job."""
     aggregates = []
     for i, rule in enumerate(rules):
         aggregates.append(F.sum(rule.broken.cast("long")).alias(f"n{i}"))
-        aggregates.append(F.first(F.when(rule.broken, rule.example), ignorenulls=True).alias(f"e{i}"))
-    row = checked.agg(*aggregates).first()
+        aggregates.append(F.first(F.when(rule.broken, rule.example()), ignorenulls=True).alias(f"e{i}"))
+    row = with_duplicate_count(batch, table).agg(*aggregates).first()
     return [
         Violation(rule.subject, rule.rule, int(row[f"n{i}"]), row[f"e{i}"])
         for i, rule in enumerate(rules)
@@ -251,8 +244,8 @@ def diagnose(checked: DataFrame, rules) -> list[Violation]:
     ]
 
 
-def _rule_aggregates(rules):
-    return [F.sum(r.broken.cast("long")).alias(f"broken:{r.label}") for r in rules]
+def _label_counts(rules):
+    return [F.sum(F.array_contains(_RULES_COLUMN, r.label).cast("long")).alias(f"broken:{r.label}") for r in rules]
 
 
 def _parse(value: str | None) -> datetime | None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from typing import Any
 from urllib.parse import urlparse
 
 from delta.tables import DeltaTable
@@ -29,3 +31,41 @@ def latest_version(spark: SparkSession, path: str) -> int | None:
     if not DeltaTable.isDeltaTable(spark, path):
         return None
     return DeltaTable.forPath(spark, path).history(1).first().version
+
+
+def _commit_lines(spark: SparkSession, path: str, version: int) -> list[str]:
+    name = f"_delta_log/{version:020d}.json"
+    parsed = urlparse(path)
+    if parsed.scheme in ("", "file"):
+        with open(os.path.join(parsed.path if parsed.scheme else path, name)) as commit:
+            return commit.read().splitlines()
+    return [r.value for r in spark.read.text(f"{path.rstrip('/')}/{name}").collect()]
+
+
+def added_file_stats(spark: SparkSession, path: str, version: int) -> dict[str, Any]:
+    """Rows, per-column min, max and null count of the files one commit added, from the
+    statistics Delta wrote into the commit (no pass over the data).
+
+    Delta keeps min/max of strings to their first 32 characters.
+    """
+    rows, low, high, nulls = 0, {}, {}, {}
+    for line in _commit_lines(spark, path, version):
+        add = json.loads(line).get("add")
+        if not add or not add.get("stats"):
+            continue
+        stats = json.loads(add["stats"])
+        rows += stats.get("numRecords", 0)
+        for column, value in (stats.get("minValues") or {}).items():
+            low[column] = value if column not in low else min(low[column], value, key=_order)
+        for column, value in (stats.get("maxValues") or {}).items():
+            high[column] = value if column not in high else max(high[column], value, key=_order)
+        for column, value in (stats.get("nullCount") or {}).items():
+            nulls[column] = nulls.get(column, 0) + value
+    return {"rows": rows, "min": low, "max": high, "nulls": nulls}
+
+
+def _order(value: Any) -> Any:
+    """NaN sorts above every number, as in Spark."""
+    if value == "NaN" or (isinstance(value, float) and value != value):
+        return float("inf")
+    return value

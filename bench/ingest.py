@@ -1,0 +1,118 @@
+"""Validated ingestion against a plain Delta append of the same DataFrame, in the same run.
+
+    make bench                      # 1M and 10M rows x 20 features
+    python -m bench.ingest --rows 1000000 --repeat 2
+
+The source is written to Parquet once (untimed); every method then reads that same Parquet:
+  plain_append      df.write.format("delta").mode("append")       (the baseline)
+  clustered_append  fs_spark's layout without validation: range-partitioned by (month, key),
+                    sorted, into the same partitioned table; what reads need to prune by key
+  fs_spark_write_id FeatureStore.write(..., write_id=...)        validated, one pass
+  fs_spark_default  FeatureStore.write(...)                       + a content-digest pass for the retry identity
+Each method appends to its own fresh table; the best of --repeat runs is reported, with ratios
+against the plain append and against the clustered append (the cost of validation itself).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pyspark.sql import functions as F
+
+from fs_spark import Entity, Feature, FeatureStore, FeatureTable
+from fs_spark.config import Settings, SparkSettings, StoreSettings
+from fs_spark.ingest.conform import conform
+from fs_spark.storage.layout import VERSION_COLUMN, create_table, data_columns, layout
+
+N_FEATURES = 20
+T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+
+def definition(name: str) -> FeatureTable:
+    features = [Feature(name=f"f{i:02d}", dtype="double", min_value=-10.0, max_value=10.0, nullable=i % 2 == 0)
+                for i in range(N_FEATURES - 2)]
+    features.append(Feature(name="count_7d", dtype="long", min_value=0))
+    features.append(Feature(name="segment", dtype="string", allowed_values=("a", "b", "c", "d")))
+    return FeatureTable(name=name, entity=Entity(name="entity", keys={"entity_id": "long"}), event_time="event_ts",
+                        features=features, rules=[{"name": "f00_le_f01", "expression": "f00 <= f01"}])
+
+
+def make_source(spark, rows: int, path: str) -> None:
+    """rows rows over rows/10 keys and 180 days; values that pass every rule."""
+    keys = max(rows // 10, 1)
+    df = spark.range(rows).select(
+        (F.col("id") % keys).alias("entity_id"),
+        (F.lit(T0.timestamp()) + (F.col("id") / keys).cast("long") * 86400 * 18 + F.col("id") % keys)
+        .cast("timestamp").alias("event_ts"),
+    )
+    base = F.rand(7) * 5 - 5
+    df = df.withColumn("f00", base).withColumn("f01", base + F.rand(8) * 5)
+    for i in range(2, N_FEATURES - 2):
+        df = df.withColumn(f"f{i:02d}", F.rand(i) * 20 - 10)
+    df = df.withColumn("count_7d", (F.rand(99) * 100).cast("long"))
+    df = df.withColumn("segment", F.element_at(F.array(*[F.lit(s) for s in "abcd"]), (F.rand(5) * 4).cast("int") + 1))
+    df.write.mode("overwrite").parquet(path)
+
+
+def timed(action) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def run(rows: int, repeat: int, work: Path, spark) -> dict[str, float]:
+    source = str(work / f"source_{rows}")
+    make_source(spark, rows, source)
+    best: dict[str, float] = {}
+    for attempt in range(repeat):
+        root = work / f"store_{rows}_{attempt}"
+        store = FeatureStore(spark=spark, settings=Settings(store=StoreSettings(root=str(root), user="bench")))
+        store.apply(definition("plain_shape"), definition("with_id"), definition("default_id"))
+        plain_path, clustered_path = str(root / "plain_append"), str(root / "clustered_append")
+        shape = definition("plain_shape")
+        create_table(spark, clustered_path, shape)
+        df = lambda: spark.read.parquet(source)  # noqa: E731
+        clustered = lambda: layout(conform(df(), shape), shape).withColumn(VERSION_COLUMN, F.lit(1).cast("long")).select(  # noqa: E731
+            [c for c, _ in data_columns(shape)])
+        results = {
+            "plain_append": timed(lambda: df().write.format("delta").mode("append").save(plain_path)),
+            "clustered_append": timed(lambda: clustered().write.format("delta").mode("append").save(clustered_path)),
+            "fs_spark_write_id": timed(lambda: store.write("with_id", df(), write_id=f"bench-{attempt}")),
+            "fs_spark_default": timed(lambda: store.write("default_id", df())),
+        }
+        for name, seconds in results.items():
+            best[name] = min(seconds, best.get(name, float("inf")))
+        assert store.versions("with_id")[0].row_count == rows
+        shutil.rmtree(root, ignore_errors=True)
+    return best
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--shuffle-partitions", type=int, default=8)
+    args = parser.parse_args(argv)
+    settings = SparkSettings(master="local[2]", shuffle_partitions=args.shuffle_partitions, driver_memory="8g")
+    store_spark = FeatureStore(settings=Settings(spark=settings), root=tempfile.mkdtemp()).spark
+    work = Path(tempfile.mkdtemp(prefix="fs_spark_bench_"))
+    try:
+        print(f"ingestion benchmark: local[2], {N_FEATURES} features, best of {args.repeat}")
+        print(f"{'rows':>10}  {'method':<18} {'seconds':>8}  {'vs plain append':>15}  {'vs clustered append':>19}")
+        for rows in args.rows:
+            best = run(rows, args.repeat, work, store_spark)
+            plain, clustered = best["plain_append"], best["clustered_append"]
+            for name, seconds in best.items():
+                print(f"{rows:>10}  {name:<18} {seconds:>8.2f}  {seconds / plain:>14.2f}x  {seconds / clustered:>18.2f}x",
+                      flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

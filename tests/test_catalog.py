@@ -1,0 +1,44 @@
+"""The catalog is append-only Delta tables, queryable with plain Spark SQL."""
+
+from __future__ import annotations
+
+import pytest
+from pyspark.errors import UnsupportedOperationException
+
+from conftest import activity_rows, activity_table
+
+
+def test_catalog_answers_plain_spark_sql(store, activity, spark):
+    first = store.write("customer_activity", activity(activity_rows(5)))
+    store.write("customer_activity", activity(activity_rows(5, start=5)))
+    path = store.catalog.path("feature_versions")
+    rows = spark.sql(
+        f"SELECT version_number, row_count, user FROM delta.`{path}` "
+        "WHERE table_name = 'customer_activity' ORDER BY version_number"
+    ).collect()
+    assert [tuple(r) for r in rows] == [(1, 5, "tester"), (2, 5, "tester")]
+    assert store.catalog.register_views() == ["fs_feature_tables", "fs_feature_versions", "fs_quarantine_events"]
+    joined = spark.sql(
+        "SELECT t.change_kind, v.version_id FROM fs_feature_versions v JOIN fs_feature_tables t "
+        "ON v.table_name = t.table_name AND v.definition_revision = t.revision WHERE v.version_number = 1"
+    ).collect()
+    assert [tuple(r) for r in joined] == [("create", first.version_id)]
+
+
+def test_catalog_and_feature_tables_refuse_deletes(store, activity, spark):
+    store.write("customer_activity", activity(activity_rows(3)))
+    for path in (store.catalog.path("feature_versions"), store.registry.current("customer_activity").storage_path):
+        with pytest.raises(UnsupportedOperationException, match="DELTA_CANNOT_MODIFY_APPEND_ONLY"):
+            spark.sql(f"DELETE FROM delta.`{path}`")
+    assert store.read("customer_activity").count() == 3
+
+
+def test_every_definition_change_is_a_new_row(store):
+    table = activity_table()
+    store.apply(table)
+    store.apply(table.with_(description="now documented"))
+    store.apply(table.with_(description="now documented"))  # unchanged: no row
+    rows = store.catalog.definition_rows("customer_activity")
+    assert [(r["revision"], r["change_kind"]) for r in rows] == [(1, "create"), (2, "update")]
+    assert rows[1]["changes"] == ["change_description customer_activity: updated"]
+    assert store.get_table("customer_activity").description == "now documented"
