@@ -178,3 +178,15 @@ def test_breaking_changes_need_a_new_definition_version(store, activity):
     v2 = store.write("customer_activity", frame)
     assert (v2.definition_version, v2.version_number) == (2, 1)
     assert v2.storage_path.endswith("/customer_activity/v2")
+
+
+def test_a_quarantined_batch_retried_with_its_write_id_is_recognised(store, activity):
+    rows = activity_rows(6)
+    rows[2] = (2, rows[2][1], -1.0, *rows[2][3:])  # negative spend: quarantined
+    first = store.write("customer_activity", activity(rows), mode="quarantine", write_id="q-1")
+    assert (first.row_count, first.quarantined_row_count, first.content_digest) == (5, 1, None)
+    again = store.write("customer_activity", activity(list(reversed(rows))), mode="quarantine", write_id="q-1")
+    assert again.version_id == first.version_id
+    with pytest.raises(WriteConflictError):  # the good rows alone are not the same batch
+        store.write("customer_activity", activity(rows[:2] + rows[3:]), mode="quarantine", write_id="q-1")
+    assert len(store.versions("customer_activity")) == 1

@@ -57,7 +57,7 @@ FEATURE_VERSIONS = CatalogTable(
         ("committed_at", TS, "Delta commit timestamp (UTC)"),
         ("storage_path", S, "Delta table path"),
         ("write_id", S, "Write identity; a retry with the same identity creates no new version"),
-        ("content_digest", S, "Order-independent digest of the written batch (before quarantine)"),
+        ("content_digest", S, "Order-independent digest of the batch (before quarantine); null when the write had an explicit write_id"),
         ("mode", S, "strict or quarantine"),
         ("row_count", L, "Rows committed"),
         ("quarantined_row_count", L, "Rows sent to quarantine"),

@@ -4,8 +4,11 @@ Strict mode is one pass: the batch is laid out, checked and written by a single 
 the sampling job of its range partitioner); a row that breaks a rule makes the job raise, so
 Delta commits nothing, and only then a second job gathers every broken rule for the error.
 Quarantine mode writes the good rows in that pass and, when the pass counted bad rows, writes
-them to the quarantine table in a second job. Row counts, the content digest and per-feature
-statistics are observed during the pass (`metrics`), not computed by jobs of their own.
+them to the quarantine table in a second job. Row counts and per-feature statistics come from
+the statistics Delta writes into the commit (`metrics`), not from jobs of their own. The content
+digest that tells a retry from a conflicting write is computed before the write only when the
+caller gives no write_id (it is then the identity); with a write_id it is computed only if that
+identity comes back, from the new batch and from the rows the first write stored.
 """
 
 from __future__ import annotations
@@ -88,11 +91,10 @@ class FeatureWriter(StorePart):
         table = ctx.table
         rules, duplicates = row_rules(table, datetime.now(timezone.utc)), duplicate_rule(table)
         columns = [name for name, _ in data_columns(table)]
-        whole = Observation("fs_spark_batch")
         number = F.lit(ctx.number).cast("long")
         if ctx.mode == "strict":
             flagged = batch.withColumn(_BAD_COLUMN, any_broken(rules))
-            checked = with_duplicate_count(layout(flagged, table), table).observe(whole, *M.digest_aggregates(table))
+            checked = with_duplicate_count(layout(flagged, table), table)
             # The details come from `diagnose` afterwards; a constant keeps the hot path small.
             failure = F.raise_error(F.lit(f"{_MARKER} in {table.name}")).cast("long")
             bad = F.col(_BAD_COLUMN) | duplicates.broken
@@ -103,21 +105,22 @@ class FeatureWriter(StorePart):
                 if _MARKER in str(exc):
                     raise ValidationError(table.name, diagnose(batch, table, [*rules, duplicates])) from None
                 raise
-            batch_metrics, counts = whole.get, {}
+            batch_rows, counts = None, {}
         else:
+            whole = Observation("fs_spark_batch")
             flagged = batch.withColumn(_RULES_COLUMN, broken_labels(rules))
             checked = with_duplicate_count(layout(flagged, table), table)
             labels = F.when(duplicates.broken, F.concat(F.col(_RULES_COLUMN), F.array(F.lit(duplicates.label))))
             checked = checked.withColumn(_RULES_COLUMN, labels.otherwise(F.col(_RULES_COLUMN)))
-            checked = checked.observe(whole, *M.digest_aggregates(table), *_label_counts([*rules, duplicates]))
+            checked = checked.observe(whole, F.count(F.lit(1)).alias("rows"), *_label_counts([*rules, duplicates]))
             out = checked.where(F.size(_RULES_COLUMN) == 0).withColumn(VERSION_COLUMN, number).select(columns)
             self._append(out, path, ctx, digest)
-            batch_metrics = whole.get
-            counts = M.rule_counts(batch_metrics)
+            batch_rows = int(whole.get["rows"])
+            counts = M.rule_counts(whole.get)
         commit = self._latest_commit(path, ctx.version_id)
         file_stats = added_file_stats(self.spark, path, commit.version)
-        bad_rows = int(batch_metrics["rows"]) - file_stats["rows"]
-        version = self._version_record(ctx, path, commit, out.schema, batch_metrics, file_stats, bad_rows)
+        bad_rows = 0 if batch_rows is None else batch_rows - file_stats["rows"]
+        version = self._version_record(ctx, path, commit, out.schema, digest, file_stats, bad_rows)
         events = []
         if bad_rows:
             events.append(self._quarantine(ctx, checked, bad_rows, counts))
@@ -176,14 +179,14 @@ class FeatureWriter(StorePart):
             )
         return commit
 
-    def _version_record(self, ctx, path, commit, schema, batch_metrics, file_stats, bad_rows) -> FeatureVersion:
+    def _version_record(self, ctx, path, commit, schema, digest, file_stats, bad_rows) -> FeatureVersion:
         stats, ts_min, ts_max = M.version_stats(ctx.table, file_stats)
         return FeatureVersion(
             **ctx.provenance(),
             delta_version=commit.version,
             committed_at=from_spark(commit.timestamp),
             storage_path=path,
-            content_digest=M.digest_of(batch_metrics),
+            content_digest=digest,
             row_count=file_stats["rows"],
             quarantined_row_count=bad_rows,
             schema_hash="sha256:" + hashlib.sha256(schema.json().encode()).hexdigest(),
@@ -194,10 +197,26 @@ class FeatureWriter(StorePart):
 
     def _retried(self, table, batch, write_id, version_id, digest) -> FeatureVersion:
         existing = self.catalog.version(version_id)
-        digest = digest or M.content_digest(batch, table)
-        if existing.content_digest is not None and existing.content_digest != digest:
+        stored = existing.content_digest or M.content_digest(self._stored_batch(table, existing), table)
+        if (digest or M.content_digest(batch, table)) != stored:
             raise WriteConflictError(table.name, write_id, version_id)
         return existing
+
+    def _stored_batch(self, table: FeatureTable, version: FeatureVersion) -> DataFrame:
+        """The batch a version was written from: its committed rows plus its quarantined rows."""
+        types = {name: dtype for name, dtype in data_columns(table) if name != VERSION_COLUMN}
+
+        def columns(frame: DataFrame) -> list:
+            return [F.col(c) if c in frame.columns else F.lit(None).cast(t).alias(c) for c, t in types.items()]
+
+        committed = self.spark.read.format("delta").option("versionAsOf", version.delta_version)
+        committed = committed.load(version.storage_path).where(F.col(VERSION_COLUMN) == version.version_number)
+        batch = conform(committed.select(columns(committed)), table)
+        if version.quarantined_row_count:
+            path = self.paths.quarantine(table.name, table.definition_version)
+            bad = self.spark.read.format("delta").load(path).where(F.col("_fs_version_id") == version.version_id)
+            batch = batch.unionByName(conform(bad.select(columns(bad)), table))
+        return batch
 
     def _recover(self, table: FeatureTable, path: str, last_recorded: int | None) -> bool:
         """Record commits that reached Delta but not the catalog (a writer died in between)."""
