@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from urllib.parse import urlparse
 
-from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -15,6 +14,7 @@ from py4j.protocol import Py4JJavaError
 from fs_spark.catalog.records import FeatureVersion
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.errors import VersionExpiredError
+from fs_spark.storage.delta_log import latest_version
 from fs_spark.storage.layout import VERSION_COLUMN
 
 
@@ -46,7 +46,7 @@ def readable_delta_version(
         return 0
     if following is not None:
         return following.delta_version - 1
-    return max(version.delta_version, DeltaTable.forPath(spark, path).history(1).first().version)
+    return max(version.delta_version, latest_version(spark, path) or 0)
 
 
 def read_version(
