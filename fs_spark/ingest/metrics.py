@@ -46,7 +46,13 @@ def content_digest(df: DataFrame, table: FeatureTable) -> str:
     return digest_of(df.agg(*digest_aggregates(table)).first().asDict())
 
 
+def label_counts(labels_column: str, labels: list[str]) -> list[Column]:
+    """Aggregates counting the rows whose `labels_column` array holds each label."""
+    return [F.sum(F.array_contains(labels_column, label).cast("long")).alias(f"broken:{label}") for label in labels]
+
+
 def rule_counts(metrics: dict[str, Any]) -> dict[str, int]:
+    """Rows per broken rule, from the metrics of `label_counts`."""
     return {k.removeprefix("broken:"): int(v or 0) for k, v in metrics.items() if k.startswith("broken:") and v}
 
 

@@ -112,7 +112,7 @@ class FeatureWriter(StorePart):
             checked = with_duplicate_count(layout(flagged, table), table)
             labels = F.when(duplicates.broken, F.concat(F.col(_RULES_COLUMN), F.array(F.lit(duplicates.label))))
             checked = checked.withColumn(_RULES_COLUMN, labels.otherwise(F.col(_RULES_COLUMN)))
-            checked = checked.observe(whole, F.count(F.lit(1)).alias("rows"), *_label_counts([*rules, duplicates]))
+            checked = checked.observe(whole, F.count(F.lit(1)).alias("rows"), *M.label_counts(_RULES_COLUMN, [r.label for r in [*rules, duplicates]]))
             out = checked.where(F.size(_RULES_COLUMN) == 0).withColumn(VERSION_COLUMN, number).select(columns)
             self._append(out, path, ctx, digest)
             batch_rows = int(whole.get["rows"])
@@ -152,7 +152,6 @@ class FeatureWriter(StorePart):
             )
         )
         bad.write.format("delta").mode("append").option("mergeSchema", "true").save(path)
-        commit = DeltaTable.forPath(self.spark, path).history(1).first()
         return {
             "event_id": new_id(),
             "table_name": table.name,
@@ -160,7 +159,7 @@ class FeatureWriter(StorePart):
             "version_id": ctx.version_id,
             "write_id": ctx.write_id,
             "quarantine_path": path,
-            "quarantine_delta_version": commit.version,
+            "quarantine_delta_version": latest_version(self.spark, path),
             "row_count": bad_rows,
             "rule_counts_json": json.dumps(counts, sort_keys=True),
             "user": self.user,
@@ -261,10 +260,6 @@ def diagnose(batch: DataFrame, table: FeatureTable, rules) -> list[Violation]:
         for i, rule in enumerate(rules)
         if row[f"n{i}"]
     ]
-
-
-def _label_counts(rules):
-    return [F.sum(F.array_contains(_RULES_COLUMN, r.label).cast("long")).alias(f"broken:{r.label}") for r in rules]
 
 
 def _parse(value: str | None) -> datetime | None:

@@ -6,10 +6,11 @@ import json
 import os
 import re
 from typing import Any
-from urllib.parse import urlparse
 
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
+
+from fs_spark.storage.paths import local_path
 
 _COMMIT_RE = re.compile(r"^(\d{20})\.json$")
 
@@ -19,9 +20,9 @@ def latest_version(spark: SparkSession, path: str) -> int | None:
 
     On a local filesystem this lists `_delta_log` (milliseconds); elsewhere it asks Delta.
     """
-    parsed = urlparse(path)
-    if parsed.scheme in ("", "file"):
-        log = os.path.join(parsed.path if parsed.scheme else path, "_delta_log")
+    local = local_path(path)
+    if local is not None:
+        log = os.path.join(local, "_delta_log")
         try:
             names = os.listdir(log)
         except FileNotFoundError:
@@ -35,9 +36,9 @@ def latest_version(spark: SparkSession, path: str) -> int | None:
 
 def _commit_lines(spark: SparkSession, path: str, version: int) -> list[str]:
     name = f"_delta_log/{version:020d}.json"
-    parsed = urlparse(path)
-    if parsed.scheme in ("", "file"):
-        with open(os.path.join(parsed.path if parsed.scheme else path, name)) as commit:
+    local = local_path(path)
+    if local is not None:
+        with open(os.path.join(local, name)) as commit:
             return commit.read().splitlines()
     return [r.value for r in spark.read.text(f"{path.rstrip('/')}/{name}").collect()]
 

@@ -9,8 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from fs_spark.names import check_name
+
+
+def local_path(uri: str) -> str | None:
+    """The filesystem path of a plain path or `file:` URI; None for other filesystems."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "":
+        return uri
+    return parsed.path if parsed.scheme == "file" else None
 
 
 def _normalise(root: str) -> str:
@@ -26,9 +35,6 @@ class StorePaths:
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", _normalise(self.root))
 
-    @property
-    def is_local(self) -> bool:
-        return "://" not in self.root and not self.root.startswith("file:")
 
     def table(self, name: str, definition_version: int) -> str:
         return f"{self.root}/tables/{check_name(name, 'table')}/v{int(definition_version)}"
@@ -41,4 +47,5 @@ class StorePaths:
 
     @property
     def lock_dir(self) -> Path | None:
-        return Path(self.root) / "_locks" if self.is_local else None
+        local = local_path(self.root)
+        return Path(local) / "_locks" if local is not None else None

@@ -4,7 +4,6 @@ version's files or log entries are gone."""
 from __future__ import annotations
 
 import os
-from urllib.parse import urlparse
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
@@ -15,6 +14,7 @@ from fs_spark.catalog.records import FeatureVersion
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.errors import VersionExpiredError
 from fs_spark.storage.delta_log import latest_version
+from fs_spark.storage.paths import local_path
 from fs_spark.storage.layout import VERSION_COLUMN
 
 
@@ -22,9 +22,9 @@ def _missing_files(spark: SparkSession, files: list[str]) -> list[str]:
     missing = []
     hadoop_conf = spark._jsc.hadoopConfiguration()
     for uri in files:
-        parsed = urlparse(uri)
-        if parsed.scheme in ("", "file"):
-            if not os.path.exists(parsed.path):
+        local = local_path(uri)
+        if local is not None:
+            if not os.path.exists(local):
                 missing.append(uri)
         else:
             jpath = spark._jvm.org.apache.hadoop.fs.Path(uri)
