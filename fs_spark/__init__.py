@@ -15,13 +15,21 @@ from fs_spark.errors import (
     ConfigError,
     DefinitionError,
     DeltaJarsMissingError,
+    EntityColumnError,
+    FeatureLookupError,
     FsSparkError,
     InvalidNameError,
+    NaiveEntityTimeError,
+    ReplayMismatchError,
+    RetentionGuardError,
     SchemaMismatchError,
     TableNotFoundError,
+    TrainingSetInputExpiredError,
+    TrainingSetNotFoundError,
     ValidationError,
     VersionExpiredError,
     VersionNotFoundError,
+    VersionQuarantinedError,
     Violation,
     WriteConflictError,
 )
@@ -29,9 +37,13 @@ from fs_spark.ids import new_id
 from fs_spark.provenance import NaiveTimestampError, RunRef, SourceInfo
 from fs_spark.registry import PlanItem
 from fs_spark.session import get_session
+from fs_spark.retention import VacuumResult
 from fs_spark.store import FeatureStore
+from fs_spark.training.lookups import FeatureLookup
+from fs_spark.training.manifest import ResolvedLookup, TrainingSetManifest
+from fs_spark.training.training_set import TrainingSet
 
-__version__ = "0.1.0"
+from fs_spark.version import __version__
 
 __all__ = [
     "BreakingChangeError",
@@ -41,27 +53,41 @@ __all__ = [
     "DefinitionError",
     "DeltaJarsMissingError",
     "Entity",
+    "EntityColumnError",
     "Feature",
+    "FeatureLookup",
+    "FeatureLookupError",
     "FeatureStore",
     "FeatureTable",
     "FeatureType",
     "FeatureVersion",
     "FsSparkError",
     "InvalidNameError",
+    "NaiveEntityTimeError",
     "NaiveTimestampError",
     "PlanItem",
+    "ReplayMismatchError",
+    "ResolvedLookup",
+    "RetentionGuardError",
     "RunRef",
     "SchemaMismatchError",
     "Settings",
     "Source",
     "SourceInfo",
     "TableNotFoundError",
+    "TrainingSet",
+    "TrainingSetInputExpiredError",
+    "TrainingSetManifest",
+    "TrainingSetNotFoundError",
     "Transformation",
+    "VacuumResult",
     "ValidationError",
     "VersionExpiredError",
     "VersionNotFoundError",
+    "VersionQuarantinedError",
     "Violation",
     "WriteConflictError",
+    "__version__",
     "describe_catalog",
     "dump_definitions",
     "get_session",

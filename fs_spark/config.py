@@ -37,9 +37,18 @@ class SparkSettings(_Strict):
     conf: dict[str, str] = Field(default_factory=dict)
 
 
+class TrainingSettings(_Strict):
+    buckets: int = Field(
+        default=256, ge=1,
+        description="Key buckets of the point-in-time join: each is merged in one Python call, so "
+        "more buckets mean smaller, more even calls",
+    )
+
+
 class Settings(_Strict):
     store: StoreSettings = Field(default_factory=StoreSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:

@@ -170,3 +170,87 @@ class VersionExpiredError(FsSparkError):
             f"version {version!r} of feature table {table!r} can no longer be read: {detail}. "
             "Its files were removed by VACUUM or log clean-up; read a later version."
         )
+
+
+# --- training sets -------------------------------------------------------------------------
+
+
+class EntityColumnError(FsSparkError):
+    """The entity DataFrame lacks a column a lookup needs, or has one of the wrong type."""
+
+    def __init__(self, column: str, problem: str, available: Sequence[str] = ()):
+        self.column = column
+        known = f"; the entity DataFrame has {sorted(available)}" if available else ""
+        super().__init__(f"entity column {column!r}: {problem}{known}")
+
+
+class NaiveEntityTimeError(FsSparkError):
+    """Entity times without a zone: their instant depends on a guess."""
+
+    def __init__(self, column: str, spark_type: str):
+        self.column = column
+        super().__init__(
+            f"entity time column {column!r} is {spark_type}, which has no time zone; cast it to a "
+            "timestamp (an instant) or pass timezone=\"<zone>\" (for example \"Europe/Paris\") to say "
+            "where its wall-clock times were taken"
+        )
+
+
+class FeatureLookupError(FsSparkError):
+    """A feature lookup names something that does not exist or clashes."""
+
+    def __init__(self, table: str, problem: str):
+        self.table = table
+        super().__init__(f"lookup on feature table {table!r}: {problem}")
+
+
+class VersionQuarantinedError(FsSparkError):
+    def __init__(self, table: str, version_ids: Sequence[str], reasons: Sequence[str]):
+        self.table = table
+        self.version_ids = list(version_ids)
+        listed = "; ".join(f"{v} ({r})" for v, r in zip(version_ids, reasons))
+        super().__init__(
+            f"feature table {table!r}: the lookup would read quarantined version(s) {listed}. "
+            "Pin a version written before them, or release them with FeatureStore.release_version(...)."
+        )
+
+
+class TrainingSetNotFoundError(FsSparkError):
+    def __init__(self, training_set_id: str):
+        self.training_set_id = training_set_id
+        super().__init__(
+            f"no training set {training_set_id!r} in this store; list them with "
+            "FeatureStore.training_sets() or `fs-spark training-sets`"
+        )
+
+
+class ReplayMismatchError(FsSparkError):
+    def __init__(self, training_set_id: str, expected: str, found: str):
+        self.training_set_id = training_set_id
+        super().__init__(
+            f"training set {training_set_id!r} rebuilt from its manifest has digest {found}, "
+            f"but was built with {expected}: an input changed outside fs_spark"
+        )
+
+
+class TrainingSetInputExpiredError(FsSparkError):
+    def __init__(self, training_set_id: str, table: str, version: object, detail: str):
+        self.training_set_id = training_set_id
+        self.table = table
+        super().__init__(
+            f"training set {training_set_id!r} cannot be rebuilt: its input {table!r} at version "
+            f"{version!r} is gone ({detail})"
+        )
+
+
+class RetentionGuardError(FsSparkError):
+    """VACUUM would delete files that recorded training sets still read."""
+
+    def __init__(self, table: str, holders: Sequence[str], files: int):
+        self.table = table
+        self.holders = list(holders)
+        super().__init__(
+            f"VACUUM of feature table {table!r} refused: it would delete {files} file(s) that "
+            f"{len(holders)} training set(s) still need to be rebuilt: {', '.join(holders)}. "
+            "Keep the files, or pass force=True to expire those training sets' inputs."
+        )

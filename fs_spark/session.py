@@ -8,6 +8,7 @@ builds a local session with the Delta jars that `make setup` fetched.
 from __future__ import annotations
 
 import os
+import sys
 import re
 from pathlib import Path
 
@@ -69,6 +70,9 @@ def check_delta(spark: SparkSession) -> None:
 def build_local_session(settings: SparkSettings) -> SparkSession:
     """Build (or reuse) a local, Delta-enabled session: UTC, few shuffle partitions, UI off."""
     jars = find_delta_jars(settings.jars_dir)
+    # Local Python workers (Arrow UDFs of the point-in-time join) must run this interpreter,
+    # which has pyarrow and pandas; PySpark otherwise starts whatever `python3` is on the PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
         SparkSession.builder.master(settings.master)
         .appName(settings.app_name)

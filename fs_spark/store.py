@@ -10,22 +10,29 @@ Example:
 from __future__ import annotations
 
 import getpass
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timezone
 
 from pyspark.sql import DataFrame, SparkSession
 
 from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.records import FeatureVersion
+from fs_spark.catalog.schema import VERSION_STATUS
 from fs_spark.config import Settings, load_settings
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.errors import VersionNotFoundError
-from fs_spark.ids import is_id
+from fs_spark.ids import is_id, new_id
 from fs_spark.ingest.writer import FeatureWriter, Mode
 from fs_spark.provenance import RunRef, SourceInfo, require_utc
 from fs_spark.registry import PlanItem, Registry
+from fs_spark.retention import VacuumResult, vacuum
 from fs_spark.session import check_delta, get_session
 from fs_spark.storage.paths import StorePaths
 from fs_spark.storage.reader import read_version, readable_delta_version
+from fs_spark.training.builder import TrainingSets
+from fs_spark.training.lookups import FeatureLookup
+from fs_spark.training.manifest import TrainingSetManifest
+from fs_spark.training.training_set import TrainingSet
 
 
 class FeatureStore:
@@ -57,6 +64,7 @@ class FeatureStore:
         self.catalog = Catalog(self.spark, self.paths, timeout)
         self.registry = Registry(self.spark, self.paths, self.catalog, self.user, timeout)
         self._writer = FeatureWriter(self.spark, self.paths, self.catalog, self.user, timeout)
+        self._training = TrainingSets(self, self.settings.training.buckets)
 
     @property
     def root(self) -> str:
@@ -189,3 +197,100 @@ class FeatureStore:
         delta_version = readable_delta_version(self.spark, applied.storage_path, resolved, following)
         return read_version(self.spark, applied.definition, resolved, delta_version, applied.storage_path,
                             features, include_version_column)
+
+    # --- version status -----------------------------------------------------------------------
+
+    def quarantine_version(self, table: str, version: int | str, reason: str) -> FeatureVersion:
+        """Mark a feature version as suspect: training-set builds refuse to read it (or any later
+        version, whose rows include it) until it is released."""
+        return self._set_status(table, version, "quarantined", reason)
+
+    def release_version(self, table: str, version: int | str, reason: str = "") -> FeatureVersion:
+        """Lift a quarantine."""
+        return self._set_status(table, version, "released", reason)
+
+    def _set_status(self, table: str, version: int | str, status: str, reason: str) -> FeatureVersion:
+        resolved = self.version(table, version)
+        self.catalog.append(VERSION_STATUS, [{
+            "event_id": new_id(), "version_id": resolved.version_id, "table_name": table, "status": status,
+            "reason": reason, "user": self.user, "at": datetime.now(timezone.utc),
+        }])
+        return resolved
+
+    # --- training sets ------------------------------------------------------------------------
+
+    def create_training_set(
+        self,
+        df: DataFrame,
+        feature_lookups: Sequence[FeatureLookup | str],
+        *,
+        label: str | Sequence[str] | None = None,
+        exclude_columns: Sequence[str] = (),
+        as_of: datetime | None = None,
+        timezone: str | None = None,
+        name: str | None = None,
+        path: str | None = None,
+        run: RunRef | None = None,
+    ) -> TrainingSet:
+        """Join each entity row to its features as of its time, store the result and its manifest.
+
+        Args:
+            df: the entity rows: keys, a time per lookup, labels, anything else. Every row comes
+                back, in the same order, duplicates included.
+            feature_lookups: `FeatureLookup`s or `"table:feature"` strings.
+            label: label column(s), placed last.
+            exclude_columns: entity columns to leave out of the result.
+            as_of: see only feature rows committed at or before this time (an aware datetime),
+                so a later backfill cannot leak into a past training set.
+            timezone: the zone of zone-less entity times (TimestampNTZ or date columns), which
+                are refused without it.
+            name: a name to find the training set by.
+            path: where to write the rows (default: under the store root).
+            run: the experiment and run the training set is built for.
+
+        Example:
+            >>> ts = store.create_training_set(                           # doctest: +SKIP
+            ...     entities,
+            ...     [FeatureLookup(table_name="customer_activity", feature_names=["spend_7d"],
+            ...                    lookup_key="customer_id", timestamp_lookup_key="ts")],
+            ...     label="churned")
+            >>> ts.load_df().show()                                       # doctest: +SKIP
+        """
+        return self._training.create(
+            df, feature_lookups, label=label, exclude_columns=exclude_columns, as_of=as_of,
+            timezone_name=timezone, name=name, path=path, run=run,
+        )
+
+    def get_historical_features(self, entity_df: DataFrame, features: Sequence[str], **options) -> TrainingSet:
+        """Feast's spelling of `create_training_set`: `features` are `"table:feature"` strings."""
+        return self.create_training_set(entity_df, list(features), **options)
+
+    def training_set(self, training_set_id: str) -> TrainingSet:
+        """A stored training set, read from its Delta table."""
+        return self._training.open(training_set_id)
+
+    def load_training_set(self, training_set_id: str, *, verify: bool = True) -> TrainingSet:
+        """Rebuild a training set from its manifest alone: the entity rows and every feature table
+        read at the Delta versions the build read. With `verify` (one extra pass), the rebuilt
+        rows' digest must equal the original's, or ReplayMismatchError is raised."""
+        return self._training.rebuild(training_set_id, verify=verify)
+
+    def training_sets(self) -> list[TrainingSetManifest]:
+        """The manifest of every training set built in this store, oldest first."""
+        return self._training.manifests()
+
+    # --- retention ----------------------------------------------------------------------------
+
+    def vacuum(self, table: str, *, retention_hours: float | None = None, force: bool = False) -> VacuumResult:
+        """Delta VACUUM of a feature table (every definition version), refused with
+        RetentionGuardError when it would delete files a recorded training set still reads.
+
+        Args:
+            retention_hours: Delta's retention period (default: the table's, 7 days).
+            force: VACUUM even so; rebuilding those training sets then fails with
+                TrainingSetInputExpiredError.
+        """
+        paths = [r["storage_path"] for r in self.catalog.definition_rows(table)]
+        if not paths:
+            self.registry.current(table)  # raises TableNotFoundError
+        return vacuum(self.spark, table, sorted(set(paths)), self._training.manifests(), retention_hours, force)

@@ -97,7 +97,51 @@ QUARANTINE_EVENTS = CatalogTable(
     ),
 )
 
-ALL_TABLES = (FEATURE_TABLES, FEATURE_VERSIONS, QUARANTINE_EVENTS)
+VERSION_STATUS = CatalogTable(
+    "version_status",
+    "One row per change of a feature version's status: quarantined (builds refuse it) or released.",
+    (
+        ("event_id", S, "Global ID of the event (UUIDv7)"),
+        ("version_id", S, "Feature version"),
+        ("table_name", S, "Feature table name"),
+        ("status", S, "quarantined or released"),
+        ("reason", S, "Why"),
+        ("user", S, "Principal who changed it"),
+        ("at", TS, "When (UTC)"),
+    ),
+)
+
+TRAINING_SETS = CatalogTable(
+    "training_sets",
+    "One row per training set built: its manifest, enough to rebuild it exactly.",
+    (
+        ("training_set_id", S, "Global ID of the training set (UUIDv7)"),
+        ("name", S, "Optional name given by the user"),
+        ("created_at", TS, "When it was built (UTC)"),
+        ("user", S, "Principal who built it"),
+        ("entity_path", S, "Delta table holding the entity rows as given, with _fs_row"),
+        ("entity_delta_version", L, "Delta version of the entity rows"),
+        ("entity_digest", S, "Content digest of the entity rows"),
+        ("entity_row_count", L, "Entity rows"),
+        ("label", ARR, "Label columns"),
+        ("exclude_columns", ARR, "Entity columns left out of the result"),
+        ("as_of", TS, "Only feature rows committed at or before this time were visible, if set"),
+        ("timezone", S, "Zone of zone-less entity times, if given"),
+        ("lookups_json", S, "The resolved lookups: table, versions read, features, keys, lookback, defaults"),
+        ("feature_version_ids", ARR, "The feature version read by each lookup"),
+        ("output_path", S, "Delta table holding the training set"),
+        ("output_delta_version", L, "Delta version of the training set table"),
+        ("output_schema_json", S, "Spark schema of the training set"),
+        ("content_digest", S, "Content digest of the training set rows, _fs_row included"),
+        ("row_count", L, "Rows"),
+        ("fs_spark_version", S, "fs_spark version that built it"),
+        ("spark_version", S, "Spark version that built it"),
+        ("experiment_id", S, "Experiment of the run that built it, if any"),
+        ("run_id", S, "Run that built it, if any"),
+    ),
+)
+
+ALL_TABLES = (FEATURE_TABLES, FEATURE_VERSIONS, QUARANTINE_EVENTS, VERSION_STATUS, TRAINING_SETS)
 
 
 def describe_catalog() -> str:

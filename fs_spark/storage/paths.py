@@ -1,8 +1,9 @@
 """The store root and every path below it.
 
 `<root>/tables/<table>/v<definition_version>` feature data, `<root>/quarantine/<table>/v<n>` bad
-rows, `<root>/_catalog/<catalog_table>` the catalog, `<root>/_locks` write locks. Names are
-validated identifiers before they reach a path, so no name can point outside the root.
+rows, `<root>/training_sets/<id>/{entities,data}` training sets, `<root>/_catalog/<catalog_table>`
+the catalog, `<root>/_locks` write locks. Names and IDs are validated before they reach a path,
+so none can point outside the root.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from fs_spark.ids import is_id
 from fs_spark.names import check_name
 
 
@@ -35,12 +37,17 @@ class StorePaths:
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", _normalise(self.root))
 
-
     def table(self, name: str, definition_version: int) -> str:
         return f"{self.root}/tables/{check_name(name, 'table')}/v{int(definition_version)}"
 
     def quarantine(self, name: str, definition_version: int) -> str:
         return f"{self.root}/quarantine/{check_name(name, 'table')}/v{int(definition_version)}"
+
+    def training_set(self, training_set_id: str, part: str) -> str:
+        """`<root>/training_sets/<id>/<part>`: the entity rows ("entities") or the result ("data")."""
+        if not is_id(training_set_id) or part not in ("entities", "data"):
+            raise ValueError(f"not a training set ID and part: {training_set_id!r}, {part!r}")
+        return f"{self.root}/training_sets/{training_set_id}/{part}"
 
     def catalog(self, name: str) -> str:
         return f"{self.root}/_catalog/{check_name(name, 'catalog table')}"

@@ -18,7 +18,7 @@ from fs_spark.storage.paths import local_path
 from fs_spark.storage.layout import VERSION_COLUMN
 
 
-def _missing_files(spark: SparkSession, files: list[str]) -> list[str]:
+def missing_files(spark: SparkSession, files: list[str]) -> list[str]:
     missing = []
     hadoop_conf = spark._jsc.hadoopConfiguration()
     for uri in files:
@@ -67,7 +67,7 @@ def read_version(
         files = frame.inputFiles()
     except (AnalysisException, Py4JJavaError) as exc:
         raise VersionExpiredError(table.name, label, f"the Delta log no longer holds it ({_first_line(exc)})") from None
-    missing = _missing_files(spark, files)
+    missing = missing_files(spark, files)
     if missing:
         raise VersionExpiredError(table.name, label, f"{len(missing)} data file(s) are missing, e.g. {missing[0]}")
     wanted = list(features) if features is not None else list(table.feature_names)

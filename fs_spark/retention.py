@@ -1,0 +1,91 @@
+"""VACUUM of feature tables, guarded: files a recorded training set still reads are kept.
+
+Delta's VACUUM deletes data files no longer in the table's current state and older than the
+retention period. Feature tables only grow, so that happens after a compaction (OPTIMIZE) or a
+restore; the files it would delete may still be the only copy of a Delta version that a training
+set's manifest points at. The guard asks Delta which files it would delete (DRY RUN), lists the
+files each recorded training set reads from the table, and refuses when they meet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import AnalysisException
+from pyspark.sql import SparkSession
+
+from fs_spark.errors import RetentionGuardError
+from fs_spark.storage.paths import local_path
+from fs_spark.training.manifest import TrainingSetManifest
+
+
+@dataclass(frozen=True)
+class VacuumResult:
+    table: str
+    deleted_files: int
+    expired: tuple[str, ...]  # training sets whose inputs a forced VACUUM removed
+
+
+def _sql_path(path: str) -> str:
+    return "delta.`" + path.replace("`", "``") + "`"
+
+
+def _normal(uri: str) -> str:
+    local = local_path(uri)
+    return local if local is not None else uri
+
+
+def _retain(hours: float | None) -> str:
+    return "" if hours is None else f" RETAIN {float(hours)} HOURS"
+
+
+def files_to_delete(spark: SparkSession, path: str, retention_hours: float | None) -> set[str]:
+    rows = spark.sql(f"VACUUM {_sql_path(path)}{_retain(retention_hours)} DRY RUN").collect()
+    return {_normal(r[0]) for r in rows}
+
+
+def files_needed(spark: SparkSession, path: str, manifests: list[TrainingSetManifest]) -> dict[str, set[str]]:
+    """Training set ID -> the files of `path` it reads (inputs already gone are skipped)."""
+    needed: dict[str, set[str]] = {}
+    for manifest in manifests:
+        for lookup in manifest.lookups:
+            if lookup.storage_path != path or lookup.delta_version is None:
+                continue
+            try:
+                files = spark.read.format("delta").option("versionAsOf", lookup.delta_version).load(path).inputFiles()
+            except (AnalysisException, Py4JJavaError):  # the version left the Delta log: nothing to protect
+                continue
+            needed.setdefault(manifest.training_set_id, set()).update(_normal(f) for f in files)
+    return needed
+
+
+def vacuum(
+    spark: SparkSession,
+    table: str,
+    paths: list[str],
+    manifests: list[TrainingSetManifest],
+    retention_hours: float | None = None,
+    force: bool = False,
+) -> VacuumResult:
+    """VACUUM every Delta table of `table` (one per definition version), unless that deletes a
+    file a training set needs; with `force`, VACUUM anyway."""
+    plans = []
+    holders: set[str] = set()
+    conflicting = 0
+    for path in paths:
+        doomed = files_to_delete(spark, path, retention_hours)
+        for training_set_id, files in files_needed(spark, path, manifests).items():
+            clash = doomed & files
+            if clash:
+                holders.add(training_set_id)
+                conflicting += len(clash)
+        plans.append((path, len(doomed)))
+    if holders and not force:
+        raise RetentionGuardError(table, sorted(holders), conflicting)
+    deleted = 0
+    for path, count in plans:
+        if count:
+            spark.sql(f"VACUUM {_sql_path(path)}{_retain(retention_hours)}").collect()
+            deleted += count
+    return VacuumResult(table, deleted, tuple(sorted(holders)))

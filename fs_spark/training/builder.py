@@ -1,0 +1,339 @@
+"""Building, storing and rebuilding training sets.
+
+A build (1) resolves every lookup to the exact feature version and Delta version it reads,
+(2) writes the entity rows, numbered, as a Delta table, (3) runs the point-in-time join over
+them and writes the result as a Delta table, observing its content digest on the way, and
+(4) appends the manifest to the catalog. Rebuilding reads the same Delta versions of every
+input and checks the digest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, Observation
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from py4j.protocol import Py4JJavaError
+
+from fs_spark import digest as D
+from fs_spark.catalog.schema import TRAINING_SETS, VERSION_STATUS
+from fs_spark.definitions.types import FeatureType, parse_duration
+from fs_spark.errors import (
+    EntityColumnError,
+    FeatureLookupError,
+    ReplayMismatchError,
+    TrainingSetInputExpiredError,
+    TrainingSetNotFoundError,
+    VersionExpiredError,
+    VersionNotFoundError,
+    VersionQuarantinedError,
+)
+from fs_spark.ids import new_id
+from fs_spark.provenance import RunRef, require_utc
+from fs_spark.storage.layout import VERSION_COLUMN
+from fs_spark.storage.reader import missing_files, readable_delta_version
+from fs_spark.training.entities import check_columns, check_zone, instants, numbered
+from fs_spark.training.lookups import FeatureLookup, as_lookups
+from fs_spark.training.manifest import LookupFeature, ResolvedLookup, TrainingSetManifest
+from fs_spark.training.pit_join import ROW_COLUMN, JoinSide, point_in_time_join
+from fs_spark.training.training_set import TrainingSet
+from fs_spark.version import __version__
+
+if TYPE_CHECKING:
+    from fs_spark.store import FeatureStore
+
+_MICROS = timedelta(microseconds=1)
+
+
+def _default_ok(dtype: FeatureType, value: Any) -> bool:
+    if dtype.is_numeric:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and (dtype.is_floating or isinstance(value, int))
+    return {
+        FeatureType.BOOL: lambda v: isinstance(v, bool),
+        FeatureType.STRING: lambda v: isinstance(v, str),
+        FeatureType.DATE: lambda v: isinstance(v, date) and not isinstance(v, datetime),
+        FeatureType.TIMESTAMP: lambda v: isinstance(v, datetime) and v.tzinfo is not None,
+    }[dtype](value)
+
+
+def _json_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, (date, datetime)) else value
+
+
+class TrainingSets:
+    """The training-set part of a store: build, open, list and rebuild."""
+
+    def __init__(self, store: FeatureStore, buckets: int):
+        self.store = store
+        self.spark = store.spark
+        self.buckets = buckets
+
+    # --- resolving lookups --------------------------------------------------------------------
+
+    def _quarantined(self) -> dict[str, str]:
+        """Feature version ID -> reason, for every version quarantined now."""
+        latest: dict[str, dict] = {}
+        for row in sorted(self.store.catalog.rows(VERSION_STATUS.name), key=lambda r: r["at"]):
+            latest[row["version_id"]] = row
+        return {v: r["reason"] for v, r in latest.items() if r["status"] == "quarantined"}
+
+    def _pick_version(self, lookup: FeatureLookup, as_of: datetime | None):
+        store, table = self.store, lookup.table_name
+        if lookup.delta_version is not None:
+            current = store.registry.current(table).definition.definition_version
+            candidates = [v for v in store.catalog.versions(table)
+                          if v.definition_version == current and v.delta_version <= lookup.delta_version]
+            if not candidates:
+                raise VersionNotFoundError(table, f"at Delta version {lookup.delta_version}", "no feature version was committed at or before it")
+            return store._resolve(table, candidates[-1].version_id, None)
+        if lookup.version is not None:
+            return store._resolve(table, lookup.version, None)
+        return store._resolve(table, None, as_of)
+
+    def resolve(self, lookup: FeatureLookup, entity: DataFrame, as_of: datetime | None,
+                quarantined: dict[str, str]) -> ResolvedLookup:
+        store, name = self.store, lookup.table_name
+        version, following = self._pick_version(lookup, as_of)
+        applied = (store.registry.at_version(name, version.definition_version) if version
+                   else store.registry.current(name))
+        table = applied.definition
+        if version is not None:
+            included = [v for v in store.catalog.versions(name)
+                        if v.definition_version == version.definition_version
+                        and v.version_number <= version.version_number and v.version_id in quarantined]
+            if included:
+                raise VersionQuarantinedError(name, [v.version_id for v in included], [quarantined[v.version_id] for v in included])
+        wanted = list(lookup.feature_names or table.feature_names)
+        unknown = [f for f in wanted if f not in table.feature_names]
+        if unknown:
+            raise FeatureLookupError(name, f"no feature(s) {unknown}; it has {list(table.feature_names)}")
+        for feature, value in lookup.default_values.items():
+            if feature not in wanted:
+                raise FeatureLookupError(name, f"default_values names {feature!r}, which the lookup does not take")
+            dtype = table.feature(feature).dtype
+            if value is not None and not _default_ok(dtype, value):
+                raise FeatureLookupError(name, f"default for {feature!r} must be a {dtype.value} value, not {value!r}")
+        for feature in lookup.rename_outputs:
+            if feature not in wanted:
+                raise FeatureLookupError(name, f"rename_outputs names {feature!r}, which the lookup does not take")
+        entity_keys = tuple(lookup.lookup_key or table.keys)
+        if len(entity_keys) != len(table.keys):
+            raise FeatureLookupError(name, f"lookup_key {list(entity_keys)} must name one entity column per key {list(table.keys)}")
+        key_types = table.entity.keys
+        for column, key in zip(entity_keys, table.keys):
+            if column not in entity.columns:
+                raise EntityColumnError(column, f"is the lookup key for {name}.{key} but is missing", entity.columns)
+            found = entity.schema[column].dataType
+            integral = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
+            want_string = key_types[key] == FeatureType.STRING
+            if (want_string and not isinstance(found, T.StringType)) or (not want_string and not isinstance(found, integral)):
+                raise EntityColumnError(column, f"is {found.simpleString()} but key {name}.{key} is {key_types[key].value}")
+        lookback = lookup.lookback or (parse_duration(table.ttl) if table.ttl else None)
+        delta_version = None
+        if version is not None:
+            delta_version = readable_delta_version(self.spark, applied.storage_path, version, following)
+        return ResolvedLookup(
+            table_name=name,
+            definition_version=table.definition_version,
+            storage_path=applied.storage_path,
+            version_id=version.version_id if version else None,
+            version_number=version.version_number if version else None,
+            delta_version=delta_version,
+            keys=tuple(table.keys),
+            event_time=table.event_time,
+            key_types=tuple(key_types[k].spark_type.simpleString() for k in table.keys),
+            entity_keys=entity_keys,
+            entity_time=lookup.timestamp_lookup_key or table.event_time,
+            features=tuple(
+                LookupFeature(
+                    name=f, output=lookup.output_name(f),
+                    spark_type=table.feature(f).dtype.spark_type.simpleString(),
+                    default=_json_value(lookup.default_values.get(f)),
+                )
+                for f in wanted
+            ),
+            lookback_micros=lookback // _MICROS if lookback else None,
+        )
+
+    # --- reading inputs -----------------------------------------------------------------------
+
+    def _feature_rows(self, lookup: ResolvedLookup, training_set_id: str | None = None) -> DataFrame:
+        """The lookup's feature rows at its Delta version (no rows when nothing was written)."""
+        columns = [*lookup.keys, lookup.event_time, VERSION_COLUMN, *[f.name for f in lookup.features]]
+        types = [*lookup.key_types, "timestamp", "long", *[f.spark_type for f in lookup.features]]
+        if lookup.delta_version is None:
+            schema = T.StructType([T.StructField(c, T._parse_datatype_string(t)) for c, t in zip(columns, types)])
+            return self.spark.createDataFrame([], schema)
+        frame = self._read_delta(lookup.storage_path, lookup.delta_version, lookup.table_name, lookup.version_id, training_set_id)
+        present = set(frame.columns)
+        return frame.select([
+            (F.col(c) if c in present else F.lit(None)).cast(t).alias(c) for c, t in zip(columns, types)
+        ])
+
+    def _read_delta(self, path: str, delta_version: int, what: str, version: Any, training_set_id: str | None) -> DataFrame:
+        def expired(detail: str) -> Exception:
+            if training_set_id:
+                return TrainingSetInputExpiredError(training_set_id, what, version, detail)
+            return VersionExpiredError(what, version, detail)
+
+        try:
+            frame = self.spark.read.format("delta").option("versionAsOf", delta_version).load(path)
+            files = frame.inputFiles()
+        except (AnalysisException, Py4JJavaError) as exc:
+            raise expired(f"the Delta log no longer holds version {delta_version}: {str(exc).splitlines()[0][:200]}") from None
+        gone = missing_files(self.spark, files)
+        if gone:
+            raise expired(f"{len(gone)} data file(s) of Delta version {delta_version} are missing, e.g. {gone[0]}")
+        return frame
+
+    def _join(self, entities: DataFrame, lookups: list[ResolvedLookup], label: list[str],
+              exclude: list[str], training_set_id: str | None = None) -> DataFrame:
+        sides = [
+            JoinSide(
+                entity_keys=lk.entity_keys, entity_time=lk.entity_time, table_keys=lk.keys,
+                table_time=lk.event_time, version_column=VERSION_COLUMN,
+                features=self._feature_rows(lk, training_set_id),
+                outputs=tuple((f.name, f.output) for f in lk.features),
+                lookback_micros=lk.lookback_micros,
+                defaults=tuple((f.output, f.default) for f in lk.features if f.default is not None),
+            )
+            for lk in lookups
+        ]
+        joined = point_in_time_join(entities, sides, self.buckets)
+        kept = [c for c in entities.columns if c not in exclude and c not in label and c != ROW_COLUMN]
+        outputs = [f.output for lk in lookups for f in lk.features]
+        return joined.select(ROW_COLUMN, *kept, *outputs, *label)
+
+    # --- building -----------------------------------------------------------------------------
+
+    def create(
+        self,
+        df: DataFrame,
+        feature_lookups: Sequence[FeatureLookup | str],
+        *,
+        label: str | Sequence[str] | None = None,
+        exclude_columns: Sequence[str] = (),
+        as_of: datetime | None = None,
+        timezone_name: str | None = None,
+        name: str | None = None,
+        path: str | None = None,
+        run: RunRef | None = None,
+    ) -> TrainingSet:
+        lookups = as_lookups(feature_lookups)
+        if not lookups:
+            raise ValueError("a training set needs at least one feature lookup")
+        labels = [label] if isinstance(label, str) else list(label or [])
+        exclude = list(exclude_columns)
+        as_of = require_utc(as_of, "as_of")
+        zone = check_zone(timezone_name)
+        check_columns(df, [*labels, *exclude])
+        quarantined = self._quarantined()
+        resolved = [self.resolve(lookup, df, as_of, quarantined) for lookup in lookups]
+        self._check_outputs(resolved, df.columns, labels, exclude)
+
+        training_set_id = new_id()
+        entity_path = self.store.paths.training_set(training_set_id, "entities")
+        output_path = path or self.store.paths.training_set(training_set_id, "data")
+        with self._described(f"fs_spark training set {training_set_id}"):
+            entities = numbered(instants(df, [r.entity_time for r in resolved], zone))
+            entity_metrics = self._write(entities, entity_path)
+            stored = self.spark.read.format("delta").option("versionAsOf", 0).load(entity_path)
+            result = self._join(stored, resolved, labels, exclude)
+            metrics = self._write(result, output_path)
+        manifest = TrainingSetManifest(
+            training_set_id=training_set_id,
+            name=name,
+            created_at=datetime.now(timezone.utc),
+            user=self.store.user,
+            entity_path=entity_path,
+            entity_delta_version=0,
+            entity_digest=D.digest_of(entity_metrics),
+            entity_row_count=int(entity_metrics["rows"]),
+            label=labels,
+            exclude_columns=exclude,
+            as_of=as_of,
+            timezone=zone,
+            lookups_json=json.dumps([r.model_dump(mode="json") for r in resolved], sort_keys=True),
+            feature_version_ids=[r.version_id for r in resolved if r.version_id],
+            output_path=output_path,
+            output_delta_version=0,
+            output_schema_json=result.schema.json(),
+            content_digest=D.digest_of(metrics),
+            row_count=int(metrics["rows"]),
+            fs_spark_version=__version__,
+            spark_version=self.spark.version,
+            experiment_id=run.experiment_id if run else None,
+            run_id=run.run_id if run else None,
+        )
+        self.store.catalog.append(TRAINING_SETS, [manifest.to_row()])
+        return TrainingSet(self.spark, manifest, self.spark.read.format("delta").option("versionAsOf", 0).load(output_path))
+
+    @staticmethod
+    def _check_outputs(resolved: list[ResolvedLookup], columns: list[str], labels: list[str], exclude: list[str]) -> None:
+        seen: dict[str, str] = {}
+        for lookup in resolved:
+            for feature in lookup.features:
+                where = f"{lookup.table_name}.{feature.name}"
+                if feature.output in seen:
+                    raise FeatureLookupError(lookup.table_name, f"output column {feature.output!r} of {where} is also the output of {seen[feature.output]}; rename one with rename_outputs")
+                if feature.output in columns:
+                    raise FeatureLookupError(lookup.table_name, f"output column {feature.output!r} of {where} is already an entity column; rename it with rename_outputs")
+                seen[feature.output] = where
+        for column in labels:
+            if column in exclude:
+                raise EntityColumnError(column, "is both a label and excluded")
+
+    def _write(self, frame: DataFrame, path: str) -> dict[str, Any]:
+        """Write `frame` as a new Delta table; return its digest metrics, observed on the way."""
+        observation = Observation("fs_spark_digest")
+        observed = frame.observe(observation, *D.digest_aggregates(frame.columns))
+        observed.write.format("delta").mode("errorifexists").save(path)
+        return observation.get
+
+    @contextmanager
+    def _described(self, text: str):
+        context = self.spark.sparkContext
+        before = context.getLocalProperty("spark.job.description")
+        context.setJobDescription(text)
+        try:
+            yield
+        finally:
+            context.setJobDescription(before)
+
+    # --- opening and rebuilding ---------------------------------------------------------------
+
+    def manifests(self) -> list[TrainingSetManifest]:
+        rows = sorted(self.store.catalog.rows(TRAINING_SETS.name), key=lambda r: r["training_set_id"])
+        return [TrainingSetManifest.from_row(r) for r in rows]
+
+    def manifest(self, training_set_id: str) -> TrainingSetManifest:
+        for row in self.store.catalog.rows(TRAINING_SETS.name):
+            if row["training_set_id"] == training_set_id:
+                return TrainingSetManifest.from_row(row)
+        raise TrainingSetNotFoundError(training_set_id)
+
+    def open(self, training_set_id: str) -> TrainingSet:
+        manifest = self.manifest(training_set_id)
+        frame = self._read_delta(manifest.output_path, manifest.output_delta_version, "training set data",
+                                 manifest.output_delta_version, training_set_id)
+        return TrainingSet(self.spark, manifest, frame)
+
+    def rebuild(self, training_set_id: str, verify: bool = True) -> TrainingSet:
+        manifest = self.manifest(training_set_id)
+        entities = self._read_delta(manifest.entity_path, manifest.entity_delta_version, "entity rows",
+                                    manifest.entity_delta_version, training_set_id)
+        with self._described(f"fs_spark rebuild of training set {training_set_id}"):
+            frame = self._join(entities, manifest.lookups, manifest.label, manifest.exclude_columns, training_set_id)
+            schema = T.StructType.fromJson(json.loads(manifest.output_schema_json))
+            frame = frame.select([F.col(f.name).cast(f.dataType) for f in schema.fields])
+            if verify:
+                found = D.frame_digest(frame)
+                if found != manifest.content_digest:
+                    raise ReplayMismatchError(training_set_id, manifest.content_digest, found)
+        return TrainingSet(self.spark, manifest, frame)
