@@ -6,6 +6,10 @@
     fs-spark ingest customer_activity data.parquet --mode quarantine
     fs-spark versions customer_activity
     fs-spark read customer_activity --version 2 --limit 20   (alias: show)
+    fs-spark build-training-set data/labels --spec conf/training/churn.yaml
+    fs-spark training-sets
+    fs-spark rebuild-training-set <id>     # from its manifest alone, digest checked
+    fs-spark vacuum customer_activity --retention-hours 168
 
 Errors are printed as one line naming the table, feature and rule, with exit status 2.
 """
@@ -16,13 +20,17 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from datetime import datetime
 
 from fs_spark.config import load_settings
 from fs_spark.definitions.yaml_io import load_definitions
 from fs_spark.errors import FsSparkError
 from fs_spark.provenance import SourceInfo
+from fs_spark.progress import stage_progress
 from fs_spark.store import FeatureStore
+from fs_spark.training.inputs import ENTITY_FORMATS, read_entities
+from fs_spark.training.spec import load_spec
 
 READ_FORMATS = ("parquet", "csv", "json", "delta")
 
@@ -58,6 +66,20 @@ def _parser() -> argparse.ArgumentParser:
         group.add_argument("--as-of", help="an ISO-8601 time with zone, e.g. 2024-05-01T00:00:00+00:00")
         read.add_argument("--limit", type=int, default=20)
         read.add_argument("--features", help="comma-separated feature names")
+    build = commands.add_parser("build-training-set", help="build a point-in-time training set")
+    build.add_argument("entities", help="entity rows: a Delta or Parquet path, a CSV/JSON file, or a table name")
+    build.add_argument("--spec", required=True, help="training-set YAML, e.g. conf/training/churn.yaml")
+    build.add_argument("--format", choices=ENTITY_FORMATS, default="auto")
+    build.add_argument("--output", help="where to write the rows (default: under the store root)")
+    build.add_argument("--quiet", action="store_true", help="no stage progress on stderr")
+    commands.add_parser("training-sets", help="list training sets")
+    rebuild = commands.add_parser("rebuild-training-set", help="rebuild a training set from its manifest")
+    rebuild.add_argument("training_set_id")
+    rebuild.add_argument("--limit", type=int, default=0, help="also print this many rows")
+    vacuum = commands.add_parser("vacuum", help="Delta VACUUM of a feature table, guarded for training sets")
+    vacuum.add_argument("table")
+    vacuum.add_argument("--retention-hours", type=float, help="default: the table's Delta retention (7 days)")
+    vacuum.add_argument("--force", action="store_true", help="even if recorded training sets need the files")
     return parser
 
 
@@ -123,6 +145,34 @@ def run(argv: Sequence[str], out=sys.stdout) -> int:
         print("\t".join(frame.columns), file=out)
         for row in rows:
             print("\t".join("" if v is None else str(v) for v in row), file=out)
+    elif args.command == "build-training-set":
+        spec = load_spec(args.spec)
+        entities = read_entities(store.spark, args.entities, args.format)
+        progress = nullcontext() if args.quiet else stage_progress(store.spark)
+        with progress:
+            built = store.create_training_set(entities, list(spec.feature_lookups), path=args.output, **spec.options())
+        m = built.manifest
+        print(f"training set {built.id}: {m.row_count} rows at {m.output_path}", file=out)
+        for lookup in built.lookups:
+            print(f"  {lookup.table_name} version {lookup.version_number} ({lookup.version_id}) delta {lookup.delta_version}: "
+                  f"{', '.join(f.output for f in lookup.features)}", file=out)
+    elif args.command == "training-sets":
+        for m in store.training_sets():
+            print(f"{m.training_set_id}  {m.created_at:%Y-%m-%dT%H:%M:%S%z}  rows={m.row_count}  name={m.name or ''}  "
+                  f"by={m.user}  versions={','.join(m.feature_version_ids)}", file=out)
+    elif args.command == "rebuild-training-set":
+        rebuilt = store.load_training_set(args.training_set_id)
+        print(f"training set {rebuilt.id} rebuilt: digest {rebuilt.manifest.content_digest} matches", file=out)
+        if args.limit:
+            frame = rebuilt.load_df()
+            print("\t".join(frame.columns), file=out)
+            for row in frame.limit(args.limit).collect():
+                print("\t".join("" if v is None else str(v) for v in row), file=out)
+    elif args.command == "vacuum":
+        result = store.vacuum(args.table, retention_hours=args.retention_hours, force=args.force)
+        print(f"{args.table}: {result.deleted_files} file(s) deleted", file=out)
+        for training_set_id in result.expired:
+            print(f"  training set {training_set_id} can no longer be rebuilt", file=out)
     return 0
 
 

@@ -17,7 +17,7 @@ from fs_spark import (
     new_id,
 )
 from fs_spark.digest import frame_digest
-from tests.test_training_sets import ENTITY_SCHEMA, SPEND, SPEND_SCHEMA
+from test_training_sets import ENTITY_SCHEMA, SPEND, SPEND_SCHEMA
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 DAY = timedelta(days=1)
