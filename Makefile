@@ -29,6 +29,7 @@ test: setup
 
 bench: setup
 	$(PY) -m bench.ingest
+	$(PY) -m bench.pit
 
 quickstart: setup
 	$(PY) jobs/quickstart.py --root ./fs_store

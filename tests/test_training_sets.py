@@ -225,3 +225,15 @@ def test_lookup_definitions_are_validated():
         FeatureLookup(table_name="spend", lookback_window="soon")
     with pytest.raises(InvalidNameError, match="table"):
         FeatureLookup(table_name="../spend")
+
+
+def test_the_readme_worked_example(store, spark, spend):
+    at = lambda h, m=0: T0 + timedelta(hours=h, minutes=m)  # noqa: E731
+    spend([(1, at(9), 10.0, None), (1, at(12), None, None), (2, at(9), 5.0, None)])
+    spend([(1, at(12), 30.0, None)])
+    ents = entities(spark, [(1, at(8), True), (1, at(9), True), (1, at(12, 30), True), (1, at(12, 30), True),
+                            (2, at(11, 30), True), (3, at(12), True)])
+    lookup = FeatureLookup(table_name="spend", feature_names=["amount"], lookback_window="2h")
+    assert rows_of(store.create_training_set(ents, [lookup]), "amount") == [(None,), (10.0,), (30.0,), (30.0,), (None,), (None,)]
+    without_write_2 = lookup.model_copy(update={"version": 1})
+    assert rows_of(store.create_training_set(ents, [without_write_2]), "amount")[2] == (None,)
