@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
 
 import pytest
 from delta.tables import DeltaTable
@@ -17,10 +16,7 @@ from fs_spark import (
     new_id,
 )
 from fs_spark.digest import frame_digest
-from test_training_sets import ENTITY_SCHEMA, SPEND, SPEND_SCHEMA
-
-T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
-DAY = timedelta(days=1)
+from test_training_sets import DAY, ENTITY_SCHEMA, SPEND, SPEND_SCHEMA, T0
 
 
 @contextmanager

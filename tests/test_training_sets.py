@@ -65,6 +65,8 @@ def test_takes_the_latest_row_at_or_before_the_entity_time(store, spark, spend):
     ents = entities(spark, [(1, T0 - DAY, True), (1, T0, True), (1, T0 + 3 * DAY, False), (1, T0 + 4 * DAY, True)])
     ts = store.create_training_set(ents, ["spend:amount"], label="churned")
     assert rows_of(ts, "amount") == [(None,), (1.0,), (2.0,), (4.0,)]
+    feast_style = store.get_historical_features(ents, features=["spend:amount"])
+    assert rows_of(feast_style, "amount") == rows_of(ts, "amount")
 
 
 def test_lookback_window_leaves_old_rows_out(store, spark, spend):

@@ -41,4 +41,4 @@ class TrainingSet:
         return ordered if with_row_number else ordered.drop(ROW_COLUMN)
 
     def __repr__(self) -> str:
-        return f"TrainingSet(id={self.id!r}, rows={self.manifest.row_count}, features={len(self.manifest.feature_version_ids)} version(s))"
+        return f"TrainingSet(id={self.id!r}, rows={self.manifest.row_count}, feature_versions={self.manifest.feature_version_ids})"
