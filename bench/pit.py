@@ -132,6 +132,10 @@ def floor(store, entities, lookups):
     return frames
 
 
+class Failed(Exception):
+    """A baseline that failed for a reason of its own (for example its shuffle filled the disk)."""
+
+
 def run_spark(spark, frames, timeout: float) -> float | None:
     """Seconds to write every frame to the no-op sink, or None when cancelled at `timeout`."""
     group = f"bench-{time.monotonic_ns()}"
@@ -143,10 +147,11 @@ def run_spark(spark, frames, timeout: float) -> float | None:
         for frame in frames if isinstance(frames, list) else [frames]:
             frame.write.format("noop").mode("overwrite").save()
         return time.perf_counter() - start
-    except Exception:
+    except Exception as exc:
         if time.perf_counter() - start >= timeout * 0.99:
             return None
-        raise
+        reason = next((line for line in str(exc).splitlines() if "Exception:" in line), str(exc)[:200])
+        raise Failed(reason.strip()[:160]) from None
     finally:
         timer.cancel()
         spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
@@ -191,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--entities", type=int, default=1_000_000)
     parser.add_argument("--feature-rows", type=int, default=5_000_000)
     parser.add_argument("--timeout", type=float, default=300.0)
-    parser.add_argument("--repeat", type=int, default=1, help="runs per method; the best is reported")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per method; the best is reported")
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="fs_spark_bench_pit_"))
@@ -209,10 +214,17 @@ def main(argv: list[str] | None = None) -> None:
             entities = spark.read.parquet(entity_path)
             lookups = [FeatureLookup(table_name=n) for n in TABLES]
             run_spark(spark, fs_spark_join(store, entities, lookups), args.timeout)  # warm-up: JIT, workers
-            times: dict[str, float | None] = {}
+            times: dict[str, float | str | None] = {}
             for name, method in spark_methods.items():
-                runs = [run_spark(spark, method(store, entities, lookups), args.timeout) for _ in range(args.repeat)]
-                times[name] = None if None in runs else min(runs)
+                try:
+                    runs = []
+                    while len(runs) < args.repeat and None not in runs:  # a timed-out method runs once
+                        runs.append(run_spark(spark, method(store, entities, lookups), args.timeout))
+                    times[name] = None if None in runs else min(runs)
+                except Failed as failure:
+                    if name in ("fs_spark", "floor"):
+                        raise
+                    times[name] = f"failed: {failure}"
             times["duckdb_asof"] = duckdb_asof(store, entity_path, args.timeout)
             times["fs_spark_build"] = min(fs_spark_build(store, entities, lookups) for _ in range(args.repeat))
             report(shape, args, times)
@@ -220,7 +232,9 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _fmt(seconds: float | None, timeout: float) -> str:
+def _fmt(seconds: float | str | None, timeout: float) -> str:
+    if isinstance(seconds, str):
+        return seconds
     return f"> {timeout:.0f} s" if seconds is None else f"{seconds:8.2f} s"
 
 
@@ -228,11 +242,13 @@ def report(shape: str, args, times: dict[str, float | None]) -> None:
     floor_s, ours = times["floor"], times["fs_spark"]
     print(f"\n== {shape}: {args.entities:,} entity rows, 2 tables x {args.feature_rows:,} rows, {SHAPES[shape]:,} keys ==")
     for name, seconds in times.items():
-        ratio = f"{seconds / floor_s:6.2f}x floor" if seconds and floor_s else ""
+        ratio = f"{seconds / floor_s:6.2f}x floor" if isinstance(seconds, float) else ""
         print(f"  {name:<16} {_fmt(seconds, args.timeout)}  {ratio}")
     for other in ("feast_shaped", "join_row_number", "duckdb_asof"):
         if ours:
             value = times[other]
+            if isinstance(value, str):
+                continue
             ratio = f"{value / ours:.1f}x" if value else f"> {args.timeout / ours:.1f}x (timed out)"
             print(f"  {other} / fs_spark: {ratio}")
     print(flush=True)
