@@ -1,0 +1,1 @@
+"""Training sets: lookups, the point-in-time join, builds, manifests and rebuilds."""
