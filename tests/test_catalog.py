@@ -17,7 +17,8 @@ def test_catalog_answers_plain_spark_sql(store, activity, spark):
         "WHERE table_name = 'customer_activity' ORDER BY version_number"
     ).collect()
     assert [tuple(r) for r in rows] == [(1, 5, "tester"), (2, 5, "tester")]
-    assert store.catalog.register_views() == ["fs_feature_tables", "fs_feature_versions", "fs_quarantine_events"]
+    assert store.catalog.register_views() == [
+        "fs_feature_tables", "fs_feature_versions", "fs_quarantine_events", "fs_version_status", "fs_training_sets"]
     joined = spark.sql(
         "SELECT t.change_kind, v.version_id FROM fs_feature_versions v JOIN fs_feature_tables t "
         "ON v.table_name = t.table_name AND v.definition_revision = t.revision WHERE v.version_number = 1"
