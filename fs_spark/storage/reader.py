@@ -4,6 +4,7 @@ version's files or log entries are gone."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
@@ -49,6 +50,23 @@ def readable_delta_version(
     return max(version.delta_version, latest_version(spark, path) or 0)
 
 
+def load_delta_version(
+    spark: SparkSession, path: str, delta_version: int, expired: Callable[[str], Exception]
+) -> DataFrame:
+    """The Delta table at `path` as of `delta_version`, checked readable: its log entry and every
+    data file it lists still exist. Otherwise raises `expired(detail)`, so the caller names
+    what was lost instead of Spark failing later on a missing file."""
+    try:
+        frame = spark.read.format("delta").option("versionAsOf", delta_version).load(path)
+        files = frame.inputFiles()
+    except (AnalysisException, Py4JJavaError) as exc:
+        raise expired(f"the Delta log no longer holds version {delta_version} ({_first_line(exc)})") from None
+    missing = missing_files(spark, files)
+    if missing:
+        raise expired(f"{len(missing)} data file(s) are missing (Delta version {delta_version}), e.g. {missing[0]}")
+    return frame
+
+
 def read_version(
     spark: SparkSession,
     table: FeatureTable,
@@ -61,15 +79,7 @@ def read_version(
     """The table's rows as of `version` (all rows written up to and including it), read at
     `delta_version` (see `readable_delta_version`)."""
     label = version.version_id if version else "0 (empty)"
-    reader = spark.read.format("delta").option("versionAsOf", delta_version)
-    try:
-        frame = reader.load(path)
-        files = frame.inputFiles()
-    except (AnalysisException, Py4JJavaError) as exc:
-        raise VersionExpiredError(table.name, label, f"the Delta log no longer holds it ({_first_line(exc)})") from None
-    missing = missing_files(spark, files)
-    if missing:
-        raise VersionExpiredError(table.name, label, f"{len(missing)} data file(s) are missing, e.g. {missing[0]}")
+    frame = load_delta_version(spark, path, delta_version, lambda detail: VersionExpiredError(table.name, label, detail))
     wanted = list(features) if features is not None else list(table.feature_names)
     for name in wanted:
         table.feature(name)  # raises a KeyError naming the features that exist

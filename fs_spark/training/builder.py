@@ -15,11 +15,9 @@ from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-from py4j.protocol import Py4JJavaError
 
 from fs_spark import digest as D
 from fs_spark.catalog.schema import TRAINING_SETS, VERSION_STATUS
@@ -37,7 +35,7 @@ from fs_spark.errors import (
 from fs_spark.ids import new_id
 from fs_spark.provenance import RunRef, require_utc
 from fs_spark.storage.layout import VERSION_COLUMN
-from fs_spark.storage.reader import missing_files, readable_delta_version
+from fs_spark.storage.reader import load_delta_version, readable_delta_version
 from fs_spark.training.entities import check_columns, check_zone, instants, numbered
 from fs_spark.training.lookups import FeatureLookup, as_lookups
 from fs_spark.training.manifest import LookupFeature, ResolvedLookup, TrainingSetManifest
@@ -182,15 +180,7 @@ class TrainingSets:
                 return TrainingSetInputExpiredError(training_set_id, what, version, detail)
             return VersionExpiredError(what, version, detail)
 
-        try:
-            frame = self.spark.read.format("delta").option("versionAsOf", delta_version).load(path)
-            files = frame.inputFiles()
-        except (AnalysisException, Py4JJavaError) as exc:
-            raise expired(f"the Delta log no longer holds version {delta_version}: {str(exc).splitlines()[0][:200]}") from None
-        gone = missing_files(self.spark, files)
-        if gone:
-            raise expired(f"{len(gone)} data file(s) of Delta version {delta_version} are missing, e.g. {gone[0]}")
-        return frame
+        return load_delta_version(self.spark, path, delta_version, expired)
 
     def _join(self, entities: DataFrame, lookups: list[ResolvedLookup], label: list[str],
               exclude: list[str], training_set_id: str | None = None) -> DataFrame:
