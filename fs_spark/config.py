@@ -45,10 +45,34 @@ class TrainingSettings(_Strict):
     )
 
 
+class MlflowSettings(_Strict):
+    tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking URI, e.g. sqlite:///mlflow.db; default: MLflow's own "
+        "(MLFLOW_TRACKING_URI)",
+    )
+    follow_active_run: bool = Field(
+        default=True, description="Link to the MLflow run active in this thread, if mlflow is imported",
+    )
+    start_runs: bool = Field(
+        default=False, description="Start an MLflow run for every fs_spark run that has none",
+    )
+
+
+class LineageSettings(_Strict):
+    namespace: str = Field(default="fs_spark", description="OpenLineage job namespace")
+    openlineage: dict[str, Any] | None = Field(
+        default=None, description="openlineage-python client config, e.g. {transport: {type: file, "
+        "log_file_path: lineage.jsonl, append: true}}; default: the client's own (OPENLINEAGE_URL, "
+        "OPENLINEAGE_CONFIG) when set, else no events",
+    )
+
+
 class Settings(_Strict):
     store: StoreSettings = Field(default_factory=StoreSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    lineage: LineageSettings = Field(default_factory=LineageSettings)
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:

@@ -254,3 +254,36 @@ class RetentionGuardError(FsSparkError):
             f"{len(holders)} training set(s) still need to be rebuilt: {', '.join(holders)}. "
             "Keep the files, or pass force=True to expire those training sets' inputs."
         )
+
+
+# --- tracking and lineage -----------------------------------------------------------------
+
+
+class RunNotFoundError(FsSparkError):
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        super().__init__(f"no run {run_id!r} in this store; list runs with FeatureStore.tracking.runs()")
+
+
+class RunStateError(FsSparkError):
+    """An operation on a run that has already ended."""
+
+    def __init__(self, run_id: str, status: str, action: str):
+        self.run_id = run_id
+        self.status = status
+        super().__init__(f"run {run_id} is {status}; cannot {action}. Start a new run with FeatureStore.start_run")
+
+
+class ModelNotFoundError(FsSparkError):
+    def __init__(self, what: str, detail: str):
+        self.what = what
+        super().__init__(f"no model version {what!r}: {detail}")
+
+
+class LineageNodeNotFoundError(FsSparkError):
+    def __init__(self, node_id: str):
+        self.node_id = node_id
+        super().__init__(
+            f"{node_id!r} is not in the lineage graph: pass the ID of a feature version, training set, run, "
+            "experiment, model, model version or deployment, or a kind:id such as feature_table:customer_activity"
+        )

@@ -58,3 +58,14 @@ class RunRef(BaseModel):
     experiment_id: str | None = None
     run_id: str | None = None
     hypothesis: str | None = None
+    mlflow_run_id: str | None = None
+
+
+def as_run_ref(run: object) -> RunRef | None:
+    """A `RunRef` from a `Run` (anything with a `.ref`) or a `RunRef`; None stays None."""
+    if run is None or isinstance(run, RunRef):
+        return run
+    ref = getattr(run, "ref", None)
+    if not isinstance(ref, RunRef):
+        raise TypeError(f"run must be a Run or a RunRef, not {type(run).__name__}")
+    return ref

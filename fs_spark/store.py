@@ -17,18 +17,24 @@ from pyspark.sql import DataFrame, SparkSession
 
 from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.records import FeatureVersion
-from fs_spark.catalog.schema import VERSION_STATUS
+from fs_spark.catalog.schema import MAINTENANCE_EVENTS, VERSION_STATUS
 from fs_spark.config import Settings, load_settings
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.errors import VersionNotFoundError
 from fs_spark.ids import is_id, new_id
 from fs_spark.ingest.writer import FeatureWriter, Mode
-from fs_spark.provenance import RunRef, SourceInfo, require_utc
+from fs_spark.integrations.mlflow import MlflowBridge
+from fs_spark.lineage.lineage import Lineage
+from fs_spark.lineage.openlineage import LineageEvents
+from fs_spark.provenance import RunRef, SourceInfo, as_run_ref, require_utc
 from fs_spark.registry import PlanItem, Registry
 from fs_spark.retention import VacuumResult, vacuum
 from fs_spark.session import check_delta, get_session
 from fs_spark.storage.paths import StorePaths
 from fs_spark.storage.reader import read_version, readable_delta_version
+from fs_spark.tracking.models import Models
+from fs_spark.tracking.records import Deployment, ModelVersion
+from fs_spark.tracking.runs import Run, Tracking
 from fs_spark.training.builder import TrainingSets
 from fs_spark.training.lookups import FeatureLookup
 from fs_spark.training.manifest import TrainingSetManifest
@@ -65,6 +71,11 @@ class FeatureStore:
         self.registry = Registry(self.spark, self.paths, self.catalog, self.user, timeout)
         self._writer = FeatureWriter(self.spark, self.paths, self.catalog, self.user, timeout)
         self._training = TrainingSets(self, self.settings.training.buckets)
+        self.mlflow = MlflowBridge(self.settings.mlflow)
+        self.events = LineageEvents(self.settings.lineage, self.paths.root)
+        self.tracking = Tracking(self)
+        self.models = Models(self)
+        self.lineage = Lineage(self)
 
     @property
     def root(self) -> str:
@@ -101,7 +112,7 @@ class FeatureStore:
         mode: Mode = "strict",
         write_id: str | None = None,
         source: SourceInfo | None = None,
-        run: RunRef | None = None,
+        run: Run | RunRef | None = None,
     ) -> FeatureVersion:
         """Validate `df` and commit it as one new feature version.
 
@@ -115,9 +126,14 @@ class FeatureStore:
             run: the experiment and run making the write.
         """
         applied = self.registry.current(table)
-        return self._writer.write(
-            applied.definition, applied.revision, df, mode=mode, write_id=write_id, source=source, run=run
-        )
+        ref = as_run_ref(run)
+        path = self.paths.table(table, applied.definition.definition_version)
+        with self.events.job(f"write.{table}", run=ref) as job:
+            version = self._writer.write(
+                applied.definition, applied.revision, df, mode=mode, write_id=write_id, source=source, run=ref
+            )
+            job.output(path, version.delta_version, {"fs_spark.version_id": version.version_id})
+        return version
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -230,7 +246,8 @@ class FeatureStore:
         timezone: str | None = None,
         name: str | None = None,
         path: str | None = None,
-        run: RunRef | None = None,
+        run: Run | RunRef | None = None,
+        context: str = "training",
     ) -> TrainingSet:
         """Join each entity row to its features as of its time, store the result and its manifest.
 
@@ -246,7 +263,8 @@ class FeatureStore:
                 are refused without it.
             name: a name to find the training set by.
             path: where to write the rows (default: under the store root).
-            run: the experiment and run the training set is built for.
+            run: the run the training set is built for (see `start_run`).
+            context: what the run uses it for, training or validation (as MLflow records it).
 
         Example:
             >>> ts = store.create_training_set(                           # doctest: +SKIP
@@ -258,7 +276,7 @@ class FeatureStore:
         """
         return self._training.create(
             df, feature_lookups, label=label, exclude_columns=exclude_columns, as_of=as_of,
-            timezone_name=timezone, name=name, path=path, run=run,
+            timezone_name=timezone, name=name, path=path, run=as_run_ref(run), context=context,
         )
 
     def get_historical_features(self, entity_df: DataFrame, features: Sequence[str], **options) -> TrainingSet:
@@ -279,9 +297,58 @@ class FeatureStore:
         """The manifest of every training set built in this store, oldest first."""
         return self._training.manifests()
 
+    # --- experiments, runs, models and deployments -------------------------------------------
+
+    def start_run(
+        self,
+        experiment: str,
+        *,
+        name: str | None = None,
+        hypothesis: str | None = None,
+        stage: str = "training",
+        params: dict | None = None,
+        tags: dict | None = None,
+        mlflow_run_id: str | None = None,
+    ) -> Run:
+        """Start a run of `experiment` (created on first use). Use it as a context manager; what
+        is done through it carries its IDs.
+
+        Args:
+            hypothesis: what the run sets out to show; recorded on the feature versions it writes.
+            stage: training, validation or deployment.
+            mlflow_run_id: the MLflow run to link (default: the active MLflow run, if any).
+
+        Example:
+            >>> with store.start_run(experiment="churn", params={"lr": 0.1}) as run:   # doctest: +SKIP
+            ...     ts = run.create_training_set(entities, ["customer_activity:spend_7d"], label="churned")
+            ...     run.log_metrics({"val_auc": 0.81})
+        """
+        return self.tracking.start_run(experiment, name=name, hypothesis=hypothesis, stage=stage, params=params,
+                                       tags=tags, mlflow_run_id=mlflow_run_id)
+
+    def register_model(
+        self,
+        name: str,
+        *,
+        training_sets: Sequence[TrainingSet | str],
+        run: Run | RunRef | None = None,
+        artifact_uri: str | None = None,
+        description: str = "",
+        mlflow_model_id: str | None = None,
+    ) -> ModelVersion:
+        """Register a new version of model `name`, trained on `training_sets` (objects or IDs)."""
+        return self.models.register(name, training_sets=training_sets, run=as_run_ref(run), artifact_uri=artifact_uri,
+                                    description=description, mlflow_model_id=mlflow_model_id)
+
+    def deploy(self, model_version: str | tuple[str, int], environment: str, *, run: Run | RunRef | None = None) -> Deployment:
+        """Record that a model version (ID, or (name, version)) is live in `environment`, with its
+        active feature set and a snapshot of its lineage."""
+        return self.models.deploy(model_version, environment, run=as_run_ref(run))
+
     # --- retention ----------------------------------------------------------------------------
 
-    def vacuum(self, table: str, *, retention_hours: float | None = None, force: bool = False) -> VacuumResult:
+    def vacuum(self, table: str, *, retention_hours: float | None = None, force: bool = False,
+               reason: str = "") -> VacuumResult:
         """Delta VACUUM of a feature table (every definition version), refused with
         RetentionGuardError when it would delete files a recorded training set still reads.
 
@@ -289,8 +356,16 @@ class FeatureStore:
             retention_hours: Delta's retention period (default: the table's, 7 days).
             force: VACUUM even so; rebuilding those training sets then fails with
                 TrainingSetInputExpiredError.
+            reason: why, kept in the `maintenance_events` record of the removal.
         """
         paths = [r["storage_path"] for r in self.catalog.definition_rows(table)]
         if not paths:
             self.registry.current(table)  # raises TableNotFoundError
-        return vacuum(self.spark, table, sorted(set(paths)), self._training.manifests(), retention_hours, force)
+        storage = sorted(set(paths))
+        result = vacuum(self.spark, table, storage, self._training.manifests(), retention_hours, force)
+        self.catalog.append(MAINTENANCE_EVENTS, [{
+            "event_id": new_id(), "action": "vacuum", "table_name": table, "storage_paths": storage, "forced": force,
+            "deleted_files": result.deleted_files, "affected_training_sets": list(result.expired), "reason": reason,
+            "user": self.user, "at": datetime.now(timezone.utc),
+        }])
+        return result

@@ -83,3 +83,11 @@ def refusing_store(spark, tmp_path_factory):
     store = make_store(spark, tmp_path_factory.mktemp("refusing") / "store")
     store.apply(activity_table())
     return store
+
+
+@pytest.fixture(scope="session")
+def experiment(spark, tmp_path_factory):
+    """One experiment run end to end (tests/experiment_scenario.py), built once; tests only read it."""
+    from experiment_scenario import build
+
+    return build(make_store(spark, tmp_path_factory.mktemp("experiment") / "store"), spark)

@@ -85,8 +85,11 @@ class Catalog:
             cached = self._cache.get(name)
             if cached and cached[0] == version:
                 return cached[1]
-        frame = self.spark.read.format("delta").option("versionAsOf", version).load(self.path(name))
-        rows = [_plain(r.asDict()) for r in frame.collect()]
+        if version == 0:  # version 0 is the empty table `_ensure` created: no job needed
+            rows: list[Row] = []
+        else:
+            frame = self.spark.read.format("delta").option("versionAsOf", version).load(self.path(name))
+            rows = [_plain(r.asDict()) for r in frame.collect()]
         with self._cache_lock:
             self._cache[name] = (version, rows)
         return rows
@@ -114,7 +117,8 @@ class Catalog:
         frame = self.spark.createDataFrame([tuple(r.get(n) for n, _, _ in table.columns) for r in rows], table.schema)
         with store_lock(self.paths.lock_dir, "_catalog", self.lock_timeout):
             before = latest_version(self.spark, self.path(table.name))
-            frame.write.format("delta").mode("append").save(self.path(table.name))
+            # mergeSchema: catalog tables made by an older fs_spark gain the columns added since.
+            frame.write.format("delta").mode("append").option("mergeSchema", "true").save(self.path(table.name))
             after = latest_version(self.spark, self.path(table.name))
         with self._cache_lock:  # extend the cache when no other writer committed in between
             cached = self._cache.get(table.name)

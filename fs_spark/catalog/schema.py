@@ -138,10 +138,156 @@ TRAINING_SETS = CatalogTable(
         ("spark_version", S, "Spark version that built it"),
         ("experiment_id", S, "Experiment of the run that built it, if any"),
         ("run_id", S, "Run that built it, if any"),
+        ("context", S, "What the run uses it for: training or validation"),
+        ("mlflow_run_id", S, "MLflow run it was logged to as a dataset input, if any"),
     ),
 )
 
-ALL_TABLES = (FEATURE_TABLES, FEATURE_VERSIONS, QUARANTINE_EVENTS, VERSION_STATUS, TRAINING_SETS)
+EXPERIMENTS = CatalogTable(
+    "experiments",
+    "One row per experiment: a named question that runs try to answer.",
+    (
+        ("experiment_id", S, "Global ID of the experiment (UUIDv7)"),
+        ("name", S, "Experiment name, unique in the store"),
+        ("description", S, "What the experiment is for"),
+        ("user", S, "Principal who created it"),
+        ("created_at", TS, "When (UTC)"),
+    ),
+)
+
+RUNS = CatalogTable(
+    "runs",
+    "One row per change of a run's state: started, then finished or failed. A run's current state is its latest row.",
+    (
+        ("event_id", S, "Global ID of this event (UUIDv7)"),
+        ("run_id", S, "Global ID of the run (UUIDv7)"),
+        ("experiment_id", S, "Experiment the run belongs to"),
+        ("name", S, "Optional run name"),
+        ("hypothesis", S, "What the run sets out to show, if given"),
+        ("stage", S, "training, validation or deployment"),
+        ("status", S, "running, finished or failed"),
+        ("params_json", S, "Parameters as JSON {name: value}"),
+        ("tags_json", S, "Tags as JSON {name: value}"),
+        ("error", S, "Why the run failed, if it did"),
+        ("user", S, "Principal who ran it"),
+        ("started_at", TS, "Start (UTC)"),
+        ("ended_at", TS, "End (UTC), once ended"),
+        ("mlflow_run_id", S, "The MLflow run linked to this run, if any"),
+        ("at", TS, "When this event was recorded (UTC)"),
+    ),
+)
+
+RUN_METRICS = CatalogTable(
+    "run_metrics",
+    "One row per logged metric value of a run.",
+    (
+        ("run_id", S, "Run that logged it"),
+        ("key", S, "Metric name, for example val_auc"),
+        ("value", T.DoubleType(), "Metric value"),
+        ("step", L, "Step (0 unless given)"),
+        ("at", TS, "When it was logged (UTC)"),
+    ),
+)
+
+RUN_INPUTS = CatalogTable(
+    "run_inputs",
+    "One row per feature version a run read directly (training sets record their own inputs).",
+    (
+        ("run_id", S, "Run that read it"),
+        ("version_id", S, "Feature version read"),
+        ("table_name", S, "Feature table name"),
+        ("delta_version", L, "Delta version read"),
+        ("at", TS, "When (UTC)"),
+    ),
+)
+
+MODELS = CatalogTable(
+    "models",
+    "One row per registered model name.",
+    (
+        ("model_id", S, "Global ID of the model (UUIDv7)"),
+        ("name", S, "Model name, unique in the store"),
+        ("description", S, "What the model predicts"),
+        ("user", S, "Principal who registered it"),
+        ("created_at", TS, "When (UTC)"),
+    ),
+)
+
+MODEL_VERSIONS = CatalogTable(
+    "model_versions",
+    "One row per model version: a trained model, tied to the run and training sets it came from.",
+    (
+        ("model_version_id", S, "Global ID of the model version (UUIDv7)"),
+        ("model_id", S, "Model it is a version of"),
+        ("model_name", S, "Model name"),
+        ("version", L, "1, 2, 3... per model"),
+        ("run_id", S, "Run that trained it"),
+        ("experiment_id", S, "Experiment of that run"),
+        ("training_set_ids", ARR, "Training sets it learned from"),
+        ("feature_version_ids", ARR, "Feature versions those training sets read"),
+        ("artifact_uri", S, "Where the model's files are, if known"),
+        ("mlflow_model_id", S, "MLflow logged model ID, if linked"),
+        ("mlflow_registered_version", S, "MLflow registered model version, if linked"),
+        ("user", S, "Principal who registered it"),
+        ("created_at", TS, "When (UTC)"),
+    ),
+)
+
+DEPLOYMENTS = CatalogTable(
+    "deployments",
+    "One row per deployment event of a model version to an environment; the latest per environment is live.",
+    (
+        ("deployment_id", S, "Global ID of the deployment (UUIDv7)"),
+        ("model_version_id", S, "Model version deployed"),
+        ("model_name", S, "Model name"),
+        ("model_version", L, "Model version number"),
+        ("environment", S, "Where it runs, for example prod"),
+        ("status", S, "active or retired"),
+        ("feature_version_ids", ARR, "The active feature set: feature versions the model learned from"),
+        ("features", ARR, "The features it needs, as table:feature"),
+        ("lineage_json", S, "Snapshot of the model version's upstream lineage graph at deployment"),
+        ("run_id", S, "Run that made the deployment, if any"),
+        ("user", S, "Principal who deployed it"),
+        ("at", TS, "When (UTC)"),
+    ),
+)
+
+LINEAGE_EDGES = CatalogTable(
+    "lineage_edges",
+    "Edges recorded by hand (`FeatureStore.lineage.link`); the lineage graph adds the edges every other record implies.",
+    (
+        ("src_kind", S, "Kind of the upstream node"),
+        ("src_id", S, "ID of the upstream node"),
+        ("dst_kind", S, "Kind of the downstream node"),
+        ("dst_id", S, "ID of the downstream node"),
+        ("relation", S, "How they relate"),
+        ("run_id", S, "Run that recorded it, if any"),
+        ("user", S, "Principal who recorded it"),
+        ("at", TS, "When (UTC)"),
+    ),
+)
+
+MAINTENANCE_EVENTS = CatalogTable(
+    "maintenance_events",
+    "One row per operation that removed data files (VACUUM): the authorised record of a removal.",
+    (
+        ("event_id", S, "Global ID of the event (UUIDv7)"),
+        ("action", S, "vacuum"),
+        ("table_name", S, "Feature table"),
+        ("storage_paths", ARR, "Delta tables it touched"),
+        ("forced", B, "True when it removed files that recorded training sets still read"),
+        ("deleted_files", L, "Files deleted"),
+        ("affected_training_sets", ARR, "Training sets whose inputs it removed"),
+        ("reason", S, "Why"),
+        ("user", S, "Principal who ran it"),
+        ("at", TS, "When (UTC)"),
+    ),
+)
+
+ALL_TABLES = (
+    FEATURE_TABLES, FEATURE_VERSIONS, QUARANTINE_EVENTS, VERSION_STATUS, TRAINING_SETS, EXPERIMENTS, RUNS,
+    RUN_METRICS, RUN_INPUTS, MODELS, MODEL_VERSIONS, DEPLOYMENTS, LINEAGE_EDGES, MAINTENANCE_EVENTS,
+)
 
 
 def describe_catalog() -> str:

@@ -32,6 +32,7 @@ from fs_spark.ingest.conform import conform
 from fs_spark.ingest.rules import any_broken, broken_labels, duplicate_rule, row_rules, with_duplicate_count
 from fs_spark.store_part import StorePart
 from fs_spark.provenance import RunRef, SourceInfo, from_spark
+from fs_spark.spark_jobs import describe, described
 from fs_spark.storage.delta_log import added_file_stats, latest_version
 from fs_spark.storage.layout import VERSION_COLUMN, data_columns, layout
 
@@ -73,12 +74,9 @@ class FeatureWriter(StorePart):
             version_id = new_id()
             context = _Context(table, revision, version_id, number, write_id, mode, source or SourceInfo(),
                                run or RunRef(), self.user)
-            description = f"fs_spark write {table.name} v{table.definition_version} #{number} ({version_id})"
-            self.spark.sparkContext.setJobDescription(description)
-            try:
+            text = f"fs_spark write {table.name} v{table.definition_version} #{number} ({version_id})"
+            with described(self.spark, describe(text, run)):
                 return self._commit(context, batch, path, digest)
-            finally:
-                self.spark.sparkContext.setJobDescription(None)  # type: ignore[arg-type]
 
     # --- the passes ---------------------------------------------------------------------------
 

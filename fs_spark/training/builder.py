@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +33,7 @@ from fs_spark.errors import (
 )
 from fs_spark.ids import new_id
 from fs_spark.provenance import RunRef, require_utc
+from fs_spark.spark_jobs import describe, described
 from fs_spark.storage.layout import VERSION_COLUMN
 from fs_spark.storage.reader import load_delta_version, readable_delta_version
 from fs_spark.training.entities import check_columns, check_zone, instants, numbered
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from fs_spark.store import FeatureStore
 
 _MICROS = timedelta(microseconds=1)
+CONTEXTS = ("training", "validation")
 
 
 def _default_ok(dtype: FeatureType, value: Any) -> bool:
@@ -214,7 +215,22 @@ class TrainingSets:
         name: str | None = None,
         path: str | None = None,
         run: RunRef | None = None,
+        context: str = "training",
     ) -> TrainingSet:
+        if context not in CONTEXTS:
+            raise ValueError(f"context must be one of {CONTEXTS}, not {context!r}")
+        with self.store.events.job("training_set", run=run) as job:
+            built = self._create(df, feature_lookups, label, exclude_columns, as_of, timezone_name, name, path, run,
+                                 context)
+            for lookup in built.lookups:
+                if lookup.delta_version is not None:
+                    job.input(lookup.storage_path, lookup.delta_version)
+            job.input(built.manifest.entity_path, built.manifest.entity_delta_version)
+            job.output(built.manifest.output_path, built.manifest.output_delta_version,
+                       {"fs_spark.training_set_id": built.id})
+        return built
+
+    def _create(self, df, feature_lookups, label, exclude_columns, as_of, timezone_name, name, path, run, context) -> TrainingSet:
         lookups = as_lookups(feature_lookups)
         if not lookups:
             raise ValueError("a training set needs at least one feature lookup")
@@ -230,12 +246,17 @@ class TrainingSets:
         training_set_id = new_id()
         entity_path = self.store.paths.training_set(training_set_id, "entities")
         output_path = path or self.store.paths.training_set(training_set_id, "data")
-        with self._described(f"fs_spark training set {training_set_id}"):
+        mlflow_run_id = (run.mlflow_run_id if run else None) or self.store.mlflow.active_run_id()
+        commit_metadata = json.dumps({"fs_spark": {
+            "training_set_id": training_set_id, "run_id": run.run_id if run else None,
+            "experiment_id": run.experiment_id if run else None, "mlflow_run_id": mlflow_run_id,
+        }}, sort_keys=True)
+        with described(self.spark, describe(f"fs_spark training set {training_set_id}", run)):
             entities = numbered(instants(df, [r.entity_time for r in resolved], zone))
-            entity_metrics = self._write(entities, entity_path)
+            entity_metrics = self._write(entities, entity_path, commit_metadata)
             stored = self.spark.read.format("delta").option("versionAsOf", 0).load(entity_path)
             result = self._join(stored, resolved, labels, exclude)
-            metrics = self._write(result, output_path)
+            metrics = self._write(result, output_path, commit_metadata)
         manifest = TrainingSetManifest(
             training_set_id=training_set_id,
             name=name,
@@ -260,7 +281,11 @@ class TrainingSets:
             spark_version=self.spark.version,
             experiment_id=run.experiment_id if run else None,
             run_id=run.run_id if run else None,
+            context=context if run or mlflow_run_id else None,
+            mlflow_run_id=mlflow_run_id,
         )
+        if mlflow_run_id:
+            self.store.mlflow.log_training_set(mlflow_run_id, manifest, context)
         self.store.catalog.append(TRAINING_SETS, [manifest.to_row()])
         return TrainingSet(self.spark, manifest, self.spark.read.format("delta").option("versionAsOf", 0).load(output_path))
 
@@ -279,22 +304,12 @@ class TrainingSets:
             if column in exclude:
                 raise EntityColumnError(column, "is both a label and excluded")
 
-    def _write(self, frame: DataFrame, path: str) -> dict[str, Any]:
+    def _write(self, frame: DataFrame, path: str, commit_metadata: str) -> dict[str, Any]:
         """Write `frame` as a new Delta table; return its digest metrics, observed on the way."""
         observation = Observation("fs_spark_digest")
         observed = frame.observe(observation, *D.digest_aggregates(frame.columns))
-        observed.write.format("delta").mode("errorifexists").save(path)
+        observed.write.format("delta").mode("errorifexists").option("userMetadata", commit_metadata).save(path)
         return observation.get
-
-    @contextmanager
-    def _described(self, text: str):
-        context = self.spark.sparkContext
-        before = context.getLocalProperty("spark.job.description")
-        context.setJobDescription(text)
-        try:
-            yield
-        finally:
-            context.setJobDescription(before)
 
     # --- opening and rebuilding ---------------------------------------------------------------
 
@@ -318,7 +333,7 @@ class TrainingSets:
         manifest = self.manifest(training_set_id)
         entities = self._read_delta(manifest.entity_path, manifest.entity_delta_version, "entity rows",
                                     manifest.entity_delta_version, training_set_id)
-        with self._described(f"fs_spark rebuild of training set {training_set_id}"):
+        with described(self.spark, f"fs_spark rebuild of training set {training_set_id}"):
             frame = self._join(entities, manifest.lookups, manifest.label, manifest.exclude_columns, training_set_id)
             schema = T.StructType.fromJson(json.loads(manifest.output_schema_json))
             frame = frame.select([F.col(f.name).cast(f.dataType) for f in schema.fields])

@@ -69,6 +69,8 @@ class TrainingSetManifest(BaseModel):
     spark_version: str
     experiment_id: str | None = None
     run_id: str | None = None
+    context: str | None = None
+    mlflow_run_id: str | None = None
 
     @property
     def lookups(self) -> list[ResolvedLookup]:

@@ -1,0 +1,1 @@
+"""Bridges to systems outside the store (MLflow)."""

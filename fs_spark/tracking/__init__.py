@@ -1,0 +1,1 @@
+"""Experiments, runs, metrics, models and deployments, recorded in the catalog."""
