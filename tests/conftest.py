@@ -89,5 +89,12 @@ def refusing_store(spark, tmp_path_factory):
 def experiment(spark, tmp_path_factory):
     """One experiment run end to end (tests/experiment_scenario.py), built once; tests only read it."""
     from experiment_scenario import build
+    from fs_spark.config import LineageSettings
 
-    return build(make_store(spark, tmp_path_factory.mktemp("experiment") / "store"), spark)
+    folder = tmp_path_factory.mktemp("experiment")
+    events = folder / "openlineage.jsonl"
+    lineage = LineageSettings(openlineage={"transport": {"type": "file", "log_file_path": str(events), "append": True}})
+    settings = Settings(store=StoreSettings(root=str(folder / "store"), user="tester"), lineage=lineage)
+    scenario = build(FeatureStore(spark=spark, settings=settings), spark)
+    scenario.openlineage_file = events
+    return scenario

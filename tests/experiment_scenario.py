@@ -40,6 +40,7 @@ class Scenario:
     sets: dict = field(default_factory=dict)       # name -> TrainingSet
     models: dict = field(default_factory=dict)     # name -> ModelVersion
     deployments: dict = field(default_factory=dict)
+    openlineage_file: object = None
 
 
 def lookups(spend_version=None):

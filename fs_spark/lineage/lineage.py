@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from fs_spark.catalog.schema import LINEAGE_EDGES, MODEL_VERSIONS, RUNS, TRAINING_SETS
 from fs_spark.errors import LineageNodeNotFoundError
 from fs_spark.lineage.graph import KINDS, LineageGraph, build_graph
+from fs_spark.lineage.reconcile import ReconcileReport, reconcile
 from fs_spark.lineage.render import to_dot, to_html
 from fs_spark.names import check_name
 
@@ -147,6 +148,11 @@ class Lineage:
             feature_version_ids=sorted({v for r in sets for v in r["feature_version_ids"] or []}),
             model_version_ids=sorted(r["model_version_id"] for r in models),
         )
+
+    def reconcile(self) -> ReconcileReport:
+        """Check that every feature version, training set and model version the catalog refers to
+        exists and is readable at its recorded Delta version; report each dangling link."""
+        return reconcile(self._store)
 
     # --- pictures -----------------------------------------------------------------------------
 

@@ -37,6 +37,10 @@ def _depths(graph: LineageGraph) -> dict[str, int]:
                 incoming[edge.dst] -= 1
                 if incoming[edge.dst] == 0:
                     ready.append(edge.dst)
+    for key in graph.nodes:  # pull each root next to the first node it feeds
+        successors = [depth[e.dst] for e in graph.edges if e.src == key]
+        if successors and all(e.dst != key for e in graph.edges):
+            depth[key] = max(0, min(successors) - 1)
     return depth
 
 

@@ -1,0 +1,148 @@
+"""The lineage graph: a model traced back to its sources, a feature version forward to its
+deployments, what changed between two model versions, the picture, and OpenLineage events."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from experiment_scenario import SPEND, T0
+from fs_spark.errors import LineageNodeNotFoundError
+
+
+def test_model_traced_back_to_source_rows_versions_and_transformations(experiment):
+    up = experiment.store.lineage.upstream(experiment.models["v2"].model_version_id)
+    spend1, spend2, spend7d = (experiment.versions[k] for k in ("spend1", "spend2", "spend7d"))
+    # version 2 of spend holds the rows of version 1 too, so both are upstream, each with its Delta version
+    assert up.ids("feature_version") == {spend1.version_id, spend2.version_id, spend7d.version_id}
+    assert up.node(spend2.version_id).attrs["delta_version"] == spend2.delta_version
+    assert {n.label for n in up.of_kind("source")} == {"s3://raw/payments/2024-01-01", "s3://raw/payments/2024-01-08"}
+    [transformation] = up.of_kind("transformation")
+    assert (transformation.label, transformation.detail, transformation.id) == ("rolling_sum", "days=7", "sha256:5d41402abc4b2a76")
+    assert {n.label for n in up.of_kind("feature")} == {"spend:amount"}  # the derived table's parent feature
+    assert up.ids("training_set") == {experiment.sets["second"].id}
+    assert {n.label for n in up.of_kind("run")} == {"ingest", "more_history"}
+    assert "deployment" not in {n.kind for n in up.nodes.values()}
+
+
+def test_feature_version_traced_forward_to_models_and_deployments(experiment):
+    down = experiment.store.lineage.downstream(experiment.versions["spend1"].version_id)
+    assert down.ids("training_set") == {experiment.sets["first"].id, experiment.sets["second"].id}
+    assert down.ids("model_version") == {m.model_version_id for m in experiment.models.values()}
+    assert down.ids("deployment") == {d.deployment_id for d in experiment.deployments.values()}
+    later = experiment.store.lineage.downstream(experiment.versions["spend2"].version_id)
+    assert later.ids("model_version") == {experiment.models["v2"].model_version_id}
+    assert later.ids("deployment") == {experiment.deployments["v2"].deployment_id}
+
+
+def test_what_changed_between_two_model_versions(experiment):
+    diff = experiment.store.lineage.diff(experiment.models["v1"].model_version_id, experiment.models["v2"].model_version_id)
+    assert diff.tables == {"spend": ([1], [2])}  # spend_7d read the same version
+    assert diff.added["feature_version"] == [f"feature_version:{experiment.versions['spend2'].version_id}"]
+    assert [k.split(":")[1] for k in diff.added["training_set"]] == [experiment.sets["second"].id]
+    assert [k.split(":")[1] for k in diff.removed["training_set"]] == [experiment.sets["first"].id]
+    assert "source" in diff.added and "source" not in diff.removed
+    same = experiment.store.lineage.diff(experiment.models["v1"].model_version_id, experiment.models["v1"].model_version_id)
+    assert same.unchanged
+
+
+def test_unknown_node_is_refused_by_name(experiment):
+    with pytest.raises(LineageNodeNotFoundError, match="not in the lineage graph"):
+        experiment.store.lineage.upstream("01a00000-0000-7000-8000-000000000000")
+
+
+def test_dot_names_every_node_with_versions_and_stages(experiment, tmp_path):
+    shown = experiment.store.lineage.render(experiment.models["v2"].model_version_id, dot=tmp_path / "g.dot")
+    text = (tmp_path / "g.dot").read_text()
+    assert text.startswith("digraph lineage {") and text.count(" -> ") == len(shown.edges)
+    assert "churn_model v2" in text and "spend #2" in text and "training, finished; val_auc=0.78" in text
+    assert "active since" in text  # the deployment, downstream of the model version
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    assert found, "a headless Chromium is needed: `make setup` installs Debian's chromium"
+    return found
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def test_html_picture_renders_in_a_real_headless_browser(experiment, tmp_path):
+    page = tmp_path / "lineage.html"
+    shown = experiment.store.lineage.render(experiment.models["v2"].model_version_id, html=page)
+    profile = tmp_path / "profile"
+    base = [_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
+    dom = subprocess.run([*base, "--virtual-time-budget=2000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert f'data-rendered="{len(shown.nodes)}"' in dom, "the page's script ran in the browser"
+    assert f"{len(shown.nodes)} nodes, {len(shown.edges)} edges" in dom
+    # the focused model version is selected on load: nothing unrelated is dimmed, the focus is named
+    assert f"model_version:{experiment.models['v2'].model_version_id}</code>" in dom
+    for label in ("churn_model v2", "spend #2", "rolling_sum", "prod: churn_model v2"):
+        assert label in dom
+    shot = tmp_path / "lineage.png"
+    subprocess.run([*base, f"--screenshot={shot}", "--window-size=1400,900", page.as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def _events(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_openlineage_events_for_writes_builds_and_registrations(experiment):
+    events = _events(experiment.openlineage_file)
+    by_job: dict[str, list[dict]] = {}
+    for event in events:
+        by_job.setdefault(event["job"]["name"], []).append(event)
+    assert {"fs_spark.write.spend", "fs_spark.write.spend_7d", "fs_spark.training_set",
+            "fs_spark.register_model.churn_model"} <= set(by_job)
+    for name, items in by_job.items():
+        runs: dict[str, list[str]] = {}
+        for event in items:
+            runs.setdefault(event["run"]["runId"], []).append(event["eventType"])
+        assert all(states == ["START", "COMPLETE"] for states in runs.values()), name
+    spend2 = experiment.versions["spend2"]
+    completes = [e for e in by_job["fs_spark.write.spend"] if e["eventType"] == "COMPLETE"]
+    last = completes[-1]["outputs"][0]
+    assert last["name"].endswith(spend2.storage_path.split("://")[-1]) and last["namespace"] == "file"
+    assert last["facets"]["version"]["datasetVersion"] == str(spend2.delta_version)
+    tags = {t["key"]: t["value"] for t in completes[-1]["run"]["facets"]["tags"]["tags"]}
+    assert tags["fs_spark.version_id"] == spend2.version_id
+
+    first = experiment.sets["first"]
+    build = [e for e in by_job["fs_spark.training_set"] if e["eventType"] == "COMPLETE"][0]
+    inputs = {(i["name"], i["facets"]["version"]["datasetVersion"]) for i in build["inputs"]}
+    for lookup in first.lookups:
+        assert any(n.endswith(lookup.storage_path.split("://")[-1]) and v == str(lookup.delta_version) for n, v in inputs)
+    assert build["run"]["facets"]["parent"]["run"]["runId"] == experiment.runs["first"].id
+    assert build["outputs"][0]["facets"]["version"]["datasetVersion"] == "0"
+
+
+def test_a_refused_write_emits_fail_with_the_error(spark, tmp_path):
+    from conftest import make_store
+    from fs_spark.config import LineageSettings, Settings, StoreSettings
+    from fs_spark import FeatureStore, ValidationError
+
+    events = tmp_path / "ol.jsonl"
+    settings = Settings(store=StoreSettings(root=str(tmp_path / "s"), user="t"), lineage=LineageSettings(
+        openlineage={"transport": {"type": "file", "log_file_path": str(events), "append": True}}))
+    store = FeatureStore(spark=spark, settings=settings)
+    store.apply(SPEND)
+    with pytest.raises(ValidationError):
+        store.write("spend", spark.createDataFrame([(None, T0, 1.0)], "customer_id long, ts timestamp, amount double"))
+    states = [(e["eventType"], e["job"]["name"]) for e in _events(events)]
+    assert states == [("START", "fs_spark.write.spend"), ("FAIL", "fs_spark.write.spend")]
+    fail = _events(events)[1]
+    assert "customer_id" in fail["run"]["facets"]["errorMessage"]["message"]
+    assert make_store(spark, tmp_path / "quiet").events.enabled is False  # no config, no events
+
+
+def test_reconcile_finds_nothing_dangling_in_a_healthy_store(experiment):
+    report = experiment.store.lineage.reconcile()
+    assert report.ok and report.dangling == [] and report.checked >= 10
