@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 JARS := .jars
 
-.PHONY: setup venv jars test bench quickstart clean
+.PHONY: setup venv jars browser test bench quickstart clean
 
-setup: venv jars
+setup: venv jars browser
 
 venv: $(VENV)/.installed
 
@@ -23,6 +23,11 @@ $(JARS)/.fetched: build/jars-pom.xml
 	mvn -q -f build/jars-pom.xml dependency:copy-dependencies \
 		-DincludeGroupIds=io.delta -DoutputDirectory=$(CURDIR)/$(JARS)
 	touch $@
+
+# A headless browser for the lineage picture's test: Debian's chromium.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -80,6 +80,16 @@ def _parser() -> argparse.ArgumentParser:
     vacuum.add_argument("table")
     vacuum.add_argument("--retention-hours", type=float, help="default: the table's Delta retention (7 days)")
     vacuum.add_argument("--force", action="store_true", help="even if recorded training sets need the files")
+    vacuum.add_argument("--reason", default="", help="why, kept in the removal's record")
+    runs = commands.add_parser("runs", help="list runs with their metrics")
+    runs.add_argument("--experiment", help="only this experiment's runs")
+    commands.add_parser("models", help="list model versions and what is deployed")
+    lineage = commands.add_parser("lineage", help="the lineage around a node: text, HTML or DOT")
+    lineage.add_argument("node", help="an ID (feature version, training set, run, model version, ...) or kind:id")
+    lineage.add_argument("--html", help="write a page for people to read here")
+    lineage.add_argument("--dot", help="write Graphviz DOT here")
+    lineage.add_argument("--direction", choices=("upstream", "downstream", "both"), default="both")
+    commands.add_parser("reconcile", help="check every recorded link; exit 1 on an unauthorised dangling one")
     return parser
 
 
@@ -169,10 +179,31 @@ def run(argv: Sequence[str], out=sys.stdout) -> int:
             for row in frame.limit(args.limit).collect():
                 print("\t".join("" if v is None else str(v) for v in row), file=out)
     elif args.command == "vacuum":
-        result = store.vacuum(args.table, retention_hours=args.retention_hours, force=args.force)
+        result = store.vacuum(args.table, retention_hours=args.retention_hours, force=args.force, reason=args.reason)
         print(f"{args.table}: {result.deleted_files} file(s) deleted", file=out)
         for training_set_id in result.expired:
             print(f"  training set {training_set_id} can no longer be rebuilt", file=out)
+    elif args.command == "runs":
+        for info in store.tracking.runs(args.experiment):
+            metrics = " ".join(f"{k}={v:g}" for k, v in sorted(store.tracking.metrics(info.run_id).items()))
+            print(f"{info.run_id}  {info.name or '-'}  {info.stage}  {info.status}  {metrics}", file=out)
+    elif args.command == "models":
+        for v in store.models.versions():
+            print(f"{v.model_name} v{v.version}  {v.model_version_id}  run={v.run_id or '-'}  "
+                  f"training_sets={','.join(v.training_set_ids)}", file=out)
+        for d in store.models.deployments():
+            print(f"deployment {d.environment}: {d.model_name} v{d.model_version} {d.status} at {d.at:%Y-%m-%dT%H:%M:%S%z}", file=out)
+    elif args.command == "lineage":
+        shown = store.lineage.render(args.node, html=args.html, dot=args.dot, direction=args.direction)
+        for node in sorted(shown.nodes.values(), key=lambda n: (n.kind, n.label)):
+            print(f"{node.kind:<16} {node.label:<32} {node.detail}", file=out)
+        for path in (args.html, args.dot):
+            if path:
+                print(f"wrote {path}", file=out)
+    elif args.command == "reconcile":
+        report = store.lineage.reconcile()
+        print(report.to_text(), file=out)
+        return 0 if report.ok else 1
     return 0
 
 
