@@ -35,3 +35,23 @@ def test_local_widgets_fall_back_to_environment_then_default(monkeypatch):
     dbutils.widgets.text("c", "default-c")
     monkeypatch.setenv("FS_SPARK_WIDGET_B", "from-env")
     assert [dbutils.widgets.get(n) for n in "abc"] == ["given", "from-env", "default-c"]
+
+
+def test_experiment_notebook_runs_end_to_end(spark, tmp_path, capsys):
+    import mlflow
+
+    widgets = {"store_root": str(tmp_path / "store"), "definitions": str(NOTEBOOKS.parent / "conf" / "features"),
+               "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "lineage_html": str(tmp_path / "l.html")}
+    before = mlflow.get_tracking_uri()
+    try:
+        runpy.run_path(str(NOTEBOOKS / "experiment.py"), init_globals={"spark": spark, "dbutils": local_dbutils(widgets)})
+    finally:
+        mlflow.set_tracking_uri(before)
+    out = capsys.readouterr().out
+    assert "customer_activity version 2 by run" in out
+    assert "'val_auc': " in out and "MLflow model m-" in out
+    assert "deployed churn_threshold v1 to prod: ['customer_activity:orders_7d', 'customer_activity:spend_7d']" in out
+    assert "upstream source: orders export 2024-06-01" in out and "upstream source: orders export 2024-06-02" in out
+    assert "feature version 1 reached: ['prod: churn_threshold v1']" in out
+    assert "2 training sets" in out and "0 dangling, 0 unauthorised" in out
+    assert (tmp_path / "l.html").read_text().startswith("<!DOCTYPE html>")
