@@ -35,6 +35,7 @@ test: setup
 bench: setup
 	$(PY) -m bench.ingest
 	$(PY) -m bench.pit
+	$(PY) -m bench.lineage
 
 quickstart: setup
 	$(PY) jobs/quickstart.py --root ./fs_store

@@ -19,9 +19,13 @@ from fs_spark.errors import (
     FeatureLookupError,
     FsSparkError,
     InvalidNameError,
+    LineageNodeNotFoundError,
+    ModelNotFoundError,
     NaiveEntityTimeError,
     ReplayMismatchError,
     RetentionGuardError,
+    RunNotFoundError,
+    RunStateError,
     SchemaMismatchError,
     TableNotFoundError,
     TrainingSetInputExpiredError,
@@ -34,11 +38,15 @@ from fs_spark.errors import (
     WriteConflictError,
 )
 from fs_spark.ids import new_id
+from fs_spark.lineage.graph import LineageGraph
+from fs_spark.lineage.reconcile import DanglingLink, ReconcileReport
 from fs_spark.provenance import NaiveTimestampError, RunRef, SourceInfo
 from fs_spark.registry import PlanItem
 from fs_spark.session import get_session
 from fs_spark.retention import VacuumResult
 from fs_spark.store import FeatureStore
+from fs_spark.tracking.records import Deployment, Experiment, Model, ModelVersion, RunInfo
+from fs_spark.tracking.runs import Run
 from fs_spark.training.lookups import FeatureLookup
 from fs_spark.training.manifest import ResolvedLookup, TrainingSetManifest
 from fs_spark.training.training_set import TrainingSet
@@ -50,10 +58,13 @@ __all__ = [
     "Change",
     "ConfigError",
     "CrossFeatureRule",
+    "DanglingLink",
     "DefinitionError",
     "DeltaJarsMissingError",
+    "Deployment",
     "Entity",
     "EntityColumnError",
+    "Experiment",
     "Feature",
     "FeatureLookup",
     "FeatureLookupError",
@@ -63,13 +74,23 @@ __all__ = [
     "FeatureVersion",
     "FsSparkError",
     "InvalidNameError",
+    "LineageGraph",
+    "LineageNodeNotFoundError",
+    "Model",
+    "ModelNotFoundError",
+    "ModelVersion",
     "NaiveEntityTimeError",
     "NaiveTimestampError",
     "PlanItem",
+    "ReconcileReport",
     "ReplayMismatchError",
     "ResolvedLookup",
     "RetentionGuardError",
+    "Run",
+    "RunInfo",
+    "RunNotFoundError",
     "RunRef",
+    "RunStateError",
     "SchemaMismatchError",
     "Settings",
     "Source",

@@ -21,7 +21,7 @@ def test_model_traced_back_to_source_rows_versions_and_transformations(experimen
     assert up.node(spend2.version_id).attrs["delta_version"] == spend2.delta_version
     assert {n.label for n in up.of_kind("source")} == {"s3://raw/payments/2024-01-01", "s3://raw/payments/2024-01-08"}
     [transformation] = up.of_kind("transformation")
-    assert (transformation.label, transformation.detail, transformation.id) == ("rolling_sum", "days=7", "sha256:5d41402abc4b2a76")
+    assert (transformation.label, transformation.detail, transformation.id) == ("rolling_sum", "days=7, window 7d", "sha256:5d41402abc4b2a76")
     assert {n.label for n in up.of_kind("feature")} == {"spend:amount"}  # the derived table's parent feature
     assert up.ids("training_set") == {experiment.sets["second"].id}
     assert {n.label for n in up.of_kind("run")} == {"ingest", "more_history"}

@@ -170,7 +170,8 @@ def build_graph(catalog) -> LineageGraph:
             link(add(Node("source", source_key(row["source_description"]), row["source_description"])), key, "source")
         if row["transformation_fingerprint"]:
             spec = json.loads(row["transformation_json"] or "{}")
-            detail = ", ".join(f"{k}={v}" for k, v in sorted((spec.get("parameters") or {}).items()))
+            detail = ", ".join([*(f"{k}={v}" for k, v in sorted((spec.get("parameters") or {}).items())),
+                                *(f"window {w}" for w in spec.get("windows") or ())])
             link(add(Node("transformation", row["transformation_fingerprint"], spec.get("name") or "transformation",
                           detail, {"spec": spec})), key, "transformation")
         for parent in row["parents"] or []:

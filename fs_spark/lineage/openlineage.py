@@ -10,6 +10,7 @@ Marquez, ...), configured in `lineage.openlineage` or by the client's OPENLINEAG
 from __future__ import annotations
 
 import os
+import time
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -42,6 +43,7 @@ class _Job:
         self.inputs: list[tuple[str, int | None]] = list(inputs)
         self.outputs: list[tuple[str, int | None]] = []
         self.tags: dict[str, str] = {}
+        self.emit_seconds = 0.0
 
     def input(self, path: str, version: int | None) -> None:
         self.inputs.append((path, version))
@@ -95,6 +97,7 @@ class LineageEvents:
         self._emit("COMPLETE", name, run_id, run, job)
 
     def _emit(self, state: str, name: str, run_id: str, parent: RunRef | None, job: _Job, error: BaseException | None = None) -> None:
+        started = time.perf_counter()
         from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
         from openlineage.client.facet_v2 import (
             dataset_version_dataset,
@@ -140,3 +143,4 @@ class LineageEvents:
             producer=PRODUCER,
         )
         self._get_client().emit(event)
+        job.emit_seconds += time.perf_counter() - started

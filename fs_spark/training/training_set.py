@@ -21,6 +21,7 @@ class TrainingSet:
         self._spark = spark
         self.manifest = manifest
         self._frame = frame
+        self.timings: dict[str, float] = {}  # seconds per phase of the build that made it, if it did
 
     @property
     def id(self) -> str:
