@@ -36,6 +36,7 @@ bench: setup
 	$(PY) -m bench.ingest
 	$(PY) -m bench.pit
 	$(PY) -m bench.lineage
+	$(PY) -m bench.drift
 
 quickstart: setup
 	$(PY) jobs/quickstart.py --root ./fs_store

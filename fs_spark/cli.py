@@ -90,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     lineage.add_argument("--dot", help="write Graphviz DOT here")
     lineage.add_argument("--direction", choices=("upstream", "downstream", "both"), default="both")
     commands.add_parser("reconcile", help="check every recorded link; exit 1 on an unauthorised dangling one")
+    drift = commands.add_parser("drift", help="drift of a feature version against a baseline")
+    drift.add_argument("table")
+    drift.add_argument("--version", help="a version number or ID (default: the latest)")
+    drift.add_argument("--baseline", default="previous", help="previous (default) or a training set ID")
+    drift.add_argument("--features", help="comma-separated feature names (default: all)")
+    drift.add_argument("--fail-on-breach", action="store_true", help="exit 1 when a threshold is breached")
     return parser
 
 
@@ -204,6 +210,12 @@ def run(argv: Sequence[str], out=sys.stdout) -> int:
         report = store.lineage.reconcile()
         print(report.to_text(), file=out)
         return 0 if report.ok else 1
+    elif args.command == "drift":
+        features = args.features.split(",") if args.features else None
+        drifted = store.quality.check_drift(args.table, version=_version_arg(args.version), baseline=args.baseline,
+                                            features=features)
+        print(drifted.to_text(), file=out)
+        return 1 if drifted.breached and args.fail_on_breach else 0
     return 0
 
 

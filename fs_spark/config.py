@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -67,12 +67,41 @@ class LineageSettings(_Strict):
     )
 
 
+class DriftThresholds(_Strict):
+    """A drift check breaches when a distance is above its threshold (None: not checked)."""
+
+    psi: float | None = Field(default=0.2, description="Population stability index")
+    ks: float | None = Field(default=0.1, description="Kolmogorov-Smirnov distance (numbers)")
+    wasserstein: float | None = Field(default=0.25, description="Wasserstein-1 in baseline interquartile ranges")
+    null_rate: float | None = Field(default=0.05, description="Change of the share of nulls")
+    nan_rate: float | None = Field(default=0.05, description="Change of the share of NaNs")
+    new_categories: float | None = Field(default=0, description="Values never seen in the baseline")
+    missing_categories: float | None = Field(default=None, description="Baseline values not seen any more")
+    schema_changes: bool = Field(default=True, description="Alert on added, removed or retyped columns")
+    min_key_coverage: float = Field(default=0.0, description="Least share of the population's keys a training set covers")
+    min_time_coverage: float = Field(default=0.0, description="Least share of the population's time range it covers")
+
+
+class AlertSettings(_Strict):
+    kind: Literal["log", "file", "webhook"] = "log"
+    path: str | None = Field(default=None, description="JSON-lines file, for kind file")
+    url: str | None = Field(default=None, description="Endpoint that takes a JSON POST, for kind webhook")
+    timeout_seconds: float = 10.0
+
+
+class QualitySettings(_Strict):
+    drift: DriftThresholds = Field(default_factory=DriftThresholds)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    quarantine_on_breach: bool = Field(default=False, description="Quarantine a version whose drift check breaches")
+
+
 class Settings(_Strict):
     store: StoreSettings = Field(default_factory=StoreSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     lineage: LineageSettings = Field(default_factory=LineageSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:

@@ -287,3 +287,14 @@ class LineageNodeNotFoundError(FsSparkError):
             f"{node_id!r} is not in the lineage graph: pass the ID of a feature version, training set, run, "
             "experiment, model, model version or deployment, or a kind:id such as feature_table:customer_activity"
         )
+
+
+# --- quality --------------------------------------------------------------------------------
+
+
+class DriftBaselineError(FsSparkError):
+    """A drift check has nothing to compare with."""
+
+    def __init__(self, table: str, detail: str):
+        self.table = table
+        super().__init__(f"cannot check drift of {table!r}: {detail}")

@@ -27,6 +27,7 @@ from fs_spark.integrations.mlflow import MlflowBridge
 from fs_spark.lineage.lineage import Lineage
 from fs_spark.lineage.openlineage import LineageEvents
 from fs_spark.provenance import RunRef, SourceInfo, as_run_ref, require_utc
+from fs_spark.quality.checks import QualityChecks
 from fs_spark.registry import PlanItem, Registry
 from fs_spark.retention import VacuumResult, vacuum
 from fs_spark.session import check_delta, get_session
@@ -76,6 +77,7 @@ class FeatureStore:
         self.tracking = Tracking(self)
         self.models = Models(self)
         self.lineage = Lineage(self)
+        self.quality = QualityChecks(self)
 
     @property
     def root(self) -> str:

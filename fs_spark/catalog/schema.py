@@ -284,9 +284,74 @@ MAINTENANCE_EVENTS = CatalogTable(
     ),
 )
 
+D = T.DoubleType()
+
+DRIFT_CHECKS = CatalogTable(
+    "drift_checks",
+    "One row per drift check of a feature version against a baseline.",
+    (
+        ("check_id", S, "Global ID of the check (UUIDv7)"),
+        ("table_name", S, "Feature table"),
+        ("version_id", S, "Feature version checked"),
+        ("version_number", L, "Its number"),
+        ("baseline", S, "version:<id> (the previous version) or training_set:<id>"),
+        ("baseline_rows", L, "Rows of the baseline"),
+        ("rows", L, "Rows the version wrote"),
+        ("schema_changes", ARR, "Columns added, removed or retyped against the baseline"),
+        ("key_coverage", D, "Against a training set: its distinct keys / the population's (approximate)"),
+        ("time_coverage", D, "Against a training set: share of the population's time range its rows span"),
+        ("time_ks", D, "Against a training set: KS distance of its times from the population's"),
+        ("breaches", L, "Thresholds breached (each one an alert)"),
+        ("user", S, "Principal who ran it"),
+        ("at", TS, "When (UTC)"),
+    ),
+)
+
+DRIFT_SCORES = CatalogTable(
+    "drift_scores",
+    "One row per feature per drift check: its distances and rates.",
+    (
+        ("check_id", S, "Drift check"),
+        ("table_name", S, "Feature table"),
+        ("version_id", S, "Feature version checked"),
+        ("feature", S, "Feature"),
+        ("kind", S, "numeric or categorical"),
+        ("psi", D, "Population stability index"),
+        ("ks", D, "Kolmogorov-Smirnov distance (numbers)"),
+        ("wasserstein", D, "Wasserstein-1 distance in baseline interquartile ranges (numbers)"),
+        ("null_rate_baseline", D, "Share of nulls in the baseline"),
+        ("null_rate", D, "Share of nulls in the version"),
+        ("nan_rate_baseline", D, "Share of NaNs in the baseline"),
+        ("nan_rate", D, "Share of NaNs in the version"),
+        ("new_categories", ARR, "Values the baseline never had"),
+        ("missing_categories", ARR, "Baseline values the version lacks"),
+        ("breaches", ARR, "Metrics over their threshold"),
+        ("at", TS, "When (UTC)"),
+    ),
+)
+
+ALERTS = CatalogTable(
+    "alerts",
+    "One row per threshold breached by a quality check; also sent to the configured sink.",
+    (
+        ("alert_id", S, "Global ID of the alert (UUIDv7)"),
+        ("check_id", S, "Check that raised it"),
+        ("table_name", S, "Feature table"),
+        ("version_id", S, "Feature version"),
+        ("feature", S, "Feature (empty for table-level checks: schema, sampling)"),
+        ("metric", S, "What breached: psi, ks, wasserstein, null_rate, nan_rate, new_categories, schema, key_coverage, ..."),
+        ("value", D, "Measured value"),
+        ("threshold", D, "Its threshold"),
+        ("baseline", S, "What it was compared with"),
+        ("sink", S, "Where it was sent: log, file or webhook"),
+        ("at", TS, "When (UTC)"),
+    ),
+)
+
 ALL_TABLES = (
     FEATURE_TABLES, FEATURE_VERSIONS, QUARANTINE_EVENTS, VERSION_STATUS, TRAINING_SETS, EXPERIMENTS, RUNS,
-    RUN_METRICS, RUN_INPUTS, MODELS, MODEL_VERSIONS, DEPLOYMENTS, LINEAGE_EDGES, MAINTENANCE_EVENTS,
+    RUN_METRICS, RUN_INPUTS, MODELS, MODEL_VERSIONS, DEPLOYMENTS, LINEAGE_EDGES, MAINTENANCE_EVENTS, DRIFT_CHECKS,
+    DRIFT_SCORES, ALERTS,
 )
 
 

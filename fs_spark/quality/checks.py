@@ -1,0 +1,176 @@
+"""`FeatureStore.quality`: drift checks recorded in the catalog, alerts sent, versions quarantined.
+
+A check compares the rows one feature version wrote with a baseline: the rows the previous
+version wrote, or exactly the rows of a training set (its feature columns, mapped back to the
+table's feature names). Each check is recorded (`drift_checks`, `drift_scores`); each breach of a
+threshold is an alert (`alerts`) sent to the configured sink; with `quality.quarantine_on_breach`
+the version is quarantined, so builds refuse it until it is released.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from fs_spark.catalog.records import FeatureVersion
+from fs_spark.catalog.schema import ALERTS, DRIFT_CHECKS, DRIFT_SCORES
+from fs_spark.errors import DriftBaselineError, TrainingSetInputExpiredError
+from fs_spark.ids import is_id, new_id
+from fs_spark.quality.alerts import make_sink
+from fs_spark.quality.drift import DriftResult, compare, sampling_bias
+from fs_spark.storage.layout import VERSION_COLUMN
+from fs_spark.storage.reader import load_delta_version
+
+if TYPE_CHECKING:
+    from fs_spark.store import FeatureStore
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    check_id: str
+    table: str
+    version: FeatureVersion
+    baseline: str  # "version:<id>" or "training_set:<id>"
+    result: DriftResult
+    alert_ids: tuple[str, ...] = ()
+    quarantined: bool = False
+
+    @property
+    def breached(self) -> bool:
+        return bool(self.result.breaches)
+
+    def feature(self, name: str):
+        return next(f for f in self.result.features if f.feature == name)
+
+    def to_text(self) -> str:
+        r = self.result
+        lines = [f"drift of {self.table} #{self.version.version_number} ({self.version.version_id}) against {self.baseline}: "
+                 f"{r.rows[1]} rows vs {r.rows[0]}; {len(r.breaches)} breach(es)"]
+        for f in r.features:
+            numbers = " ".join(f"{k}={v:.4f}" for k, v in (("psi", f.psi), ("ks", f.ks), ("wasserstein", f.wasserstein)) if v is not None)
+            extra = f" new={list(f.new_categories)}" if f.new_categories else ""
+            flag = f"  BREACH: {', '.join(f.breaches)}" if f.breaches else ""
+            lines.append(f"  {f.feature:<24} {f.kind:<11} {numbers} nulls={f.null_rate[0]:.3f}->{f.null_rate[1]:.3f}{extra}{flag}")
+        if r.schema.any:
+            lines.append(f"  schema: added {list(r.schema.added)} removed {list(r.schema.removed)} changed {list(r.schema.changed)}")
+        if r.sampling:
+            s = r.sampling
+            lines.append(f"  sampling: key coverage {s.key_coverage:.3f}, time coverage {s.time_coverage:.3f}, "
+                         f"time ks {s.time_ks:.3f}" + (f"  BREACH: {', '.join(s.breaches)}" if s.breaches else ""))
+        if self.quarantined:
+            lines.append("  the version is now quarantined")
+        return "\n".join(lines)
+
+
+class QualityChecks:
+    def __init__(self, store: FeatureStore):
+        self._store = store
+
+    def _rows_of(self, version: FeatureVersion) -> DataFrame:
+        """Exactly the rows one version wrote."""
+        frame = self._store.read(version.table_name, version=version.version_id, include_version_column=True)
+        return frame.where(F.col(VERSION_COLUMN) == version.version_number).drop(VERSION_COLUMN)
+
+    def check_drift(self, table: str, *, version: int | str | None = None, baseline: str = "previous",
+                    features: list[str] | None = None) -> DriftReport:
+        """Compare the rows `version` (default: the latest) wrote with a baseline.
+
+        Args:
+            baseline: "previous" (the rows the version before it wrote) or a training set ID
+                (exactly its rows; sampling bias is then measured too).
+            features: default: every feature of the table.
+        """
+        store = self._store
+        thresholds = store.settings.quality.drift
+        current_version = store.version(table, version)
+        if current_version is None:
+            raise DriftBaselineError(table, "the table has no versions yet")
+        definition = store.registry.at_version(table, current_version.definition_version).definition
+        names = features or [f.name for f in definition.features]
+        not_features = [*definition.keys, definition.event_time]
+        current = self._rows_of(current_version).drop(*not_features)
+        if baseline == "previous":
+            earlier = [v for v in store.versions(table) if v.definition_version == current_version.definition_version
+                       and v.version_number == current_version.version_number - 1]
+            if not earlier:
+                raise DriftBaselineError(table, f"version #{current_version.version_number} has no previous version; "
+                                                "pass a training set ID as the baseline")
+            base, baseline_key = self._rows_of(earlier[0]).drop(*not_features), f"version:{earlier[0].version_id}"
+        elif is_id(baseline):
+            base, sample, population, lookup = self._training_set_side(table, baseline)
+            baseline_key = f"training_set:{baseline}"
+            names = [n for n in names if n in base.columns]
+            current = current.select(*[c for c in base.columns if c in current.columns])
+        else:
+            raise DriftBaselineError(table, f"baseline must be 'previous' or a training set ID, not {baseline!r}")
+        result = compare(base, current, names, thresholds)
+        if baseline != "previous":
+            sampling = sampling_bias(sample, population, list(lookup.keys), lookup.event_time, thresholds)
+            result = DriftResult(result.features, result.schema, result.rows, sampling,
+                                 result.breaches + [("", b, getattr(sampling, b), getattr(thresholds, f"min_{b}"))
+                                                    for b in sampling.breaches])
+        return self._record(table, current_version, baseline_key, result)
+
+    def _training_set_side(self, table: str, training_set_id: str):
+        store = self._store
+        manifest = store._training.manifest(training_set_id)
+        lookups = [lk for lk in manifest.lookups if lk.table_name == table]
+        if not lookups:
+            raise DriftBaselineError(table, f"training set {training_set_id} reads no feature of it")
+        lookup = lookups[0]
+        rows = store.training_set(training_set_id).load_df()
+        base = rows.select(*[F.col(f.output).alias(f.name) for f in lookup.features])
+        entities = load_delta_version(
+            store.spark, manifest.entity_path, manifest.entity_delta_version,
+            lambda detail: TrainingSetInputExpiredError(training_set_id, "entity rows", manifest.entity_delta_version, detail))
+        sample = entities.select(*[F.col(e).alias(k) for e, k in zip(lookup.entity_keys, lookup.keys)],
+                                 F.col(lookup.entity_time).cast("timestamp").alias(lookup.event_time))
+        population = load_delta_version(
+            store.spark, lookup.storage_path, lookup.delta_version,
+            lambda detail: TrainingSetInputExpiredError(training_set_id, table, lookup.delta_version, detail))
+        return base, sample, population, lookup
+
+    def _record(self, table: str, version: FeatureVersion, baseline: str, result: DriftResult) -> DriftReport:
+        store = self._store
+        settings = store.settings.quality
+        check_id, at = new_id(), datetime.now(timezone.utc)
+        s = result.sampling
+        store.catalog.append(DRIFT_CHECKS, [{
+            "check_id": check_id, "table_name": table, "version_id": version.version_id,
+            "version_number": version.version_number, "baseline": baseline, "baseline_rows": result.rows[0],
+            "rows": result.rows[1], "schema_changes": [*(f"added {c}" for c in result.schema.added),
+                                                       *(f"removed {c}" for c in result.schema.removed),
+                                                       *(f"changed {c}" for c in result.schema.changed)],
+            "key_coverage": s.key_coverage if s else None, "time_coverage": s.time_coverage if s else None,
+            "time_ks": s.time_ks if s else None, "breaches": len(result.breaches), "user": store.user, "at": at,
+        }])
+        store.catalog.append(DRIFT_SCORES, [{
+            "check_id": check_id, "table_name": table, "version_id": version.version_id, "feature": f.feature,
+            "kind": f.kind, "psi": f.psi, "ks": f.ks, "wasserstein": f.wasserstein,
+            "null_rate_baseline": f.null_rate[0], "null_rate": f.null_rate[1], "nan_rate_baseline": f.nan_rate[0],
+            "nan_rate": f.nan_rate[1], "new_categories": list(f.new_categories),
+            "missing_categories": list(f.missing_categories), "breaches": list(f.breaches), "at": at,
+        } for f in result.features])
+        alerts = [{
+            "alert_id": new_id(), "check_id": check_id, "table_name": table, "version_id": version.version_id,
+            "feature": feature, "metric": metric, "value": float(value), "threshold": float(limit), "baseline": baseline,
+            "sink": settings.alerts.kind, "at": at,
+        } for feature, metric, value, limit in result.breaches]
+        store.catalog.append(ALERTS, alerts)
+        if alerts:
+            make_sink(settings.alerts).send(alerts)
+        quarantined = False
+        if alerts and settings.quarantine_on_breach:
+            reasons = ", ".join(sorted({f"{a['feature'] or table}:{a['metric']}" for a in alerts}))
+            store.quarantine_version(table, version.version_id, f"drift check {check_id}: {reasons}")
+            quarantined = True
+        return DriftReport(check_id, table, version, baseline, result, tuple(a["alert_id"] for a in alerts), quarantined)
+
+    def alerts(self, table: str | None = None) -> list[dict]:
+        rows = [r for r in self._store.catalog.rows(ALERTS.name) if table is None or r["table_name"] == table]
+        return sorted(rows, key=lambda r: r["alert_id"])
