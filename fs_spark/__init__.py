@@ -11,6 +11,10 @@ from fs_spark.definitions.model import CrossFeatureRule, Entity, Feature, Featur
 from fs_spark.definitions.types import FeatureType
 from fs_spark.definitions.yaml_io import dump_definitions, load_definitions
 from fs_spark.errors import (
+    AccessDeniedError,
+    DeprecatedFeatureError,
+    DriftBaselineError,
+    RollbackError,
     BreakingChangeError,
     ConfigError,
     DefinitionError,
@@ -37,7 +41,11 @@ from fs_spark.errors import (
     Violation,
     WriteConflictError,
 )
+from fs_spark.governance.deprecation import DeprecatedFeatureWarning, Deprecation
 from fs_spark.ids import new_id
+from fs_spark.quality.checks import DriftReport
+from fs_spark.quality.recovery import Recall
+from fs_spark.quality.scoreboard import Scoreboard
 from fs_spark.lineage.graph import LineageGraph
 from fs_spark.lineage.reconcile import DanglingLink, ReconcileReport
 from fs_spark.provenance import NaiveTimestampError, RunRef, SourceInfo
@@ -54,6 +62,7 @@ from fs_spark.training.training_set import TrainingSet
 from fs_spark.version import __version__
 
 __all__ = [
+    "AccessDeniedError",
     "BreakingChangeError",
     "Change",
     "ConfigError",
@@ -62,6 +71,11 @@ __all__ = [
     "DefinitionError",
     "DeltaJarsMissingError",
     "Deployment",
+    "DeprecatedFeatureError",
+    "DeprecatedFeatureWarning",
+    "Deprecation",
+    "DriftBaselineError",
+    "DriftReport",
     "Entity",
     "EntityColumnError",
     "Experiment",
@@ -82,16 +96,19 @@ __all__ = [
     "NaiveEntityTimeError",
     "NaiveTimestampError",
     "PlanItem",
+    "Recall",
     "ReconcileReport",
     "ReplayMismatchError",
     "ResolvedLookup",
     "RetentionGuardError",
+    "RollbackError",
     "Run",
     "RunInfo",
     "RunNotFoundError",
     "RunRef",
     "RunStateError",
     "SchemaMismatchError",
+    "Scoreboard",
     "Settings",
     "Source",
     "SourceInfo",

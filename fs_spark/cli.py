@@ -90,6 +90,27 @@ def _parser() -> argparse.ArgumentParser:
     lineage.add_argument("--dot", help="write Graphviz DOT here")
     lineage.add_argument("--direction", choices=("upstream", "downstream", "both"), default="both")
     commands.add_parser("reconcile", help="check every recorded link; exit 1 on an unauthorised dangling one")
+    rollback = commands.add_parser("rollback", help="make a known-good version current again (a new version)")
+    rollback.add_argument("table")
+    rollback.add_argument("version", help="the version number or ID to make current")
+    rollback.add_argument("--reason", required=True)
+    for name, text in (("quarantine", "quarantine a version: builds and reads refuse it"),
+                       ("release", "lift a version's quarantine"), ("recall", "what used a version's rows")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("table")
+        sub.add_argument("version", help="a version number or ID")
+        if name != "recall":
+            sub.add_argument("--reason", required=name == "quarantine", default="")
+    deprecate = commands.add_parser("deprecate", help="schedule a feature's (or table's) deprecation")
+    deprecate.add_argument("table")
+    deprecate.add_argument("--feature", help="default: the whole table")
+    deprecate.add_argument("--announce", required=True, help="ISO-8601 time with zone: builds warn from then")
+    deprecate.add_argument("--end", required=True, help="ISO-8601 time with zone: builds refuse from then")
+    deprecate.add_argument("--replacement", help="what to use instead, as table:feature")
+    deprecate.add_argument("--reason", required=True)
+    commands.add_parser("deprecations", help="list the deprecation schedules in force")
+    quality = commands.add_parser("quality", help="the quality scoreboard: rule failures, quarantine, drift, alerts")
+    quality.add_argument("--table", help="only this table")
     drift = commands.add_parser("drift", help="drift of a feature version against a baseline")
     drift.add_argument("table")
     drift.add_argument("--version", help="a version number or ID (default: the latest)")
@@ -210,6 +231,29 @@ def run(argv: Sequence[str], out=sys.stdout) -> int:
         report = store.lineage.reconcile()
         print(report.to_text(), file=out)
         return 0 if report.ok else 1
+    elif args.command == "rollback":
+        made = store.rollback(args.table, _version_arg(args.version), reason=args.reason)
+        print(f"{args.table}: version {made.version_number} ({made.version_id}) holds the rows of version "
+              f"{made.restores_version} again", file=out)
+    elif args.command in ("quarantine", "release"):
+        change = store.quarantine_version if args.command == "quarantine" else store.release_version
+        changed = change(args.table, _version_arg(args.version), args.reason)
+        print(f"{args.table}: version {changed.version_number} ({changed.version_id}) "
+              f"{'quarantined' if args.command == 'quarantine' else 'released'}", file=out)
+        if args.command == "quarantine":
+            print(store.recall(args.table, changed.version_id).to_text(), file=out)
+    elif args.command == "recall":
+        print(store.recall(args.table, _version_arg(args.version)).to_text(), file=out)
+    elif args.command == "deprecate":
+        made = store.deprecate(args.table, args.feature, announce=datetime.fromisoformat(args.announce),
+                               end=datetime.fromisoformat(args.end), replacement=args.replacement, reason=args.reason)
+        print(f"{made.subject}: deprecated from {made.announce.isoformat()}, retired from {made.end.isoformat()}", file=out)
+    elif args.command == "deprecations":
+        for d in store.deprecations.in_force():
+            print(f"{d.subject}  announce={d.announce.isoformat()}  end={d.end.isoformat()}  "
+                  f"replacement={d.replacement or '-'}  reason={d.reason}", file=out)
+    elif args.command == "quality":
+        print(store.quality.scoreboard(args.table).to_text(), file=out)
     elif args.command == "drift":
         features = args.features.split(",") if args.features else None
         drifted = store.quality.check_drift(args.table, version=_version_arg(args.version), baseline=args.baseline,

@@ -95,6 +95,12 @@ class QualitySettings(_Strict):
     quarantine_on_breach: bool = Field(default=False, description="Quarantine a version whose drift check breaches")
 
 
+class GovernanceSettings(_Strict):
+    policy_file: str | None = Field(
+        default=None, description="Access policy YAML (e.g. conf/policies.yaml); none: access control off")
+    region: str | None = Field(default=None, description="Region this process runs in, for the policy's regions")
+
+
 class Settings(_Strict):
     store: StoreSettings = Field(default_factory=StoreSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
@@ -102,6 +108,7 @@ class Settings(_Strict):
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     lineage: LineageSettings = Field(default_factory=LineageSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
+    governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:

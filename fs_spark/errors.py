@@ -244,14 +244,21 @@ class TrainingSetInputExpiredError(FsSparkError):
 
 
 class RetentionGuardError(FsSparkError):
-    """VACUUM would delete files that recorded training sets still read."""
+    """VACUUM would delete files that recorded training sets (and the models and deployments
+    built on them) still read."""
 
-    def __init__(self, table: str, holders: Sequence[str], files: int):
+    def __init__(self, table: str, holders: Sequence[str], files: int, models: Sequence[str] = (),
+                 deployments: Sequence[str] = ()):
         self.table = table
         self.holders = list(holders)
+        self.models = list(models)
+        self.deployments = list(deployments)
+        held_by = ""
+        if models or deployments:
+            held_by = f" They are held by model version(s) {', '.join(models) or '-'} and deployment(s) {', '.join(deployments) or '-'}."
         super().__init__(
             f"VACUUM of feature table {table!r} refused: it would delete {files} file(s) that "
-            f"{len(holders)} training set(s) still need to be rebuilt: {', '.join(holders)}. "
+            f"{len(holders)} training set(s) still need to be rebuilt: {', '.join(holders)}.{held_by} "
             "Keep the files, or pass force=True to expire those training sets' inputs."
         )
 
@@ -298,3 +305,39 @@ class DriftBaselineError(FsSparkError):
     def __init__(self, table: str, detail: str):
         self.table = table
         super().__init__(f"cannot check drift of {table!r}: {detail}")
+
+
+class RollbackError(FsSparkError):
+    def __init__(self, table: str, version: object, detail: str):
+        self.table = table
+        super().__init__(f"cannot roll {table!r} back to version {version!r}: {detail}")
+
+
+# --- governance -----------------------------------------------------------------------------
+
+
+class AccessDeniedError(FsSparkError):
+    """The access policy does not let this principal do this to this feature."""
+
+    def __init__(self, principal: str, action: str, table: str, feature: str, rule: str):
+        self.principal = principal
+        self.action = action
+        self.table = table
+        self.feature = feature
+        self.rule = rule
+        super().__init__(
+            f"principal {principal!r} may not {action} feature {table}.{feature}: denied by {rule!r}. "
+            "Nothing was read or written; ask an administrator of the policy file to open it."
+        )
+
+
+class DeprecatedFeatureError(FsSparkError):
+    """A build reads a feature whose deprecation has ended."""
+
+    def __init__(self, subject: str, end: object, replacement: str | None, reason: str):
+        self.subject = subject
+        instead = f"use {replacement} instead, or " if replacement else ""
+        super().__init__(
+            f"{subject} was retired on {getattr(end, 'isoformat', lambda: end)()} ({reason}): {instead}"
+            "pass accept_deprecated=True (or start the run with accept_deprecated=True) to build with it anyway"
+        )

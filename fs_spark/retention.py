@@ -67,9 +67,11 @@ def vacuum(
     manifests: list[TrainingSetManifest],
     retention_hours: float | None = None,
     force: bool = False,
+    held_by=lambda training_sets: ((), ()),
 ) -> VacuumResult:
     """VACUUM every Delta table of `table` (one per definition version), unless that deletes a
-    file a training set needs; with `force`, VACUUM anyway."""
+    file a training set needs; with `force`, VACUUM anyway. `held_by(training_set_ids)` gives
+    the model versions and deployments that hold those training sets, for the refusal."""
     plans = []
     holders: set[str] = set()
     conflicting = 0
@@ -82,7 +84,7 @@ def vacuum(
                 conflicting += len(clash)
         plans.append((path, len(doomed)))
     if holders and not force:
-        raise RetentionGuardError(table, sorted(holders), conflicting)
+        raise RetentionGuardError(table, sorted(holders), conflicting, *held_by(sorted(holders)))
     deleted = 0
     for path, count in plans:
         if count:

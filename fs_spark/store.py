@@ -16,18 +16,22 @@ from datetime import datetime, timezone
 from pyspark.sql import DataFrame, SparkSession
 
 from fs_spark.catalog.catalog import Catalog
+from fs_spark.catalog.contents import excluded, refuse_quarantined
 from fs_spark.catalog.records import FeatureVersion
 from fs_spark.catalog.schema import MAINTENANCE_EVENTS, VERSION_STATUS
 from fs_spark.config import Settings, load_settings
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.errors import VersionNotFoundError
 from fs_spark.ids import is_id, new_id
+from fs_spark.governance.access import AccessControl, Request
+from fs_spark.governance.deprecation import Deprecation, Deprecations
 from fs_spark.ingest.writer import FeatureWriter, Mode
 from fs_spark.integrations.mlflow import MlflowBridge
 from fs_spark.lineage.lineage import Lineage
 from fs_spark.lineage.openlineage import LineageEvents
 from fs_spark.provenance import RunRef, SourceInfo, as_run_ref, require_utc
 from fs_spark.quality.checks import QualityChecks
+from fs_spark.quality.recovery import Recall, recall, rollback
 from fs_spark.registry import PlanItem, Registry
 from fs_spark.retention import VacuumResult, vacuum
 from fs_spark.session import check_delta, get_session
@@ -37,7 +41,7 @@ from fs_spark.tracking.models import Models
 from fs_spark.tracking.records import Deployment, ModelVersion
 from fs_spark.tracking.runs import Run, Tracking
 from fs_spark.training.builder import TrainingSets
-from fs_spark.training.lookups import FeatureLookup
+from fs_spark.training.lookups import FeatureLookup, as_lookups
 from fs_spark.training.manifest import TrainingSetManifest
 from fs_spark.training.training_set import TrainingSet
 
@@ -78,6 +82,8 @@ class FeatureStore:
         self.models = Models(self)
         self.lineage = Lineage(self)
         self.quality = QualityChecks(self)
+        self.access = AccessControl(self)
+        self.deprecations = Deprecations(self)
 
     @property
     def root(self) -> str:
@@ -96,6 +102,7 @@ class FeatureStore:
 
     def apply(self, *tables: FeatureTable) -> list[PlanItem]:
         """Create or update definitions; a breaking change needs a new definition_version."""
+        self.access.require(*(Request("admin", t.name, definition=t) for t in tables))
         return self.registry.apply(list(tables))
 
     def get_table(self, name: str) -> FeatureTable:
@@ -128,6 +135,7 @@ class FeatureStore:
             run: the experiment and run making the write.
         """
         applied = self.registry.current(table)
+        self.access.require(Request("write", table))
         ref = as_run_ref(run)
         path = self.paths.table(table, applied.definition.definition_version)
         with self.events.job(f"write.{table}", run=ref) as job:
@@ -187,8 +195,9 @@ class FeatureStore:
                 chosen = candidates[-1] if candidates else None
         if chosen is None:
             return None, None
+        # The next version that committed to Delta after it (a rollback commits nothing).
         later = [v for v in every if v.definition_version == chosen.definition_version
-                 and v.version_number > chosen.version_number]
+                 and v.version_number > chosen.version_number and v.delta_version > chosen.delta_version]
         return chosen, (later[0] if later else None)
 
     def read(
@@ -199,22 +208,30 @@ class FeatureStore:
         as_of: datetime | None = None,
         features: list[str] | None = None,
         include_version_column: bool = False,
+        allow_quarantined: bool = False,
     ) -> DataFrame:
-        """The table's rows exactly as of one version: every row committed up to and including it.
+        """The table's rows exactly as of one version: every row committed up to and including it
+        (less the writes a rollback took out).
 
         Args:
             version: a version number (within the current definition version) or a version ID.
             as_of: an aware datetime; the latest version committed at or before it.
             features: the features to return (default: all); keys and event time always come.
+            allow_quarantined: read even if the version holds rows of a quarantined version
+                (otherwise VersionQuarantinedError).
         """
         resolved, following = self._resolve(table, version, as_of)
         if resolved is None:
             applied = self.registry.current(table)
         else:
             applied = self.registry.at_version(table, resolved.definition_version)
+        self.access.require(Request("read", table, features, definition=applied.definition))
+        every = self.catalog.versions(table)
+        if resolved is not None and not allow_quarantined:
+            refuse_quarantined(every, resolved, self.catalog.quarantined())
         delta_version = readable_delta_version(self.spark, applied.storage_path, resolved, following)
         return read_version(self.spark, applied.definition, resolved, delta_version, applied.storage_path,
-                            features, include_version_column)
+                            features, include_version_column, excluded(every, resolved))
 
     # --- version status -----------------------------------------------------------------------
 
@@ -227,7 +244,37 @@ class FeatureStore:
         """Lift a quarantine."""
         return self._set_status(table, version, "released", reason)
 
+    def recall(self, table: str, version: int | str) -> Recall:
+        """Everything that used a version's rows: training sets, model versions, deployments (the
+        live ones marked), found downstream in the lineage graph."""
+        resolved = self.version(table, version)
+        return recall(self.lineage.graph(), resolved, self.models.deployments())
+
+    def rollback(self, table: str, to_version: int | str, *, reason: str) -> FeatureVersion:
+        """Make a known-good version's rows current again, as a new version that writes nothing:
+        builds and reads that follow the latest version read exactly the rows `to_version` held,
+        and later writes add to those. No data is deleted; the versions rolled over stay readable
+        by number or ID."""
+        self.access.require(Request("admin", table))
+        return rollback(self, table, to_version, reason)
+
+    def deprecate(self, table: str, feature: str | None = None, *, announce: datetime, end: datetime,
+                  replacement: str | None = None, reason: str) -> Deprecation:
+        """Schedule the deprecation of a feature (or, without `feature`, of the whole table):
+        builds warn from `announce` and refuse from `end`."""
+        self.access.require(Request("deprecate", table, [feature] if feature else None))
+        return self.deprecations.schedule(table, feature, announce=announce, end=end, replacement=replacement,
+                                          reason=reason)
+
+    def _held_by(self, training_set_ids: list[str]) -> tuple[list[str], list[str]]:
+        """Model versions trained on these training sets, and the deployments of those."""
+        models = [m for m in self.models.versions() if set(m.training_set_ids) & set(training_set_ids)]
+        ids = {m.model_version_id for m in models}
+        deployments = [f"{d.environment}:{d.deployment_id}" for d in self.models.deployments() if d.model_version_id in ids]
+        return [f"{m.model_name} v{m.version}" for m in models], deployments
+
     def _set_status(self, table: str, version: int | str, status: str, reason: str) -> FeatureVersion:
+        self.access.require(Request("admin", table))
         resolved = self.version(table, version)
         self.catalog.append(VERSION_STATUS, [{
             "event_id": new_id(), "version_id": resolved.version_id, "table_name": table, "status": status,
@@ -250,6 +297,8 @@ class FeatureStore:
         path: str | None = None,
         run: Run | RunRef | None = None,
         context: str = "training",
+        allow_quarantined: bool = False,
+        accept_deprecated: bool = False,
     ) -> TrainingSet:
         """Join each entity row to its features as of its time, store the result and its manifest.
 
@@ -267,6 +316,9 @@ class FeatureStore:
             path: where to write the rows (default: under the store root).
             run: the run the training set is built for (see `start_run`).
             context: what the run uses it for, training or validation (as MLflow records it).
+            allow_quarantined: read quarantined versions anyway (refused by default).
+            accept_deprecated: build with features whose deprecation has ended (refused by
+                default; announced ones only warn).
 
         Example:
             >>> ts = store.create_training_set(                           # doctest: +SKIP
@@ -276,9 +328,14 @@ class FeatureStore:
             ...     label="churned")
             >>> ts.load_df().show()                                       # doctest: +SKIP
         """
+        lookups = as_lookups(feature_lookups)
+        self.access.require(*(Request("read", lk.table_name, lk.feature_names or None) for lk in lookups),
+                            *(Request("read", name) for name in self.access.tables_read_by(df)))
+        self.deprecations.check_build(lookups, accept_deprecated)
         return self._training.create(
-            df, feature_lookups, label=label, exclude_columns=exclude_columns, as_of=as_of,
+            df, lookups, label=label, exclude_columns=exclude_columns, as_of=as_of,
             timezone_name=timezone, name=name, path=path, run=as_run_ref(run), context=context,
+            allow_quarantined=allow_quarantined,
         )
 
     def get_historical_features(self, entity_df: DataFrame, features: Sequence[str], **options) -> TrainingSet:
@@ -287,12 +344,22 @@ class FeatureStore:
 
     def training_set(self, training_set_id: str) -> TrainingSet:
         """A stored training set, read from its Delta table."""
+        self._require_training_set(training_set_id)
         return self._training.open(training_set_id)
+
+    def _require_training_set(self, training_set_id: str) -> None:
+        """A training set's rows hold feature values: opening it is reading them."""
+        if self.access.enabled:
+            self.access.require(*(
+                Request("read", lk.table_name, [f.name for f in lk.features],
+                        definition=self.registry.at_version(lk.table_name, lk.definition_version).definition)
+                for lk in self._training.manifest(training_set_id).lookups))
 
     def load_training_set(self, training_set_id: str, *, verify: bool = True) -> TrainingSet:
         """Rebuild a training set from its manifest alone: the entity rows and every feature table
         read at the Delta versions the build read. With `verify` (one extra pass), the rebuilt
         rows' digest must equal the original's, or ReplayMismatchError is raised."""
+        self._require_training_set(training_set_id)
         return self._training.rebuild(training_set_id, verify=verify)
 
     def training_sets(self) -> list[TrainingSetManifest]:
@@ -311,6 +378,7 @@ class FeatureStore:
         params: dict | None = None,
         tags: dict | None = None,
         mlflow_run_id: str | None = None,
+        accept_deprecated: bool = False,
     ) -> Run:
         """Start a run of `experiment` (created on first use). Use it as a context manager; what
         is done through it carries its IDs.
@@ -319,6 +387,7 @@ class FeatureStore:
             hypothesis: what the run sets out to show; recorded on the feature versions it writes.
             stage: training, validation or deployment.
             mlflow_run_id: the MLflow run to link (default: the active MLflow run, if any).
+            accept_deprecated: the run's training-set builds may read retired features.
 
         Example:
             >>> with store.start_run(experiment="churn", params={"lr": 0.1}) as run:   # doctest: +SKIP
@@ -326,7 +395,7 @@ class FeatureStore:
             ...     run.log_metrics({"val_auc": 0.81})
         """
         return self.tracking.start_run(experiment, name=name, hypothesis=hypothesis, stage=stage, params=params,
-                                       tags=tags, mlflow_run_id=mlflow_run_id)
+                                       tags=tags, mlflow_run_id=mlflow_run_id, accept_deprecated=accept_deprecated)
 
     def register_model(
         self,
@@ -363,8 +432,9 @@ class FeatureStore:
         paths = [r["storage_path"] for r in self.catalog.definition_rows(table)]
         if not paths:
             self.registry.current(table)  # raises TableNotFoundError
+        self.access.require(Request("admin", table))
         storage = sorted(set(paths))
-        result = vacuum(self.spark, table, storage, self._training.manifests(), retention_hours, force)
+        result = vacuum(self.spark, table, storage, self._training.manifests(), retention_hours, force, self._held_by)
         self.catalog.append(MAINTENANCE_EVENTS, [{
             "event_id": new_id(), "action": "vacuum", "table_name": table, "storage_paths": storage, "forced": force,
             "deleted_files": result.deleted_files, "affected_training_sets": list(result.expired), "reason": reason,

@@ -19,7 +19,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
 from fs_spark.catalog.records import FeatureVersion
-from fs_spark.catalog.schema import ALL_TABLES, FEATURE_TABLES, FEATURE_VERSIONS, CatalogTable
+from fs_spark.catalog.schema import ALL_TABLES, FEATURE_TABLES, FEATURE_VERSIONS, VERSION_STATUS, CatalogTable
 from fs_spark.locks import store_lock
 from fs_spark.provenance import from_spark
 from fs_spark.storage.delta_log import latest_version
@@ -157,3 +157,10 @@ class Catalog:
     def version(self, version_id: str) -> FeatureVersion | None:
         found = [r for r in self.rows(FEATURE_VERSIONS.name) if r["version_id"] == version_id]
         return FeatureVersion.from_row(found[0]) if found else None
+
+    def quarantined(self) -> dict[str, str]:
+        """Feature version ID -> reason, for every version quarantined now."""
+        latest: dict[str, Row] = {}
+        for row in sorted(self.rows(VERSION_STATUS.name), key=lambda r: (r["at"], r["event_id"])):
+            latest[row["version_id"]] = row
+        return {v: r["reason"] for v, r in latest.items() if r["status"] == "quarantined"}

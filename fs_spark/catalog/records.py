@@ -45,6 +45,7 @@ class FeatureVersion(BaseModel):
     run_id: str | None = None
     hypothesis: str | None = None
     recovered: bool = False
+    restores_version: int | None = None
 
     @property
     def stats(self) -> dict[str, Any]:

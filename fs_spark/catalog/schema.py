@@ -58,7 +58,7 @@ FEATURE_VERSIONS = CatalogTable(
         ("storage_path", S, "Delta table path"),
         ("write_id", S, "Write identity; a retry with the same identity creates no new version"),
         ("content_digest", S, "Order-independent digest of the batch (before quarantine); null when the write had an explicit write_id"),
-        ("mode", S, "strict or quarantine"),
+        ("mode", S, "strict, quarantine, or rollback (a version that wrote no rows)"),
         ("row_count", L, "Rows committed"),
         ("quarantined_row_count", L, "Rows sent to quarantine"),
         ("schema_hash", S, "sha256 of the written Spark schema"),
@@ -76,6 +76,7 @@ FEATURE_VERSIONS = CatalogTable(
         ("run_id", S, "Run that made the write, if any"),
         ("hypothesis", S, "Hypothesis the version was created for, if any"),
         ("recovered", B, "True when the row was rebuilt from the Delta log after an interrupted write"),
+        ("restores_version", L, "For a rollback (mode rollback): the version number whose rows it makes current again"),
     ),
 )
 
@@ -348,10 +349,42 @@ ALERTS = CatalogTable(
     ),
 )
 
+AUDIT_LOG = CatalogTable(
+    "audit_log",
+    "One row per access decision: every feature of every request, allowed or denied.",
+    (
+        ("event_id", S, "Global ID of the decision (UUIDv7)"),
+        ("request_id", S, "The request it belongs to (one operation)"),
+        ("principal", S, "Who asked"),
+        ("action", S, "read, write, deprecate or admin"),
+        ("object", S, "table:feature"),
+        ("decision", S, "allow or deny"),
+        ("rule", S, "The policy rule that decided, or 'default deny', or the region restriction"),
+        ("at", TS, "When (UTC)"),
+    ),
+)
+
+DEPRECATIONS = CatalogTable(
+    "deprecations",
+    "One row per deprecation schedule event; the latest per (table, feature) is in force.",
+    (
+        ("event_id", S, "Global ID of the event (UUIDv7)"),
+        ("table_name", S, "Feature table"),
+        ("feature", S, "Feature; null for the whole table"),
+        ("announce_at", TS, "From then, builds that read it warn"),
+        ("end_at", TS, "From then, builds refuse it unless they accept deprecated features"),
+        ("replacement", S, "What to use instead, as table:feature"),
+        ("reason", S, "Why"),
+        ("withdrawn", B, "True when this event withdraws the schedule"),
+        ("user", S, "Principal who scheduled it"),
+        ("at", TS, "When (UTC)"),
+    ),
+)
+
 ALL_TABLES = (
     FEATURE_TABLES, FEATURE_VERSIONS, QUARANTINE_EVENTS, VERSION_STATUS, TRAINING_SETS, EXPERIMENTS, RUNS,
     RUN_METRICS, RUN_INPUTS, MODELS, MODEL_VERSIONS, DEPLOYMENTS, LINEAGE_EDGES, MAINTENANCE_EVENTS, DRIFT_CHECKS,
-    DRIFT_SCORES, ALERTS,
+    DRIFT_SCORES, ALERTS, AUDIT_LOG, DEPRECATIONS,
 )
 
 

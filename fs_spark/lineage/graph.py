@@ -151,6 +151,7 @@ def build_graph(catalog) -> LineageGraph:
     versions = sorted(catalog.rows(FEATURE_VERSIONS.name),
                       key=lambda r: (r["table_name"], r["definition_version"], r["version_number"]))
     previous: dict[tuple[str, int], str] = {}
+    numbered: dict[tuple[str, int, int], str] = {}
     for row in versions:
         key = add(Node(
             "feature_version", row["version_id"],
@@ -163,9 +164,14 @@ def build_graph(catalog) -> LineageGraph:
         table = add(Node("feature_table", row["table_name"], row["table_name"]))
         link(table, key, "version")
         series = (row["table_name"], row["definition_version"])
-        if series in previous:
+        if row["mode"] == "rollback":  # holds the restored version's rows, not its predecessor's
+            restored = numbered.get((*series, row["restores_version"]))
+            if restored:
+                link(restored, key, "restored")
+        elif series in previous:
             link(previous[series], key, "included_in")
         previous[series] = key
+        numbered[(*series, row["version_number"])] = key
         if row["source_description"]:
             link(add(Node("source", source_key(row["source_description"]), row["source_description"])), key, "source")
         if row["transformation_fingerprint"]:

@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from fs_spark.catalog.contents import ROLLBACK, included
 from fs_spark.catalog.records import FeatureVersion
 from fs_spark.catalog.schema import ALERTS, DRIFT_CHECKS, DRIFT_SCORES
 from fs_spark.errors import DriftBaselineError, TrainingSetInputExpiredError
 from fs_spark.ids import is_id, new_id
 from fs_spark.quality.alerts import make_sink
 from fs_spark.quality.drift import DriftResult, compare, sampling_bias
+from fs_spark.quality.scoreboard import Scoreboard, scoreboard
 from fs_spark.storage.layout import VERSION_COLUMN
 from fs_spark.storage.reader import load_delta_version
 
@@ -90,25 +92,31 @@ class QualityChecks:
         current_version = store.version(table, version)
         if current_version is None:
             raise DriftBaselineError(table, "the table has no versions yet")
+        if current_version.mode == ROLLBACK:
+            raise DriftBaselineError(table, f"version #{current_version.version_number} is a rollback: it wrote no rows")
         definition = store.registry.at_version(table, current_version.definition_version).definition
         names = features or [f.name for f in definition.features]
         not_features = [*definition.keys, definition.event_time]
         current = self._rows_of(current_version).drop(*not_features)
         if baseline == "previous":
-            earlier = [v for v in store.versions(table) if v.definition_version == current_version.definition_version
-                       and v.version_number == current_version.version_number - 1]
+            every = store.versions(table)
+            held = included(every, current_version) - {current_version.version_number}
+            earlier = [v for v in every if v.definition_version == current_version.definition_version
+                       and v.version_number in held and v.mode != ROLLBACK][-1:]
             if not earlier:
                 raise DriftBaselineError(table, f"version #{current_version.version_number} has no previous version; "
                                                 "pass a training set ID as the baseline")
             base, baseline_key = self._rows_of(earlier[0]).drop(*not_features), f"version:{earlier[0].version_id}"
+            rows = (earlier[0].row_count, current_version.row_count)
         elif is_id(baseline):
             base, sample, population, lookup = self._training_set_side(table, baseline)
             baseline_key = f"training_set:{baseline}"
+            rows = (store._training.manifest(baseline).row_count, current_version.row_count)
             names = [n for n in names if n in base.columns]
             current = current.select(*[c for c in base.columns if c in current.columns])
         else:
             raise DriftBaselineError(table, f"baseline must be 'previous' or a training set ID, not {baseline!r}")
-        result = compare(base, current, names, thresholds)
+        result = compare(base, current, names, thresholds, rows)
         if baseline != "previous":
             sampling = sampling_bias(sample, population, list(lookup.keys), lookup.event_time, thresholds)
             result = DriftResult(result.features, result.schema, result.rows, sampling,
@@ -170,6 +178,10 @@ class QualityChecks:
             store.quarantine_version(table, version.version_id, f"drift check {check_id}: {reasons}")
             quarantined = True
         return DriftReport(check_id, table, version, baseline, result, tuple(a["alert_id"] for a in alerts), quarantined)
+
+    def scoreboard(self, table: str | None = None) -> Scoreboard:
+        """Per table and version: rule failures, quarantined rows, drift scores, alerts, status."""
+        return scoreboard(self._store.catalog, table)
 
     def alerts(self, table: str | None = None) -> list[dict]:
         rows = [r for r in self._store.catalog.rows(ALERTS.name) if table is None or r["table_name"] == table]

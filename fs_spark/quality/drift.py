@@ -84,12 +84,13 @@ def schema_drift(baseline: DataFrame, current: DataFrame) -> SchemaDrift:
     )
 
 
-def compare(baseline: DataFrame, current: DataFrame, features: list[str], thresholds: DriftThresholds) -> DriftResult:
+def compare(baseline: DataFrame, current: DataFrame, features: list[str], thresholds: DriftThresholds,
+            rows: tuple[int, int] | None = None) -> DriftResult:
     """Drift of `features` from `baseline` to `current`, whose columns are features only (the
     schema drift is over all their columns)."""
     schema = schema_drift(baseline, current)
     shared = [f for f in features if f in baseline.columns and f in current.columns]
-    a, b = profile_pair(baseline, current, shared)
+    a, b = profile_pair(baseline, current, shared, rows=rows)
     results, breaches = [], []
     for name in shared:
         numeric = is_numeric(baseline.schema[name].dataType)

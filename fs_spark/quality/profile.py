@@ -4,6 +4,12 @@ Both sides are unioned with a side marker and aggregated together, so one job re
 computes, for every numeric feature, its quantiles (NaN left out), nulls and NaNs, and for every
 key column set, its approximate distinct count; a second job counts the values of categorical
 features. A table of 20 features costs two jobs, not twenty.
+
+Quantile sketches cost far more per value than counting (measured: 27 of 34 seconds for 2 x 4M
+rows x 20 features), so quantiles come from a uniform sample of at most `sample_rows` rows per
+side, drawn in the same pass; counts of nulls, NaNs and categories use every row. With 200,000
+rows the sampled CDF is within 0.003 of the true one (Dvoretzky-Kiefer-Wolfowitz, 95%), far below
+any drift threshold worth setting.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ TOP_CATEGORIES = 1000  # values kept per categorical feature and side; the rest 
 OTHER = "\u0000other"
 SIDE = "_fs_side"
 KEY = "_fs_key"
+SAMPLED = "_fs_sampled"
 
 
 @dataclass
@@ -45,15 +52,30 @@ def _as_number(column: str, data_type: T.DataType):
 
 
 def profile_pair(
-    baseline: DataFrame, current: DataFrame, columns: list[str], keys: list[str] | None = None, accuracy: int = 10_000,
+    baseline: DataFrame, current: DataFrame, columns: list[str], keys: list[str] | None = None, accuracy: int = 1_000,
+    sample_rows: int | None = 200_000, rows: tuple[int, int] | None = None,
 ) -> tuple[SideProfile, SideProfile]:
-    """Profile `columns` (present on both sides, same names) of the two frames."""
+    """Profile `columns` (present on both sides, same names) of the two frames.
+
+    Args:
+        sample_rows: the most rows per side the quantiles are computed from (None: all).
+        rows: the row counts of the two sides, when known (otherwise counted, which Delta and
+            Parquet answer from metadata).
+    """
     types = {c: baseline.schema[c].dataType for c in columns}
     numeric = [c for c in columns if is_numeric(types[c])]
     categorical = [c for c in columns if c not in numeric]
     extra = [F.xxhash64(*keys).alias(KEY)] if keys else []
     both = (baseline.select(F.lit(0).alias(SIDE), *columns, *extra)
             .unionByName(current.select(F.lit(1).alias(SIDE), *columns, *extra)))
+    sampled = F.lit(True)
+    if sample_rows is not None:
+        counts = rows or (baseline.count(), current.count())
+        fractions = [min(1.0, sample_rows / n) if n else 1.0 for n in counts]
+        if min(fractions) < 1.0:  # drawn in a projection: aggregates refuse random arguments
+            share = F.when(F.col(SIDE) == 0, F.lit(fractions[0])).otherwise(F.lit(fractions[1]))
+            both = both.withColumn(SAMPLED, F.rand(17) < share)
+            sampled = F.col(SAMPLED)
     sides = (SideProfile(), SideProfile())
 
     aggregates = [F.count(F.lit(1)).alias("rows")]
@@ -65,7 +87,7 @@ def profile_pair(
         if column in floating:
             aggregates.append(F.count_if(F.isnan(value)).alias(f"nan{i}"))
             value = F.when(~F.isnan(value), value)
-        aggregates.append(F.percentile_approx(value, list(LEVELS), accuracy).alias(f"q{i}"))
+        aggregates.append(F.percentile_approx(F.when(sampled, value), list(LEVELS), accuracy).alias(f"q{i}"))
     if keys:
         aggregates.append(F.approx_count_distinct(KEY).alias("keys"))
     for row in both.groupBy(SIDE).agg(*aggregates).collect():

@@ -37,6 +37,11 @@ class StorePaths:
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", _normalise(self.root))
 
+    @property
+    def table_root(self) -> str:
+        """The folder that holds every feature table."""
+        return f"{self.root}/tables"
+
     def table(self, name: str, definition_version: int) -> str:
         return f"{self.root}/tables/{check_name(name, 'table')}/v{int(definition_version)}"
 

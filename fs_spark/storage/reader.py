@@ -75,11 +75,15 @@ def read_version(
     path: str,
     features: list[str] | None = None,
     include_version_column: bool = False,
+    excluded_versions: tuple[int, ...] = (),
 ) -> DataFrame:
-    """The table's rows as of `version` (all rows written up to and including it), read at
-    `delta_version` (see `readable_delta_version`)."""
+    """The table's rows as of `version` (all rows written up to and including it, less those of
+    `excluded_versions`, the writes a rollback took out), read at `delta_version` (see
+    `readable_delta_version`)."""
     label = version.version_id if version else "0 (empty)"
     frame = load_delta_version(spark, path, delta_version, lambda detail: VersionExpiredError(table.name, label, detail))
+    if excluded_versions:
+        frame = frame.where(~F.col(VERSION_COLUMN).isin(list(excluded_versions)))
     wanted = list(features) if features is not None else list(table.feature_names)
     for name in wanted:
         table.feature(name)  # raises a KeyError naming the features that exist

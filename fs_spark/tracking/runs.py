@@ -51,10 +51,11 @@ class Run:
         ...     run.register_model("churn", training_sets=[ts])
     """
 
-    def __init__(self, store: FeatureStore, info: RunInfo):
+    def __init__(self, store: FeatureStore, info: RunInfo, accept_deprecated: bool = False):
         self._store = store
         self._info = info
         self._group = None
+        self.accept_deprecated = accept_deprecated
 
     # --- identity -----------------------------------------------------------------------------
 
@@ -155,6 +156,7 @@ class Run:
         """`FeatureStore.create_training_set` for this run; `context` is what the run uses it for
         (training or validation), as MLflow records dataset inputs."""
         self._check_running("build a training set")
+        options.setdefault("accept_deprecated", self.accept_deprecated)
         return self._store.create_training_set(df, feature_lookups, run=self.ref, context=context, **options)
 
     def register_model(self, name: str, **options) -> ModelVersion:
@@ -212,6 +214,7 @@ class Tracking:
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, str] | None = None,
         mlflow_run_id: str | None = None,
+        accept_deprecated: bool = False,
     ) -> Run:
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
@@ -232,7 +235,7 @@ class Tracking:
             "mlflow_run_id": mlflow_run_id, "at": at,
         }
         self._catalog.append(RUNS, [row])
-        return Run(self._store, RunInfo.from_row(row))
+        return Run(self._store, RunInfo.from_row(row), accept_deprecated)
 
     def record(self, info: RunInfo, **changes) -> RunInfo:
         """Append a new state event of a run; return its new state."""

@@ -20,7 +20,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from fs_spark import digest as D
-from fs_spark.catalog.schema import TRAINING_SETS, VERSION_STATUS
+from fs_spark.catalog.contents import excluded, refuse_quarantined
+from fs_spark.catalog.schema import TRAINING_SETS
 from fs_spark.definitions.types import FeatureType, parse_duration
 from fs_spark.errors import (
     EntityColumnError,
@@ -30,7 +31,6 @@ from fs_spark.errors import (
     TrainingSetNotFoundError,
     VersionExpiredError,
     VersionNotFoundError,
-    VersionQuarantinedError,
 )
 from fs_spark.ids import new_id
 from fs_spark.provenance import RunRef, require_utc
@@ -89,13 +89,6 @@ class TrainingSets:
 
     # --- resolving lookups --------------------------------------------------------------------
 
-    def _quarantined(self) -> dict[str, str]:
-        """Feature version ID -> reason, for every version quarantined now."""
-        latest: dict[str, dict] = {}
-        for row in sorted(self.store.catalog.rows(VERSION_STATUS.name), key=lambda r: r["at"]):
-            latest[row["version_id"]] = row
-        return {v: r["reason"] for v, r in latest.items() if r["status"] == "quarantined"}
-
     def _pick_version(self, lookup: FeatureLookup, as_of: datetime | None):
         store, table = self.store, lookup.table_name
         if lookup.delta_version is not None:
@@ -116,12 +109,9 @@ class TrainingSets:
         applied = (store.registry.at_version(name, version.definition_version) if version
                    else store.registry.current(name))
         table = applied.definition
+        every = store.catalog.versions(name)
         if version is not None:
-            included = [v for v in store.catalog.versions(name)
-                        if v.definition_version == version.definition_version
-                        and v.version_number <= version.version_number and v.version_id in quarantined]
-            if included:
-                raise VersionQuarantinedError(name, [v.version_id for v in included], [quarantined[v.version_id] for v in included])
+            refuse_quarantined(every, version, quarantined)
         wanted = list(lookup.feature_names or table.feature_names)
         unknown = [f for f in wanted if f not in table.feature_names]
         if unknown:
@@ -172,6 +162,7 @@ class TrainingSets:
                 for f in wanted
             ),
             lookback_micros=lookback // _MICROS if lookback else None,
+            excluded_versions=excluded(every, version),
         )
 
     # --- reading inputs -----------------------------------------------------------------------
@@ -184,6 +175,8 @@ class TrainingSets:
             schema = T.StructType([T.StructField(c, T._parse_datatype_string(t)) for c, t in zip(columns, types)])
             return self.spark.createDataFrame([], schema)
         frame = self._read_delta(lookup.storage_path, lookup.delta_version, lookup.table_name, lookup.version_id, training_set_id)
+        if lookup.excluded_versions:  # rows of writes a rollback took out of this version
+            frame = frame.where(~F.col(VERSION_COLUMN).isin(list(lookup.excluded_versions)))
         present = set(frame.columns)
         return frame.select([
             (F.col(c) if c in present else F.lit(None)).cast(t).alias(c) for c, t in zip(columns, types)
@@ -230,12 +223,13 @@ class TrainingSets:
         path: str | None = None,
         run: RunRef | None = None,
         context: str = "training",
+        allow_quarantined: bool = False,
     ) -> TrainingSet:
         if context not in CONTEXTS:
             raise ValueError(f"context must be one of {CONTEXTS}, not {context!r}")
         with self.store.events.job("training_set", run=run) as job:
             built = self._create(df, feature_lookups, label, exclude_columns, as_of, timezone_name, name, path, run,
-                                 context)
+                                 context, allow_quarantined)
             for lookup in built.lookups:
                 if lookup.delta_version is not None:
                     job.input(lookup.storage_path, lookup.delta_version)
@@ -245,7 +239,8 @@ class TrainingSets:
         built.timings["openlineage"] = job.emit_seconds
         return built
 
-    def _create(self, df, feature_lookups, label, exclude_columns, as_of, timezone_name, name, path, run, context) -> TrainingSet:
+    def _create(self, df, feature_lookups, label, exclude_columns, as_of, timezone_name, name, path, run, context,
+                allow_quarantined) -> TrainingSet:
         clock = _Clock()
         lookups = as_lookups(feature_lookups)
         if not lookups:
@@ -255,7 +250,7 @@ class TrainingSets:
         as_of = require_utc(as_of, "as_of")
         zone = check_zone(timezone_name)
         check_columns(df, [*labels, *exclude])
-        quarantined = self._quarantined()
+        quarantined = {} if allow_quarantined else self.store.catalog.quarantined()
         resolved = [self.resolve(lookup, df, as_of, quarantined) for lookup in lookups]
         self._check_outputs(resolved, df.columns, labels, exclude)
         clock.lap("resolve")

@@ -39,6 +39,7 @@ class ResolvedLookup(BaseModel):
     entity_time: str
     features: tuple[LookupFeature, ...]
     lookback_micros: int | None = None
+    excluded_versions: tuple[int, ...] = ()  # writes a rollback took out: their rows are left out
 
 
 class TrainingSetManifest(BaseModel):

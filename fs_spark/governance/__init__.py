@@ -1,0 +1,1 @@
+"""Governance: access policies and their audit log, deprecation schedules."""

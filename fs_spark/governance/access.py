@@ -1,0 +1,96 @@
+"""Enforcing the access policy on every path that touches data, and auditing each decision.
+
+Every public operation of `FeatureStore` that reads, writes or changes a feature table asks
+`AccessControl.require` first, with the table and features it will touch: reads and time travel,
+training-set builds (whatever spelling the lookup has: its table and feature names are what is
+checked, never its output names), opening or rebuilding a stored training set (its rows hold
+feature values), writes, definitions, deprecation, quarantine, rollback and VACUUM. An entity
+DataFrame read straight from a feature table's files counts as a read of that whole table. All
+decisions of one request go to the `audit_log` catalog table in one commit, allowed or not; a
+denied request raises before anything is read or written. Without a policy file, access control
+is off (a single-user store) and nothing is audited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from pyspark.sql import DataFrame
+
+from fs_spark.catalog.schema import AUDIT_LOG
+from fs_spark.definitions.model import FeatureTable
+from fs_spark.errors import AccessDeniedError
+from fs_spark.governance.policies import Policy, load_policy
+from fs_spark.ids import new_id
+from fs_spark.storage.paths import local_path
+
+if TYPE_CHECKING:
+    from fs_spark.store import FeatureStore
+
+
+@dataclass(frozen=True)
+class Request:
+    """One action on some features of one table (None: all of them)."""
+
+    action: str
+    table: str
+    features: Sequence[str] | None = None
+    definition: FeatureTable | None = None  # for a table not applied yet
+
+
+class AccessControl:
+    def __init__(self, store: FeatureStore):
+        self._store = store
+        settings = store.settings.governance
+        self.policy: Policy | None = load_policy(settings.policy_file) if settings.policy_file else None
+        self.region = settings.region
+
+    @property
+    def enabled(self) -> bool:
+        return self.policy is not None
+
+    def require(self, *requests: Request) -> None:
+        """Decide every feature of every request, audit them all, then raise on the first denial."""
+        if self.policy is None or not requests:
+            return
+        principal, at, request_id = self._store.user, datetime.now(timezone.utc), new_id()
+        rows, denied = [], None
+        for request in requests:
+            table = request.definition or self._store.registry.current(request.table).definition
+            names = list(request.features) if request.features else list(table.feature_names)
+            allowed_regions = self.policy.regions_for(table.name) if request.action == "read" else None
+            for name in names:
+                feature = table.feature(name)
+                tags = set(feature.tags) | set(table.tags)
+                allowed, rule = self.policy.decide(principal, request.action, table.name, name, tags)
+                if allowed and allowed_regions is not None and self.region not in allowed_regions:
+                    allowed, rule = False, f"regions of {table.name}: {list(allowed_regions)}, not {self.region!r}"
+                rows.append({"event_id": new_id(), "request_id": request_id, "principal": principal,
+                             "action": request.action, "object": f"{table.name}:{name}",
+                             "decision": "allow" if allowed else "deny", "rule": rule, "at": at})
+                if not allowed and denied is None:
+                    denied = AccessDeniedError(principal, request.action, table.name, name, rule)
+        self._store.catalog.append(AUDIT_LOG, rows)
+        if denied is not None:
+            raise denied
+
+    def tables_read_by(self, frame: DataFrame) -> list[str]:
+        """Feature tables whose files `frame` reads directly (a raw path instead of `read`)."""
+        if self.policy is None:
+            return []
+        root = self._store.paths.table_root
+        prefix = (local_path(root) or root).rstrip("/") + "/"
+        names = set()
+        for uri in frame.inputFiles():
+            path = local_path(uri) or uri
+            if path.startswith(prefix):
+                names.add(path[len(prefix):].split("/", 1)[0])
+        return sorted(names)
+
+    def require_frame(self, frame: DataFrame) -> None:
+        """An entity frame read from a feature table's files is a read of all its features."""
+        self.require(*(Request("read", name) for name in self.tables_read_by(frame)))
+

@@ -1,0 +1,91 @@
+"""Deprecation schedules: a feature (or a whole table) is announced as deprecated, then retired.
+
+After the announcement, training-set builds that read it warn (DeprecatedFeatureWarning, with the
+replacement); after the end date they refuse (DeprecatedFeatureError) unless the run or call says
+it accepts deprecated features. Schedules are events in the `deprecations` catalog table; the
+latest event per (table, feature) is in force, so a schedule can be moved or withdrawn.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from fs_spark.catalog.schema import DEPRECATIONS
+from fs_spark.errors import DeprecatedFeatureError
+from fs_spark.ids import new_id
+from fs_spark.provenance import require_utc
+
+if TYPE_CHECKING:
+    from fs_spark.store import FeatureStore
+    from fs_spark.training.lookups import FeatureLookup
+
+
+class DeprecatedFeatureWarning(UserWarning):
+    """A build reads a feature whose deprecation has been announced."""
+
+
+@dataclass(frozen=True)
+class Deprecation:
+    table: str
+    feature: str | None  # None: every feature of the table
+    announce: datetime
+    end: datetime
+    replacement: str | None
+    reason: str
+    withdrawn: bool = False
+
+    @property
+    def subject(self) -> str:
+        return f"{self.table}.{self.feature}" if self.feature else f"table {self.table}"
+
+
+class Deprecations:
+    def __init__(self, store: FeatureStore):
+        self._store = store
+
+    def schedule(self, table: str, feature: str | None, *, announce: datetime, end: datetime,
+                 replacement: str | None, reason: str, withdrawn: bool = False) -> Deprecation:
+        definition = self._store.registry.current(table).definition
+        if feature is not None:
+            definition.feature(feature)  # raises, naming the features that exist
+        announce, end = require_utc(announce, "announce"), require_utc(end, "end")
+        if end < announce:
+            raise ValueError(f"deprecation of {table}: end {end.isoformat()} is before announce {announce.isoformat()}")
+        self._store.catalog.append(DEPRECATIONS, [{
+            "event_id": new_id(), "table_name": table, "feature": feature, "announce_at": announce, "end_at": end,
+            "replacement": replacement, "reason": reason, "withdrawn": withdrawn, "user": self._store.user,
+            "at": datetime.now(timezone.utc),
+        }])
+        return Deprecation(table, feature, announce, end, replacement, reason, withdrawn)
+
+    def in_force(self) -> list[Deprecation]:
+        latest: dict[tuple[str, str | None], dict] = {}
+        for row in sorted(self._store.catalog.rows(DEPRECATIONS.name), key=lambda r: r["event_id"]):
+            latest[(row["table_name"], row["feature"])] = row
+        return [Deprecation(r["table_name"], r["feature"], r["announce_at"], r["end_at"], r["replacement"], r["reason"])
+                for r in latest.values() if not r["withdrawn"]]
+
+    def check_build(self, lookups: Sequence[FeatureLookup], accept: bool, now: datetime | None = None) -> list[Deprecation]:
+        """Warn for announced deprecations the lookups touch; refuse ended ones unless `accept`.
+        Returns the deprecations that applied."""
+        now = now or datetime.now(timezone.utc)
+        schedules = self.in_force()
+        applied = []
+        for lookup in lookups:
+            names = lookup.feature_names or self._store.registry.current(lookup.table_name).definition.feature_names
+            for schedule in schedules:
+                if schedule.table != lookup.table_name or (schedule.feature and schedule.feature not in names):
+                    continue
+                if now < schedule.announce:
+                    continue
+                applied.append(schedule)
+                instead = f"; use {schedule.replacement} instead" if schedule.replacement else ""
+                if now >= schedule.end and not accept:
+                    raise DeprecatedFeatureError(schedule.subject, schedule.end, schedule.replacement, schedule.reason)
+                warnings.warn(f"{schedule.subject} is deprecated ({schedule.reason}) and retires on "
+                              f"{schedule.end.isoformat()}{instead}", DeprecatedFeatureWarning, stacklevel=4)
+        return applied

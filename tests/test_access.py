@@ -1,0 +1,146 @@
+"""Access policies: every path that touches data asks first; denials name the principal, the
+feature and the rule, and read nothing; every decision is in the audit log."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from fs_spark import (
+    Entity,
+    Feature,
+    FeatureLookup,
+    FeatureStore,
+    FeatureTable,
+)
+from fs_spark.catalog.schema import AUDIT_LOG
+from fs_spark.cli import main
+from fs_spark.config import GovernanceSettings, Settings, StoreSettings
+from fs_spark.errors import AccessDeniedError, ConfigError
+from fs_spark.governance.policies import load_policy
+
+from experiment_scenario import T0
+
+CUSTOMERS = FeatureTable(
+    name="customers",
+    entity=Entity(name="customer", keys={"customer_id": "long"}),
+    event_time="ts",
+    features=[Feature(name="spend", dtype="double"), Feature(name="email", dtype="string", tags=("pii",))],
+)
+SECRETS = FeatureTable(
+    name="secrets",
+    entity=Entity(name="customer", keys={"customer_id": "long"}),
+    event_time="ts",
+    features=[Feature(name="score", dtype="double")],
+)
+POLICY = """
+principals:
+  alice: {roles: [analyst]}
+  bob: {roles: [engineer]}
+  root: {roles: [admin]}
+rules:
+  - {name: analysts_read_customers, roles: [analyst], actions: [read], tables: ["customers"]}
+  - {name: engineers_work, roles: [engineer], actions: [read, write], tables: ["customers", "secrets"]}
+  - {name: admins, roles: [admin], actions: [read, write, deprecate, admin]}
+  - {name: no_pii_for_analysts, roles: [analyst], actions: [read], tags: [pii], effect: deny}
+regions:
+  secrets: [eu-west-1]
+"""
+
+
+@pytest.fixture(scope="module")
+def governed(spark, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("governed")
+    (folder / "policies.yaml").write_text(POLICY)
+
+    def as_user(user, region="eu-west-1"):
+        settings = Settings(store=StoreSettings(root=str(folder / "store"), user=user),
+                            governance=GovernanceSettings(policy_file=str(folder / "policies.yaml"), region=region))
+        return FeatureStore(spark=spark, settings=settings)
+
+    root = as_user("root")
+    root.apply(CUSTOMERS, SECRETS)
+    root.write("customers", spark.createDataFrame([(1, T0, 5.0, "a@x.org")], "customer_id long, ts timestamp, spend double, email string"))
+    root.write("secrets", spark.createDataFrame([(1, T0, 0.9)], "customer_id long, ts timestamp, score double"))
+    entities = spark.createDataFrame([(1, T0)], "customer_id long, ts timestamp")
+    built = root.create_training_set(entities, ["customers:spend", "customers:email"])
+    return as_user, entities, built, folder
+
+
+def _audit(store, principal):
+    return [(r["action"], r["object"], r["decision"], r["rule"]) for r in store.catalog.rows(AUDIT_LOG.name)
+            if r["principal"] == principal]
+
+
+def test_allowed_reads_work_and_are_audited(governed):
+    as_user, *_ = governed
+    alice = as_user("alice")
+    assert alice.read("customers", features=["spend"]).first()["spend"] == 5.0
+    assert ("read", "customers:spend", "allow", "analysts_read_customers") in _audit(alice, "alice")
+
+
+@pytest.mark.parametrize("path", ["read_all", "time_travel", "string_lookup", "renamed_lookup", "stored_training_set",
+                                  "rebuild_training_set"])
+def test_every_read_path_to_a_denied_feature_is_refused(governed, path):
+    as_user, entities, built, _ = governed
+    alice = as_user("alice")
+    attempts = {
+        "read_all": lambda: alice.read("customers"),
+        "time_travel": lambda: alice.read("customers", version=1, features=["email"]),
+        "string_lookup": lambda: alice.create_training_set(entities, ["customers:email"]),
+        "renamed_lookup": lambda: alice.create_training_set(entities, [FeatureLookup(
+            table_name="customers", feature_names=["email"], rename_outputs={"email": "contact"})]),
+        "stored_training_set": lambda: alice.training_set(built.id),
+        "rebuild_training_set": lambda: alice.load_training_set(built.id),
+    }
+    with pytest.raises(AccessDeniedError, match="'alice' may not read feature customers.email: denied by 'no_pii_for_analysts'"):
+        attempts[path]()
+    assert ("read", "customers:email", "deny", "no_pii_for_analysts") in _audit(alice, "alice")
+
+
+def test_a_raw_table_path_as_entity_rows_is_a_read_of_that_table(governed, spark):
+    as_user, _, _, _ = governed
+    alice = as_user("alice")
+    raw = spark.read.format("delta").load(alice.registry.current("secrets").storage_path).select("customer_id", "ts")
+    with pytest.raises(AccessDeniedError, match="may not read feature secrets.score: denied by 'default deny'"):
+        alice.create_training_set(raw, ["customers:spend"])
+
+
+def test_default_deny_writes_admin_and_regions(governed, spark):
+    as_user, *_ = governed
+    alice, bob = as_user("alice"), as_user("bob", region="us-east-1")
+    with pytest.raises(AccessDeniedError, match="secrets.score: denied by 'default deny'"):
+        alice.read("secrets")
+    with pytest.raises(AccessDeniedError, match="may not write feature customers.spend"):
+        alice.write("customers", spark.createDataFrame([(2, T0, 1.0, None)], "customer_id long, ts timestamp, spend double, email string"))
+    assert alice.versions("customers")[-1].version_number == 1  # nothing written
+    with pytest.raises(AccessDeniedError, match="may not admin"):
+        bob.quarantine_version("customers", 1, "no")
+    with pytest.raises(AccessDeniedError, match=r"regions of secrets: \['eu-west-1'\], not 'us-east-1'"):
+        bob.read("secrets")
+    assert as_user("bob").read("secrets").count() == 1  # from the allowed region
+    with pytest.raises(AccessDeniedError, match="'mallory' may not read"):
+        as_user("mallory").read("customers", features=["spend"])  # an unknown principal has no roles
+
+
+def test_cli_denial_names_principal_feature_and_rule(governed, capsys):
+    _, _, _, folder = governed
+    import os
+
+    os.environ["FS_SPARK_GOVERNANCE__POLICY_FILE"] = str(folder / "policies.yaml")
+    try:
+        code = main(["--root", str(folder / "store"), "--user", "alice", "read", "customers"])
+    finally:
+        del os.environ["FS_SPARK_GOVERNANCE__POLICY_FILE"]
+    assert code == 2
+    assert "AccessDeniedError: principal 'alice' may not read feature customers.email" in capsys.readouterr().err
+
+
+def test_malformed_policy_is_a_config_error(tmp_path):
+    (tmp_path / "bad.yaml").write_text("rules:\n  - {name: x, roles: [a], actions: [steal]}\n")
+    with pytest.raises(ConfigError, match="bad.yaml"):
+        load_policy(tmp_path / "bad.yaml")
+    (tmp_path / "typo.yaml").write_text("principal: {}\n")
+    with pytest.raises(ConfigError, match="principal"):
+        load_policy(tmp_path / "typo.yaml")

@@ -1,0 +1,113 @@
+"""Deprecation schedules, the retention guard's list of holders, and the quality scoreboard."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from delta.tables import DeltaTable
+
+from conftest import ACTIVITY_SCHEMA, activity_rows, activity_table
+from experiment_scenario import SPEND, T0
+from fs_spark import RetentionGuardError
+from fs_spark.cli import run
+from fs_spark.errors import DeprecatedFeatureError
+from fs_spark.governance.deprecation import DeprecatedFeatureWarning
+
+ROWS = "customer_id long, ts timestamp, amount double"
+NOW = datetime.now(timezone.utc)
+
+
+@pytest.fixture
+def spend(store, spark):
+    store.apply(SPEND)
+    store.write("spend", spark.createDataFrame([(1, T0, 1.0), (2, T0, 2.0)], ROWS))
+    return spark.createDataFrame([(1, T0 + timedelta(days=1))], "customer_id long, ts timestamp")
+
+
+def test_announced_deprecation_warns_with_the_replacement(store, spend):
+    store.deprecate("spend", "amount", announce=NOW - timedelta(days=1), end=NOW + timedelta(days=30),
+                    replacement="spend_v2:amount", reason="currency fix")
+    with pytest.warns(DeprecatedFeatureWarning, match=r"spend.amount is deprecated \(currency fix\).*use spend_v2:amount"):
+        ts = store.create_training_set(spend, ["spend:amount"])
+    assert ts.load_df().first()["amount"] == 1.0
+
+
+def test_ended_deprecation_refuses_unless_the_run_accepts_it(store, spend):
+    store.deprecate("spend", announce=NOW - timedelta(days=60), end=NOW - timedelta(days=1), reason="replaced")
+    with pytest.raises(DeprecatedFeatureError, match="table spend was retired on .*accept_deprecated=True"):
+        store.create_training_set(spend, ["spend:amount"])
+    assert store.training_sets() == []  # nothing built
+    with store.start_run("legacy", accept_deprecated=True) as run, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ts = run.create_training_set(spend, ["spend:amount"])
+    assert ts.manifest.run_id == run.id and any(issubclass(w.category, DeprecatedFeatureWarning) for w in caught)
+
+
+def test_future_and_withdrawn_deprecations_are_silent(store, spend):
+    store.deprecate("spend", "amount", announce=NOW + timedelta(days=5), end=NOW + timedelta(days=9), reason="later")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        store.create_training_set(spend, ["spend:amount"])
+    store.deprecations.schedule("spend", "amount", announce=NOW - timedelta(days=9), end=NOW - timedelta(days=1),
+                                replacement=None, reason="oops", withdrawn=True)
+    assert store.deprecations.in_force() == []
+    store.create_training_set(spend, ["spend:amount"])
+    with pytest.raises(KeyError):
+        store.deprecate("spend", "nope", announce=NOW, end=NOW, reason="x")
+    with pytest.raises(ValueError, match="is before announce"):
+        store.deprecate("spend", announce=NOW, end=NOW - timedelta(days=1), reason="x")
+
+
+def test_deprecate_cli_schedules_and_lists(store, spend):
+    out = io.StringIO()
+    run(["--root", store.root, "deprecate", "spend", "--feature", "amount", "--announce", "2020-01-01T00:00:00+00:00",
+         "--end", "2099-01-01T00:00:00+00:00", "--reason", "moving"], out=out)
+    run(["--root", store.root, "deprecations"], out=out)
+    assert "spend.amount: deprecated from 2020-01-01" in out.getvalue() and "reason=moving" in out.getvalue()
+
+
+@contextmanager
+def short_retention(spark):
+    spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+    try:
+        yield
+    finally:
+        spark.conf.unset("spark.databricks.delta.retentionDurationCheck.enabled")
+
+
+def test_vacuum_guard_lists_the_models_and_deployments_that_hold_a_version(store, spend, spark):
+    ts = store.create_training_set(spend, ["spend:amount"])
+    model = store.register_model("churn", training_sets=[ts])
+    deployment = store.deploy(model.model_version_id, "prod")
+    store.write("spend", spark.createDataFrame([(3, T0, 3.0)], ROWS))
+    DeltaTable.forPath(spark, ts.lookups[0].storage_path).optimize().executeCompaction()
+    with short_retention(spark), pytest.raises(RetentionGuardError) as refused:
+        store.vacuum("spend", retention_hours=0)
+    assert refused.value.holders == [ts.id] and refused.value.models == ["churn v1"]
+    assert refused.value.deployments == [f"prod:{deployment.deployment_id}"]
+    assert "held by model version(s) churn v1 and deployment(s) prod:" in str(refused.value)
+
+
+def test_quality_scoreboard_per_table_and_version(store, spark):
+    store.apply(activity_table())
+    good = activity_rows(4)
+    bad = activity_rows(2, start=10)
+    bad[0] = (*bad[0][:5], -5, "new")  # visits below its minimum
+    store.write("customer_activity", spark.createDataFrame(good, ACTIVITY_SCHEMA))
+    second = store.write("customer_activity", spark.createDataFrame(bad + activity_rows(3, start=20), ACTIVITY_SCHEMA),
+                         mode="quarantine")
+    store.quarantine_version("customer_activity", second.version_id, "suspect")
+    board = store.quality.scoreboard("customer_activity")
+    first_row, second_row = board.rows
+    assert (first_row.status, first_row.rows, first_row.quarantined_rows) == ("ok", 4, 0)
+    assert (second_row.status, second_row.rows, second_row.quarantined_rows) == ("quarantined", 4, 1)
+    assert second_row.rule_failures == "visits:range[0.0, 1000.0]=1"
+    frame = board.frame(spark)
+    assert frame.where("status = 'quarantined'").select("version_number").first()[0] == 2
+    out = io.StringIO()
+    run(["--root", store.root, "quality"], out=out)
+    assert "quarantined" in out.getvalue() and "visits:range[0.0, 1000.0]=1" in out.getvalue()
