@@ -75,13 +75,15 @@ class TableNotFoundError(FsSparkError):
 class BreakingChangeError(FsSparkError):
     """A definition change would break readers of the current definition version."""
 
-    def __init__(self, table: str, current_version: int, changes: Sequence[str]):
+    def __init__(self, table: str, current_version: int, changes: Sequence[str], impact: Sequence[str] = ()):
         self.table = table
         self.current_version = current_version
         self.changes = list(changes)
+        self.impact = list(impact)
         listed = "; ".join(self.changes)
+        readers = f" It would break {'; '.join(self.impact)}." if self.impact else ""
         super().__init__(
-            f"the change to feature table {table!r} breaks its readers ({listed}). "
+            f"the change to feature table {table!r} breaks its readers ({listed}).{readers} "
             f"Publish it as a new definition version: set definition_version={current_version + 1}."
         )
 

@@ -32,11 +32,13 @@ class PlanItem:
     revision: int
     changes: list[Change] = field(default_factory=list)
     reason: str = ""
+    impact: list[str] = field(default_factory=list)  # model versions and deployments reading what breaks
 
     def __str__(self) -> str:
         head = f"{self.action:<11} {self.table} v{self.definition_version} r{self.revision}"
         body = "".join(f"\n    {'!' if c.breaking else '~'} {c}" for c in self.changes)
-        return head + (f"  ({self.reason})" if self.reason else "") + body
+        reads = "".join(f"\n    read by {what}" for what in self.impact)
+        return head + (f"  ({self.reason})" if self.reason else "") + body + reads
 
 
 @dataclass(frozen=True)

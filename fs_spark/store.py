@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from pyspark.sql import DataFrame, SparkSession
@@ -20,8 +21,9 @@ from fs_spark.catalog.contents import excluded, refuse_quarantined
 from fs_spark.catalog.records import FeatureVersion
 from fs_spark.catalog.schema import MAINTENANCE_EVENTS, VERSION_STATUS
 from fs_spark.config import Settings, load_settings
+from fs_spark.definitions.compatibility import affected_features
 from fs_spark.definitions.model import FeatureTable
-from fs_spark.errors import VersionNotFoundError
+from fs_spark.errors import BreakingChangeError, VersionNotFoundError
 from fs_spark.ids import is_id, new_id
 from fs_spark.governance.access import AccessControl, Request
 from fs_spark.governance.deprecation import Deprecation, Deprecations
@@ -97,13 +99,36 @@ class FeatureStore:
     # --- definitions --------------------------------------------------------------------------
 
     def plan(self, *tables: FeatureTable) -> list[PlanItem]:
-        """What `apply` would do, changing nothing."""
-        return self.registry.plan(list(tables))
+        """What `apply` would do, changing nothing: every change, and for breaking ones the model
+        versions and live deployments that read the affected features."""
+        items = self.registry.plan(list(tables))
+        return [self._with_impact(item, table) for item, table in zip(items, tables)]
 
     def apply(self, *tables: FeatureTable) -> list[PlanItem]:
-        """Create or update definitions; a breaking change needs a new definition_version."""
+        """Create or update definitions; a breaking change needs a new definition_version, and
+        is refused (BreakingChangeError, with the models and deployments it would break) otherwise."""
         self.access.require(*(Request("admin", t.name, definition=t) for t in tables))
+        for item in self.plan(*tables):
+            if item.action == "refused" and item.impact:
+                current = self.registry.current(item.table).definition.definition_version
+                raise BreakingChangeError(item.table, current, [str(c) for c in item.changes if c.breaking], item.impact)
         return self.registry.apply(list(tables))
+
+    def _with_impact(self, item: PlanItem, table: FeatureTable) -> PlanItem:
+        if not any(c.breaking for c in item.changes):
+            return item
+        features = set(affected_features(self.registry.current(table.name).definition, item.changes))
+        sets = {m.training_set_id for m in self._training.manifests()
+                if any(lk.table_name == table.name and features & {f.name for f in lk.features} for lk in m.lookups)}
+        models = [v for v in self.models.versions() if sets & set(v.training_set_ids)]
+        live: dict[str, Deployment | None] = {}
+        for record in self.models.deployments():
+            live[record.environment] = record if record.status == "active" else None
+        ids = {v.model_version_id for v in models}
+        impact = [f"model {v.model_name} v{v.version} ({v.model_version_id})" for v in models]
+        impact += [f"deployment {d.environment}: {d.model_name} v{d.model_version} (live)"
+                   for d in live.values() if d is not None and d.model_version_id in ids]
+        return replace(item, impact=impact)
 
     def get_table(self, name: str) -> FeatureTable:
         return self.registry.current(name).definition

@@ -111,3 +111,44 @@ def test_quality_scoreboard_per_table_and_version(store, spark):
     out = io.StringIO()
     run(["--root", store.root, "quality"], out=out)
     assert "quarantined" in out.getvalue() and "visits:range[0.0, 1000.0]=1" in out.getvalue()
+
+
+def test_breaking_change_is_refused_with_the_models_and_deployments_it_would_break(store, spend):
+    from fs_spark import BreakingChangeError, Feature
+
+    ts = store.create_training_set(spend, ["spend:amount"])
+    model = store.register_model("churn", training_sets=[ts])
+    store.deploy(model.model_version_id, "prod")
+    narrowed = SPEND.with_(features=[Feature(name="amount", dtype="int")])
+    [item] = store.plan(narrowed)
+    assert item.action == "refused" and item.impact == [
+        f"model churn v1 ({model.model_version_id})", "deployment prod: churn v1 (live)"]
+    assert "read by deployment prod: churn v1 (live)" in str(item)
+    with pytest.raises(BreakingChangeError, match=r"change_type amount: double -> int.*It would break model churn v1"):
+        store.apply(narrowed)
+    assert store.get_table("spend").feature("amount").dtype.value == "double"  # nothing applied
+    out = io.StringIO()
+    from fs_spark import dump_definitions
+
+    path = store.root + "/../narrowed.yaml"
+    with open(path, "w") as handle:
+        handle.write(dump_definitions([narrowed]))
+    run(["--root", store.root, "plan", path], out=out)
+    assert "! change_type amount: double -> int" in out.getvalue() and "read by model churn v1" in out.getvalue()
+
+
+def test_evolution_policy_decides_whether_widening_is_a_revision(store):
+    from fs_spark import BreakingChangeError, Entity, Feature, FeatureTable
+
+    def counts(policy, dtype):
+        return FeatureTable(name=f"counts_{policy}", entity=Entity(name="c", keys={"id": "long"}), event_time="ts",
+                            features=[Feature(name="n", dtype=dtype)], evolution=policy)
+
+    store.apply(counts("widening", "int"), counts("additive", "int"))
+    [widened] = store.apply(counts("widening", "long"))
+    assert widened.action == "update" and widened.changes[0].kind == "widen_type"
+    with pytest.raises(BreakingChangeError, match=r"int -> long \(evolution: additive\)"):
+        store.apply(counts("additive", "long"))
+    [added] = store.plan(counts("additive", "int").with_(features=[Feature(name="n", dtype="int"), Feature(name="m", dtype="double")]))
+    assert added.action == "update"
+    assert store.plan(counts("additive", "long").with_(definition_version=2))[0].action == "new_version"

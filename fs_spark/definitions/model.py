@@ -217,6 +217,7 @@ class FeatureTable(_Definition):
     definition_version: int = Field(default=1, ge=1)
     time_partition: Literal["day", "month", "year", "none"] = "month"
     max_future: str = "1d"
+    evolution: Literal["additive", "widening"] = "widening"  # what a revision may change; more needs a new version
 
     _name = field_validator("name")(lambda v: check_name(v, "table"))
     _event_time = field_validator("event_time")(lambda v: check_name(v, "event-time column"))
