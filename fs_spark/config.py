@@ -99,6 +99,9 @@ class GovernanceSettings(_Strict):
     policy_file: str | None = Field(
         default=None, description="Access policy YAML (e.g. conf/policies.yaml); none: access control off")
     region: str | None = Field(default=None, description="Region this process runs in, for the policy's regions")
+    locations: dict[str, str] = Field(
+        default_factory=dict, description="Region of storage locations, by path pattern (s3a://eu-data/* : eu-west-1); "
+        "a path no pattern matches is in `region`")
 
 
 class Settings(_Strict):

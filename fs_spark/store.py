@@ -354,7 +354,8 @@ class FeatureStore:
             >>> ts.load_df().show()                                       # doctest: +SKIP
         """
         lookups = as_lookups(feature_lookups)
-        self.access.require(*(Request("read", lk.table_name, lk.feature_names or None) for lk in lookups),
+        copy_to = self.access.region_of(path) if path is not None else None
+        self.access.require(*(Request("read", lk.table_name, lk.feature_names or None, copy_to=copy_to) for lk in lookups),
                             *(Request("read", name) for name in self.access.tables_read_by(df)))
         self.deprecations.check_build(lookups, accept_deprecated)
         return self._training.create(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -98,3 +99,13 @@ def experiment(spark, tmp_path_factory):
     scenario = build(FeatureStore(spark=spark, settings=settings), spark)
     scenario.openlineage_file = events
     return scenario
+
+
+@contextmanager
+def short_retention(spark):
+    """Let VACUUM take a retention shorter than Delta's 7-day safety check, for a test's VACUUM."""
+    spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+    try:
+        yield
+    finally:
+        spark.conf.unset("spark.databricks.delta.retentionDurationCheck.enabled")

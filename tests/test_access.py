@@ -3,7 +3,6 @@ feature and the rule, and read nothing; every decision is in the audit log."""
 
 from __future__ import annotations
 
-import io
 
 import pytest
 
@@ -144,3 +143,14 @@ def test_malformed_policy_is_a_config_error(tmp_path):
     (tmp_path / "typo.yaml").write_text("principal: {}\n")
     with pytest.raises(ConfigError, match="principal"):
         load_policy(tmp_path / "typo.yaml")
+
+
+def test_a_training_set_copied_to_a_region_the_table_may_not_go_is_refused(governed, tmp_path):
+    as_user, entities, _, folder = governed
+    settings = as_user("root").settings
+    governance = settings.governance.model_copy(update={"locations": {str(tmp_path / "us") + "*": "us-east-1"}})
+    root = FeatureStore(spark=entities.sparkSession, settings=settings.model_copy(update={"governance": governance}))
+    with pytest.raises(AccessDeniedError, match=r"secrets.score: denied by \"regions of secrets: \['eu-west-1'\], no copy to 'us-east-1'\""):
+        root.create_training_set(entities, ["secrets:score"], path=str(tmp_path / "us" / "ts"))
+    built = root.create_training_set(entities, ["secrets:score"], path=str(tmp_path / "eu" / "ts"))  # unmapped: eu-west-1
+    assert built.load_df().first()["score"] == 0.9

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fs_spark import Entity, Feature, FeatureStore, FeatureTable, VersionQuarantinedError
-from fs_spark.catalog.schema import ALERTS, DRIFT_CHECKS, DRIFT_SCORES
+from fs_spark.catalog.schema import DRIFT_CHECKS, DRIFT_SCORES
 from fs_spark.cli import run
 from fs_spark.config import AlertSettings, DriftThresholds, QualitySettings, Settings, StoreSettings
 from fs_spark.errors import DriftBaselineError
@@ -186,3 +186,48 @@ def test_drift_job_runs_under_spark_submit(drifting):
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert any(b[:2] == ["temp", "ks"] for b in result["breaches"])
     assert result["version_id"] == store.version("sensors", 3).version_id and len(result["alert_ids"]) == len(result["breaches"])
+
+
+def _alert():
+    return {"alert_id": "a1", "table_name": "sensors", "feature": "temp", "metric": "ks", "value": 0.4,
+            "threshold": 0.1, "version_id": "v", "baseline": "version:u"}
+
+
+def test_webhook_sink_posts_alerts_and_a_dead_endpoint_is_an_error():
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from fs_spark.quality.alerts import AlertSinkError, make_sink
+
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (the handler's API)
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/alerts"
+    try:
+        make_sink(AlertSettings(kind="webhook", url=url)).send([_alert()])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert received == [{"alerts": [_alert()]}]
+    with pytest.raises(AlertSinkError, match="webhook .* failed"):
+        make_sink(AlertSettings(kind="webhook", url=url, timeout_seconds=2)).send([_alert()])
+    with pytest.raises(AlertSinkError, match="quality.alerts.url is not set"):
+        make_sink(AlertSettings(kind="webhook"))
+
+
+def test_log_sink_writes_one_warning_per_alert(caplog):
+    from fs_spark.quality.alerts import make_sink
+
+    with caplog.at_level("WARNING", logger="fs_spark.alerts"):
+        make_sink(AlertSettings()).send([_alert()])
+    assert "fs_spark alert: a1 sensors.temp ks=0.4 > 0.1" in caplog.text

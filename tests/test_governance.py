@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import io
 import warnings
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from delta.tables import DeltaTable
 
-from conftest import ACTIVITY_SCHEMA, activity_rows, activity_table
+from conftest import ACTIVITY_SCHEMA, activity_rows, activity_table, short_retention
 from experiment_scenario import SPEND, T0
 from fs_spark import RetentionGuardError
 from fs_spark.cli import run
@@ -68,15 +67,6 @@ def test_deprecate_cli_schedules_and_lists(store, spend):
          "--end", "2099-01-01T00:00:00+00:00", "--reason", "moving"], out=out)
     run(["--root", store.root, "deprecations"], out=out)
     assert "spend.amount: deprecated from 2020-01-01" in out.getvalue() and "reason=moving" in out.getvalue()
-
-
-@contextmanager
-def short_retention(spark):
-    spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
-    try:
-        yield
-    finally:
-        spark.conf.unset("spark.databricks.delta.retentionDurationCheck.enabled")
 
 
 def test_vacuum_guard_lists_the_models_and_deployments_that_hold_a_version(store, spend, spark):

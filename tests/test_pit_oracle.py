@@ -4,7 +4,7 @@ history; and a brute-force scan for the per-bucket merge."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import duckdb
 import numpy as np

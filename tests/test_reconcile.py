@@ -101,3 +101,27 @@ def test_cli_lists_runs_models_and_draws_lineage(experiment, tmp_path):
     text = out.getvalue()
     assert "deployment" in text and "churn_model v2" in text and "churn_model v1" not in text
     assert html.read_text().startswith("<!DOCTYPE html>") and dot.read_text().startswith("digraph")
+
+
+def test_a_live_feature_dropped_without_a_deprecation_is_unauthorised(store, spark):
+    from datetime import timedelta
+
+    from fs_spark import Entity, Feature, FeatureTable
+
+    table = FeatureTable(name="profile", entity=Entity(name="c", keys={"customer_id": "long"}), event_time="ts",
+                         features=[Feature(name="age", dtype="int"), Feature(name="tier", dtype="string"),
+                                   Feature(name="city", dtype="string")])
+    store.apply(table)
+    store.write("profile", spark.createDataFrame([(1, T0, 30, "gold", "Lyon")], "customer_id long, ts timestamp, age int, tier string, city string"))
+    ts = store.create_training_set(spark.createDataFrame([(1, T0)], "customer_id long, ts timestamp"),
+                                   ["profile:age", "profile:tier", "profile:city"])
+    store.deploy(store.register_model("m", training_sets=[ts]).model_version_id, "prod")
+    now = datetime.now(timezone.utc)
+    event = store.deprecate("profile", "tier", announce=now - timedelta(days=2), end=now - timedelta(days=1), reason="unused")
+    assert event.feature == "tier"
+    store.apply(table.with_(features=[table.features[2]], definition_version=2))  # age and tier dropped
+    report = store.lineage.reconcile()
+    by_target = {d.target: d for d in report.dangling}
+    assert by_target["feature:profile:age"].authorised_by is None
+    assert by_target["feature:profile:tier"].authorised_by is not None
+    assert "feature:profile:city" not in by_target and not report.ok

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import pytest
 from delta.tables import DeltaTable
 
@@ -16,16 +14,8 @@ from fs_spark import (
     new_id,
 )
 from fs_spark.digest import frame_digest
+from conftest import short_retention
 from test_training_sets import DAY, ENTITY_SCHEMA, SPEND, SPEND_SCHEMA, T0
-
-
-@contextmanager
-def short_retention(spark):
-    spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
-    try:
-        yield
-    finally:
-        spark.conf.unset("spark.databricks.delta.retentionDurationCheck.enabled")
 
 
 @pytest.fixture

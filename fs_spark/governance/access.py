@@ -8,13 +8,17 @@ feature values), writes, definitions, deprecation, quarantine, rollback and VACU
 DataFrame read straight from a feature table's files counts as a read of that whole table. All
 decisions of one request go to the `audit_log` catalog table in one commit, allowed or not; a
 denied request raises before anything is read or written. Without a policy file, access control
-is off (a single-user store) and nothing is audited.
+is off (a single-user store) and nothing is audited. A training set written to a path of the
+caller's (`create_training_set(path=...)`) is a copy of feature data: the region of that path
+(`governance.locations`) must be one the policy allows for each table read, like the region the
+process reads in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -39,6 +43,7 @@ class Request:
     table: str
     features: Sequence[str] | None = None
     definition: FeatureTable | None = None  # for a table not applied yet
+    copy_to: str | None = None  # for a read whose rows are written elsewhere: the destination's region
 
 
 class AccessControl:
@@ -68,6 +73,9 @@ class AccessControl:
                 allowed, rule = self.policy.decide(principal, request.action, table.name, name, tags)
                 if allowed and allowed_regions is not None and self.region not in allowed_regions:
                     allowed, rule = False, f"regions of {table.name}: {list(allowed_regions)}, not {self.region!r}"
+                elif allowed and allowed_regions is not None and request.copy_to is not None \
+                        and request.copy_to not in allowed_regions:
+                    allowed, rule = False, f"regions of {table.name}: {list(allowed_regions)}, no copy to {request.copy_to!r}"
                 rows.append({"event_id": new_id(), "request_id": request_id, "principal": principal,
                              "action": request.action, "object": f"{table.name}:{name}",
                              "decision": "allow" if allowed else "deny", "rule": rule, "at": at})
@@ -76,6 +84,14 @@ class AccessControl:
         self._store.catalog.append(AUDIT_LOG, rows)
         if denied is not None:
             raise denied
+
+    def region_of(self, path: str) -> str | None:
+        """The region a storage location is in: the first `governance.locations` pattern it
+        matches, else (a path of this store's own, or unmapped) the region this process runs in."""
+        for pattern, region in self._store.settings.governance.locations.items():
+            if fnmatchcase(path, pattern):
+                return region
+        return self.region
 
     def tables_read_by(self, frame: DataFrame) -> list[str]:
         """Feature tables whose files `frame` reads directly (a raw path instead of `read`)."""

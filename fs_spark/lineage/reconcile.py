@@ -2,9 +2,10 @@
 
 Runs, training sets, model versions and deployments refer to feature versions, training sets and
 model versions by ID and Delta version. Each reference is checked: the record exists, and the data
-is still readable at the recorded Delta version (its log entry and every data file). A link that
-fails is dangling; it is authorised when a recorded removal (a forced VACUUM in
-`maintenance_events`) explains it, and unauthorised otherwise.
+is still readable at the recorded Delta version (its log entry and every data file), and every
+feature a live deployment needs is still in its table's current definition. A link that fails is
+dangling; it is authorised when a record explains it (a forced VACUUM in `maintenance_events`, a
+deprecation schedule in `deprecations`), and unauthorised otherwise.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from fs_spark.catalog.schema import (
     DEPLOYMENTS,
+    DEPRECATIONS,
     FEATURE_VERSIONS,
     MAINTENANCE_EVENTS,
     MODEL_VERSIONS,
@@ -37,7 +39,7 @@ class DanglingLink:
     authorised_by: str | None = None  # the maintenance event that explains it, if any
 
     def __str__(self) -> str:
-        why = f"authorised by maintenance event {self.authorised_by}" if self.authorised_by else "UNAUTHORISED"
+        why = f"authorised by record {self.authorised_by}" if self.authorised_by else "UNAUTHORISED"
         return f"{self.holder} -> {self.target}: {self.problem} ({why})"
 
 
@@ -83,14 +85,21 @@ def reconcile(store: FeatureStore) -> ReconcileReport:
                 readable[(path, delta_version)] = f"unreadable at Delta version {delta_version}: {exc}"
         return readable[(path, delta_version)]
 
+    deprecations = {(r["table_name"], r["feature"]): r["event_id"] for r in catalog.rows(DEPRECATIONS.name)
+                    if not r["withdrawn"]}
+
     def authorised(path: str, holder_id: str) -> str | None:
+        if path.startswith("feature:"):  # a feature gone from its definition: was it deprecated?
+            table, _, feature = path.removeprefix("feature:").partition(":")
+            return deprecations.get((table, feature)) or deprecations.get((table, None))
         for event in removals:
             if path in (event["storage_paths"] or []) or holder_id in (event["affected_training_sets"] or []):
                 return event["event_id"]
         return None
 
     def links() -> Iterator[tuple[str, str, str | None, str | None]]:
-        """(holder, target, problem, path whose removal could explain it)."""
+        """(holder, target, problem, what a record could explain it by: a storage path, or
+        feature:<table>:<feature> for a deprecation)."""
         for ts_id, row in sets.items():
             holder = f"training_set:{ts_id}"
             for lookup in json.loads(row["lookups_json"]):
@@ -118,6 +127,17 @@ def reconcile(store: FeatureStore) -> ReconcileReport:
             target = row["model_version_id"]
             yield (f"deployment:{row['deployment_id']}", f"model_version:{target}",
                    None if target in models else "no such model version record", None)
+        live: dict[str, dict | None] = {}
+        for row in sorted(catalog.rows(DEPLOYMENTS.name), key=lambda r: r["deployment_id"]):
+            live[row["environment"]] = row if row["status"] == "active" else None
+        current = {r["table_name"]: r for r in catalog.definition_rows()}
+        for row in (r for r in live.values() if r is not None):
+            for needed in row["features"] or []:
+                table, _, feature = needed.partition(":")
+                definition = json.loads(current[table]["definition_json"]) if table in current else {"features": []}
+                if feature not in {f["name"] for f in definition["features"]}:
+                    yield (f"deployment:{row['deployment_id']}", f"feature:{needed}",
+                           "live deployment needs a feature its table's current definition no longer has", f"feature:{needed}")
         for row in catalog.rows(RUN_INPUTS.name):
             holder, target = f"run:{row['run_id']}", f"feature_version:{row['version_id']}"
             found = versions.get(row["version_id"])

@@ -9,7 +9,6 @@ the version is quarantined, so builds refuse it until it is released.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
