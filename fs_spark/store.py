@@ -121,13 +121,10 @@ class FeatureStore:
         sets = {m.training_set_id for m in self._training.manifests()
                 if any(lk.table_name == table.name and features & {f.name for f in lk.features} for lk in m.lookups)}
         models = [v for v in self.models.versions() if sets & set(v.training_set_ids)]
-        live: dict[str, Deployment | None] = {}
-        for record in self.models.deployments():
-            live[record.environment] = record if record.status == "active" else None
         ids = {v.model_version_id for v in models}
         impact = [f"model {v.model_name} v{v.version} ({v.model_version_id})" for v in models]
         impact += [f"deployment {d.environment}: {d.model_name} v{d.model_version} (live)"
-                   for d in live.values() if d is not None and d.model_version_id in ids]
+                   for d in self.models.live_everywhere() if d.model_version_id in ids]
         return replace(item, impact=impact)
 
     def get_table(self, name: str) -> FeatureTable:
@@ -273,7 +270,7 @@ class FeatureStore:
         """Everything that used a version's rows: training sets, model versions, deployments (the
         live ones marked), found downstream in the lineage graph."""
         resolved = self.version(table, version)
-        return recall(self.lineage.graph(), resolved, self.models.deployments())
+        return recall(self.lineage.graph(), resolved, self.models.deployments(), self.models.live_everywhere())
 
     def rollback(self, table: str, to_version: int | str, *, reason: str) -> FeatureVersion:
         """Make a known-good version's rows current again, as a new version that writes nothing:

@@ -68,7 +68,6 @@ class Lineage:
     def link(self, src: str, dst: str, relation: str, *, run=None) -> None:
         """Record an edge no other record implies, e.g. from an external dataset to a feature table.
         `src` and `dst` are `kind:id`."""
-        rows = []
         check_name(relation, "relation")
         parts = []
         for node in (src, dst):
@@ -76,10 +75,10 @@ class Lineage:
             if not sep or kind not in KINDS or not ident:
                 raise LineageNodeNotFoundError(node)
             parts.append((kind, ident))
-        rows.append({"src_kind": parts[0][0], "src_id": parts[0][1], "dst_kind": parts[1][0], "dst_id": parts[1][1],
-                     "relation": relation, "run_id": getattr(run, "run_id", None), "user": self._store.user,
-                     "at": datetime.now(timezone.utc)})
-        self._store.catalog.append(LINEAGE_EDGES, rows)
+        self._store.catalog.append(LINEAGE_EDGES, [{
+            "src_kind": parts[0][0], "src_id": parts[0][1], "dst_kind": parts[1][0], "dst_id": parts[1][1],
+            "relation": relation, "run_id": getattr(run, "run_id", None), "user": self._store.user,
+            "at": datetime.now(timezone.utc)}])
 
     def diff(self, model_version_a: str, model_version_b: str) -> InputsDiff:
         """What changed between the inputs of two model versions: the feature versions read per table,

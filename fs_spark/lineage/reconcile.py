@@ -127,16 +127,13 @@ def reconcile(store: FeatureStore) -> ReconcileReport:
             target = row["model_version_id"]
             yield (f"deployment:{row['deployment_id']}", f"model_version:{target}",
                    None if target in models else "no such model version record", None)
-        live: dict[str, dict | None] = {}
-        for row in sorted(catalog.rows(DEPLOYMENTS.name), key=lambda r: r["deployment_id"]):
-            live[row["environment"]] = row if row["status"] == "active" else None
         current = {r["table_name"]: r for r in catalog.definition_rows()}
-        for row in (r for r in live.values() if r is not None):
-            for needed in row["features"] or []:
+        for live in store.models.live_everywhere():
+            for needed in live.features:
                 table, _, feature = needed.partition(":")
                 definition = json.loads(current[table]["definition_json"]) if table in current else {"features": []}
                 if feature not in {f["name"] for f in definition["features"]}:
-                    yield (f"deployment:{row['deployment_id']}", f"feature:{needed}",
+                    yield (f"deployment:{live.deployment_id}", f"feature:{needed}",
                            "live deployment needs a feature its table's current definition no longer has", f"feature:{needed}")
         for row in catalog.rows(RUN_INPUTS.name):
             holder, target = f"run:{row['run_id']}", f"feature_version:{row['version_id']}"

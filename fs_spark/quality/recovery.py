@@ -40,14 +40,12 @@ class Recall:
         return "\n".join(lines)
 
 
-def recall(graph: LineageGraph, version: FeatureVersion, deployments: list[Deployment]) -> Recall:
+def recall(graph: LineageGraph, version: FeatureVersion, deployments: list[Deployment],
+           live_now: list[Deployment]) -> Recall:
     down = graph.downstream(f"feature_version:{version.version_id}")
     reached = down.ids("deployment")
     chosen = [d for d in deployments if d.deployment_id in reached]
-    live_now = {}
-    for record in deployments:  # oldest first: the last record per environment is what runs there
-        live_now[record.environment] = record if record.status == "active" else None
-    live = [d for d in chosen if live_now.get(d.environment) is d]
+    live = [d for d in chosen if d in live_now]
     return Recall(version, sorted(down.ids("training_set")), sorted(down.ids("model_version")), chosen, live)
 
 

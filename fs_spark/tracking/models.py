@@ -104,10 +104,16 @@ class Models:
         rows = [r for r in self._catalog.rows(DEPLOYMENTS.name) if environment is None or r["environment"] == environment]
         return [Deployment.from_row(r) for r in sorted(rows, key=lambda r: r["deployment_id"])]
 
+    def live_everywhere(self) -> list[Deployment]:
+        """The deployment live in each environment now: the latest record per environment, if active."""
+        latest: dict[str, Deployment] = {}
+        for record in self.deployments():
+            latest[record.environment] = record
+        return [d for d in latest.values() if d.status == "active"]
+
     def live(self, environment: str) -> Deployment | None:
         """The model version live in `environment` now, if any."""
-        latest = self.deployments(environment)
-        return latest[-1] if latest and latest[-1].status == "active" else None
+        return next((d for d in self.live_everywhere() if d.environment == environment), None)
 
     def deploy(self, model_version: str | tuple[str, int], environment: str, *, run: RunRef | None = None) -> Deployment:
         check_name(environment, "environment")
