@@ -123,3 +123,16 @@ def test_retire_is_an_event_and_empties_the_environment(store, spark):
     assert [d.status for d in store.models.deployments("staging")] == ["active", "retired"]
     with pytest.raises(ModelNotFoundError, match="nothing is live"):
         store.models.retire("staging")
+
+
+def test_reads_through_a_run_are_recorded_and_its_hypothesis_marks_its_writes(store, spark):
+    from fs_spark.catalog.schema import RUN_INPUTS
+
+    store.apply(SPEND)
+    with store.start_run("reads", hypothesis="weekly spend is enough") as run:
+        written = run.write("spend", spark.createDataFrame([(1, T0, 1.0)], "customer_id long, ts timestamp, amount double"))
+        assert run.read("spend").first()["amount"] == 1.0
+    assert (written.hypothesis, written.run_id) == ("weekly spend is enough", run.id)
+    [read] = [r for r in store.catalog.rows(RUN_INPUTS.name) if r["run_id"] == run.id]
+    assert (read["version_id"], read["delta_version"]) == (written.version_id, written.delta_version)
+    assert f"run:{run.id}" in store.lineage.downstream(written.version_id).nodes
