@@ -59,10 +59,14 @@ class Registry(StorePart):
             raise TableNotFoundError(name, list(self.catalog.current_definitions()))
         return self._applied(rows[-1])
 
-    def at_version(self, name: str, definition_version: int) -> Applied:
-        rows = [r for r in self.catalog.definition_rows(name) if r["definition_version"] == definition_version]
+    def at_version(self, name: str, definition_version: int, revision: int | None = None) -> Applied:
+        """The definition version's latest revision, or the revision given (the one a feature
+        version was written under)."""
+        rows = [r for r in self.catalog.definition_rows(name) if r["definition_version"] == definition_version
+                and (revision is None or r["revision"] == revision)]
         if not rows:
-            raise TableNotFoundError(f"{name} v{definition_version}", list(self.catalog.current_definitions()))
+            label = f"{name} v{definition_version}" + (f" r{revision}" if revision is not None else "")
+            raise TableNotFoundError(label, list(self.catalog.current_definitions()))
         return self._applied(rows[-1])
 
     @staticmethod

@@ -231,3 +231,40 @@ def test_log_sink_writes_one_warning_per_alert(caplog):
     with caplog.at_level("WARNING", logger="fs_spark.alerts"):
         make_sink(AlertSettings()).send([_alert()])
     assert "fs_spark alert: a1 sensors.temp ks=0.4 > 0.1" in caplog.text
+
+
+def test_schema_drift_comes_from_the_definitions_each_version_was_written_under(spark, tmp_path):
+    """Reads conform every version to one definition, so only the definitions show what changed."""
+    counters = FeatureTable(
+        name="counters", entity=Entity(name="device", keys={"device_id": "long"}), event_time="ts",
+        features=[Feature(name="hits", dtype="int"), Feature(name="mode", dtype="string")])
+    store = FeatureStore(spark=spark, settings=Settings(store=StoreSettings(root=str(tmp_path / "store"), user="tester")))
+    store.apply(counters)
+    rows = [(i, T0 + timedelta(seconds=i), i % 7, "idle") for i in range(500)]
+    store.write("counters", spark.createDataFrame(rows, "device_id long, ts timestamp, hits int, mode string"))
+    widened = counters.with_(features=[
+        Feature(name="hits", dtype="long"), Feature(name="mode", dtype="string"),
+        Feature(name="humidity", dtype="double")])
+    store.apply(widened)
+    later = [(i, T0 + timedelta(days=1, seconds=i), i % 7, "idle", 0.5) for i in range(500)]
+    store.write("counters", spark.createDataFrame(later, "device_id long, ts timestamp, hits long, mode string, humidity double"))
+
+    report = store.quality.check_drift("counters")
+    assert report.result.schema.added == ("humidity",) and report.result.schema.removed == ()
+    assert report.result.schema.changed == ("hits: int -> long",)
+    assert report.feature("hits").ks == 0.0  # same values, compared as numbers across the widening
+    assert ("", "schema_changes", 2.0, 0.0) in report.result.breaches
+    assert "schema: added ['humidity']" in report.to_text()
+    [check] = [r for r in store.catalog.rows(DRIFT_CHECKS.name) if r["check_id"] == report.check_id]
+    assert check["schema_changes"] == ["added humidity", "changed hits: int -> long"]
+
+    # A breaking change is a new definition version; its first version is compared with the last of the old one.
+    retyped = widened.with_(definition_version=2, features=[
+        Feature(name="hits", dtype="string"), Feature(name="humidity", dtype="double")])
+    store.apply(retyped)
+    newest = [(i, T0 + timedelta(days=2, seconds=i), str(i % 7), 0.5) for i in range(500)]
+    store.write("counters", spark.createDataFrame(newest, "device_id long, ts timestamp, hits string, humidity double"))
+    crossing = store.quality.check_drift("counters")
+    assert crossing.baseline == f"version:{report.version.version_id}"
+    assert crossing.result.schema.removed == ("mode",) and crossing.result.schema.changed == ("hits: long -> string",)
+    assert [f.feature for f in crossing.result.features] == ["humidity"]  # a number become a category is not measured

@@ -22,7 +22,8 @@ from fs_spark.catalog.schema import ALERTS, DRIFT_CHECKS, DRIFT_SCORES
 from fs_spark.errors import DriftBaselineError, TrainingSetInputExpiredError
 from fs_spark.ids import is_id, new_id
 from fs_spark.quality.alerts import make_sink
-from fs_spark.quality.drift import DriftResult, compare, sampling_bias
+from fs_spark.definitions.model import FeatureTable
+from fs_spark.quality.drift import DriftResult, compare, sampling_bias, schema_drift
 from fs_spark.quality.scoreboard import Scoreboard, scoreboard
 from fs_spark.storage.layout import VERSION_COLUMN
 from fs_spark.storage.reader import load_delta_version
@@ -72,10 +73,37 @@ class QualityChecks:
     def __init__(self, store: FeatureStore):
         self._store = store
 
-    def _rows_of(self, version: FeatureVersion) -> DataFrame:
-        """Exactly the rows one version wrote."""
+    def _definition_of(self, version: FeatureVersion) -> FeatureTable:
+        """The definition (version and revision) a feature version was written under."""
+        return self._store.registry.at_version(version.table_name, version.definition_version,
+                                               version.definition_revision).definition
+
+    def _features_of(self, version: FeatureVersion) -> DataFrame:
+        """Exactly the feature columns of the rows one version wrote."""
+        definition = self._store.registry.at_version(version.table_name, version.definition_version).definition
         frame = self._store.read(version.table_name, version=version.version_id, include_version_column=True)
-        return frame.where(F.col(VERSION_COLUMN) == version.version_number).drop(VERSION_COLUMN)
+        return (frame.where(F.col(VERSION_COLUMN) == version.version_number)
+                .drop(VERSION_COLUMN, *definition.keys, definition.event_time))
+
+    def _previous(self, version: FeatureVersion) -> FeatureVersion:
+        """The version written before it that it holds; for the first of a definition version, the
+        last one written under the definition version before (where schema changes show)."""
+        every = self._store.versions(version.table_name)
+        held = included(every, version) - {version.version_number}
+        same = [v for v in every if v.definition_version == version.definition_version
+                and v.version_number in held and v.mode != ROLLBACK]
+        if same:
+            return same[-1]
+        before = [v for v in every if v.definition_version < version.definition_version]
+        if before:
+            last = before[-1]
+            held = included(every, last)
+            wrote = [v for v in before if v.definition_version == last.definition_version
+                     and v.version_number in held and v.mode != ROLLBACK]
+            if wrote:
+                return wrote[-1]
+        raise DriftBaselineError(version.table_name, f"version #{version.version_number} has no previous version; "
+                                                     "pass a training set ID as the baseline")
 
     def check_drift(self, table: str, *, version: int | str | None = None, baseline: str = "previous",
                     features: list[str] | None = None) -> DriftReport:
@@ -93,29 +121,24 @@ class QualityChecks:
             raise DriftBaselineError(table, "the table has no versions yet")
         if current_version.mode == ROLLBACK:
             raise DriftBaselineError(table, f"version #{current_version.version_number} is a rollback: it wrote no rows")
-        definition = store.registry.at_version(table, current_version.definition_version).definition
-        names = features or [f.name for f in definition.features]
-        not_features = [*definition.keys, definition.event_time]
-        current = self._rows_of(current_version).drop(*not_features)
+        written_under = self._definition_of(current_version)
+        names = features or [f.name for f in store.registry.at_version(table, current_version.definition_version).definition.features]
+        current = self._features_of(current_version)
         if baseline == "previous":
-            every = store.versions(table)
-            held = included(every, current_version) - {current_version.version_number}
-            earlier = [v for v in every if v.definition_version == current_version.definition_version
-                       and v.version_number in held and v.mode != ROLLBACK][-1:]
-            if not earlier:
-                raise DriftBaselineError(table, f"version #{current_version.version_number} has no previous version; "
-                                                "pass a training set ID as the baseline")
-            base, baseline_key = self._rows_of(earlier[0]).drop(*not_features), f"version:{earlier[0].version_id}"
-            rows = (earlier[0].row_count, current_version.row_count)
+            earlier = self._previous(current_version)
+            base, baseline_key = self._features_of(earlier), f"version:{earlier.version_id}"
+            rows, base_definition = (earlier.row_count, current_version.row_count), self._definition_of(earlier)
         elif is_id(baseline):
             base, sample, population, lookup = self._training_set_side(table, baseline)
             baseline_key = f"training_set:{baseline}"
             rows = (store._training.manifest(baseline).row_count, current_version.row_count)
             names = [n for n in names if n in base.columns]
             current = current.select(*[c for c in base.columns if c in current.columns])
+            read = store.catalog.version(lookup.version_id) if lookup.version_id else None
+            base_definition = self._definition_of(read) if read else written_under
         else:
             raise DriftBaselineError(table, f"baseline must be 'previous' or a training set ID, not {baseline!r}")
-        result = compare(base, current, names, thresholds, rows)
+        result = compare(base, current, names, thresholds, schema_drift(base_definition, written_under), rows)
         if baseline != "previous":
             sampling = sampling_bias(sample, population, list(lookup.keys), lookup.event_time, thresholds)
             result = DriftResult(result.features, result.schema, result.rows, sampling,

@@ -2,7 +2,9 @@
 
 For numbers: PSI over the baseline's deciles, Kolmogorov-Smirnov, and Wasserstein-1 in units of
 the baseline's interquartile range (so one threshold fits every feature); for categories: PSI
-and the values new or missing; for all: null and NaN rates, and schema changes. Against a
+and the values new or missing; for all: null and NaN rates, and schema changes between the
+definitions the two sides were written under (reads conform rows to one definition, so the
+frames themselves would never show one). Against a
 training set, also sampling bias: how many of the population's keys, and how much of its time
 range, the training set's entity rows cover. Every feature is profiled in the same pass
 (`profile.profile_pair`). Breaches of the thresholds in `conf/` become alerts.
@@ -14,8 +16,11 @@ import math
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from fs_spark.config import DriftThresholds
+from fs_spark.definitions.compatibility import diff
+from fs_spark.definitions.model import FeatureTable
 from fs_spark.quality import distances as D
 from fs_spark.quality.profile import LEVELS, OTHER, SideProfile, is_numeric, profile_pair
 
@@ -74,22 +79,37 @@ def _numeric(name: str, a: SideProfile, b: SideProfile) -> tuple[float | None, f
             D.wasserstein(qa, qb) / D.scale(qa, LEVELS))
 
 
-def schema_drift(baseline: DataFrame, current: DataFrame) -> SchemaDrift:
-    old = {f.name: f.dataType.simpleString() for f in baseline.schema.fields}
-    new = {f.name: f.dataType.simpleString() for f in current.schema.fields}
+RETYPED = {"change_type", "widen_type", "change_unit", "change_keys", "change_event_time"}
+
+
+def schema_drift(old: FeatureTable, new: FeatureTable) -> SchemaDrift:
+    """Features added, removed and retyped (or re-unit-ed) from the definition the baseline was
+    written under to the one the current version was written under."""
+    changes = diff(old, new)
     return SchemaDrift(
-        added=tuple(sorted(set(new) - set(old))),
-        removed=tuple(sorted(set(old) - set(new))),
-        changed=tuple(f"{n}: {old[n]} -> {new[n]}" for n in sorted(set(old) & set(new)) if old[n] != new[n]),
+        added=tuple(sorted(c.subject for c in changes if c.kind == "add_feature")),
+        removed=tuple(sorted(c.subject for c in changes if c.kind == "drop_feature")),
+        changed=tuple(sorted(f"{c.subject}: {c.detail}" for c in changes if c.kind in RETYPED)),
     )
 
 
+def _comparable(baseline: DataFrame, current: DataFrame, features: list[str]):
+    """The features both sides have as the same kind (number or category), each side cast to a
+    common type where the two differ (a widened int is compared as a number)."""
+    shared = [f for f in features if f in baseline.columns and f in current.columns
+              and is_numeric(baseline.schema[f].dataType) == is_numeric(current.schema[f].dataType)]
+    common = {f: ("double" if is_numeric(baseline.schema[f].dataType) else "string") for f in shared
+              if baseline.schema[f].dataType != current.schema[f].dataType}
+    cast = lambda frame: frame.select(*[F.col(f).cast(common[f]).alias(f) if f in common else F.col(f)  # noqa: E731
+                                        for f in shared])
+    return shared, cast(baseline), cast(current)
+
+
 def compare(baseline: DataFrame, current: DataFrame, features: list[str], thresholds: DriftThresholds,
-            rows: tuple[int, int] | None = None) -> DriftResult:
-    """Drift of `features` from `baseline` to `current`, whose columns are features only (the
-    schema drift is over all their columns)."""
-    schema = schema_drift(baseline, current)
-    shared = [f for f in features if f in baseline.columns and f in current.columns]
+            schema: SchemaDrift, rows: tuple[int, int] | None = None) -> DriftResult:
+    """Drift of `features` from `baseline` to `current`. A feature whose kind changed (a number
+    become a category) is only reported in `schema`."""
+    shared, baseline, current = _comparable(baseline, current, features)
     a, b = profile_pair(baseline, current, shared, rows=rows)
     results, breaches = [], []
     for name in shared:
