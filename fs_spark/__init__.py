@@ -20,6 +20,7 @@ from fs_spark.errors import (
     DefinitionError,
     DeltaJarsMissingError,
     EntityColumnError,
+    ExportError,
     FeatureLookupError,
     FsSparkError,
     InvalidNameError,
@@ -41,6 +42,7 @@ from fs_spark.errors import (
     Violation,
     WriteConflictError,
 )
+from fs_spark.exports import Export
 from fs_spark.governance.deprecation import DeprecatedFeatureWarning, Deprecation
 from fs_spark.ids import new_id
 from fs_spark.quality.checks import DriftReport
@@ -78,6 +80,8 @@ __all__ = [
     "DriftReport",
     "Entity",
     "EntityColumnError",
+    "Export",
+    "ExportError",
     "Experiment",
     "Feature",
     "FeatureLookup",

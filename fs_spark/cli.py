@@ -7,6 +7,7 @@
     fs-spark versions customer_activity
     fs-spark read customer_activity --version 2 --limit 20   (alias: show)
     fs-spark build-training-set data/labels --spec conf/training/churn.yaml
+    fs-spark export customer_activity /shared/eu/activity --version 2 --format parquet
     fs-spark training-sets
     fs-spark rebuild-training-set <id>     # from its manifest alone, digest checked
     fs-spark vacuum customer_activity --retention-hours 168
@@ -26,6 +27,7 @@ from datetime import datetime
 from fs_spark.config import load_settings
 from fs_spark.definitions.yaml_io import load_definitions
 from fs_spark.errors import FsSparkError
+from fs_spark.exports import FORMATS
 from fs_spark.provenance import SourceInfo
 from fs_spark.progress import stage_progress
 from fs_spark.store import FeatureStore
@@ -72,6 +74,19 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--format", choices=ENTITY_FORMATS, default="auto")
     build.add_argument("--output", help="where to write the rows (default: under the store root)")
     build.add_argument("--quiet", action="store_true", help="no stage progress on stderr")
+    export = commands.add_parser("export", help="copy a table's rows as of a version out of the store")
+    export.add_argument("table")
+    export.add_argument("path", help="destination (refused if it exists, unless --overwrite)")
+    group = export.add_mutually_exclusive_group()
+    group.add_argument("--version", help="a version number or version ID (default: the latest)")
+    group.add_argument("--as-of", help="an ISO-8601 time with zone")
+    export.add_argument("--features", help="comma-separated feature names")
+    export_set = commands.add_parser("export-training-set", help="copy a stored training set out of the store")
+    export_set.add_argument("training_set_id")
+    export_set.add_argument("path", help="destination (refused if it exists, unless --overwrite)")
+    for sub in (export, export_set):
+        sub.add_argument("--format", choices=FORMATS, default="parquet")
+        sub.add_argument("--overwrite", action="store_true")
     commands.add_parser("training-sets", help="list training sets")
     rebuild = commands.add_parser("rebuild-training-set", help="rebuild a training set from its manifest")
     rebuild.add_argument("training_set_id")
@@ -193,6 +208,15 @@ def run(argv: Sequence[str], out=sys.stdout) -> int:
         for lookup in built.lookups:
             print(f"  {lookup.table_name} version {lookup.version_number} ({lookup.version_id}) delta {lookup.delta_version}: "
                   f"{', '.join(f.output for f in lookup.features)}", file=out)
+    elif args.command in ("export", "export-training-set"):
+        mode = "overwrite" if args.overwrite else "error"
+        if args.command == "export":
+            made = store.export(args.table, args.path, version=_version_arg(args.version), mode=mode, format=args.format,
+                                as_of=datetime.fromisoformat(args.as_of) if args.as_of else None,
+                                features=args.features.split(",") if args.features else None)
+        else:
+            made = store.export_training_set(args.training_set_id, args.path, format=args.format, mode=mode)
+        print(f"export {made.export_id}: {made.row_count} rows of {made.source} to {made.path} ({made.format})", file=out)
     elif args.command == "training-sets":
         for m in store.training_sets():
             print(f"{m.training_set_id}  {m.created_at:%Y-%m-%dT%H:%M:%S%z}  rows={m.row_count}  name={m.name or ''}  "

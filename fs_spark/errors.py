@@ -343,3 +343,13 @@ class DeprecatedFeatureError(FsSparkError):
             f"{subject} was retired on {getattr(end, 'isoformat', lambda: end)()} ({reason}): {instead}"
             "pass accept_deprecated=True (or start the run with accept_deprecated=True) to build with it anyway"
         )
+
+
+class ExportError(FsSparkError):
+    """An export cannot be written where or how it was asked for; nothing was written."""
+
+    def __init__(self, what: str, path: str, problem: str):
+        self.what = what
+        self.path = path
+        self.problem = problem
+        super().__init__(f"export of {what} to {path!r} refused: {problem}")

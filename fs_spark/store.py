@@ -19,11 +19,12 @@ from pyspark.sql import DataFrame, SparkSession
 from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.contents import excluded, refuse_quarantined
 from fs_spark.catalog.records import FeatureVersion
-from fs_spark.catalog.schema import MAINTENANCE_EVENTS, VERSION_STATUS
+from fs_spark.catalog.schema import EXPORTS, MAINTENANCE_EVENTS, VERSION_STATUS
 from fs_spark.config import Settings, load_settings
 from fs_spark.definitions.compatibility import affected_features
 from fs_spark.definitions.model import FeatureTable
-from fs_spark.errors import BreakingChangeError, VersionNotFoundError
+from fs_spark.errors import BreakingChangeError, ExportError, VersionNotFoundError
+from fs_spark.exports import Export, check_request, write_export
 from fs_spark.ids import is_id, new_id
 from fs_spark.governance.access import AccessControl, Request
 from fs_spark.governance.deprecation import Deprecation, Deprecations
@@ -242,18 +243,78 @@ class FeatureStore:
             allow_quarantined: read even if the version holds rows of a quarantined version
                 (otherwise VersionQuarantinedError).
         """
+        return self._read(table, version, as_of, features, include_version_column, allow_quarantined)[0]
+
+    def _read(self, table: str, version, as_of, features, include_version_column: bool = False,
+              allow_quarantined: bool = False, copy_to: str | None = None):
+        """The rows, the version they are of, and the Delta version and path they were read at."""
         resolved, following = self._resolve(table, version, as_of)
         if resolved is None:
             applied = self.registry.current(table)
         else:
             applied = self.registry.at_version(table, resolved.definition_version)
-        self.access.require(Request("read", table, features, definition=applied.definition))
+        self.access.require(Request("read", table, features, definition=applied.definition, copy_to=copy_to))
         every = self.catalog.versions(table)
         if resolved is not None and not allow_quarantined:
             refuse_quarantined(every, resolved, self.catalog.quarantined())
         delta_version = readable_delta_version(self.spark, applied.storage_path, resolved, following)
-        return read_version(self.spark, applied.definition, resolved, delta_version, applied.storage_path,
-                            features, include_version_column, excluded(every, resolved))
+        frame = read_version(self.spark, applied.definition, resolved, delta_version, applied.storage_path,
+                             features, include_version_column, excluded(every, resolved))
+        return frame, resolved, delta_version, applied.storage_path
+
+    # --- exports ------------------------------------------------------------------------------
+
+    def export(self, table: str, path: str, *, version: int | str | None = None, as_of: datetime | None = None,
+               features: list[str] | None = None, format: str = "parquet", mode: str = "error",
+               run: Run | RunRef | None = None) -> Export:
+        """Copy a table's rows as of one version (default: the latest) out of the store.
+
+        The policy must allow reading the features and copying the table's data to the region
+        of `path`; the export is recorded in the `exports` catalog table and the lineage.
+
+        Args:
+            format: parquet, delta, csv or json.
+            mode: "error" (an existing path is refused) or "overwrite".
+
+        Example:
+            >>> store.export("customer_activity", "/shared/eu/activity", version=3)   # doctest: +SKIP
+        """
+        what = f"feature table {table!r}"
+        check_request(what, path, format, mode)
+        frame, resolved, delta_version, storage = self._read(table, version, as_of, features,
+                                                              copy_to=self.access.region_of(path))
+        if resolved is None:
+            raise ExportError(what, path, "the table has no versions yet")
+        source = {"source_kind": "feature_version", "source_id": resolved.version_id, "table_name": table,
+                  "delta_version": delta_version}
+        return self._export(what, frame, source, storage, path, format, mode, as_run_ref(run))
+
+    def export_training_set(self, training_set_id: str, path: str, *, format: str = "parquet", mode: str = "error",
+                            run: Run | RunRef | None = None) -> Export:
+        """Copy a stored training set's rows out of the store, under the same rules as `export`."""
+        what = f"training set {training_set_id}"
+        check_request(what, path, format, mode)
+        self._require_training_set(training_set_id, copy_to=self.access.region_of(path))
+        stored = self._training.open(training_set_id)
+        manifest = stored.manifest
+        source = {"source_kind": "training_set", "source_id": training_set_id, "table_name": None,
+                  "delta_version": manifest.output_delta_version}
+        return self._export(what, stored.load_df(), source, manifest.output_path, path, format, mode, as_run_ref(run))
+
+    def _export(self, what: str, frame: DataFrame, source: dict, read_path: str, path: str, format: str, mode: str,
+                run: RunRef | None) -> Export:
+        with self.events.job(f"export.{source['table_name'] or 'training_set'}", run=run,
+                             inputs=[(read_path, source["delta_version"])]) as job:
+            rows = write_export(what, frame, path, format, mode)
+            job.output(path, None, {"fs_spark.source": f"{source['source_kind']}:{source['source_id']}"})
+        made = Export(new_id(), f"{source['source_kind']}:{source['source_id']}", path, format,
+                      self.access.region_of(path), rows, datetime.now(timezone.utc))
+        self.catalog.append(EXPORTS, [{
+            **source, "export_id": made.export_id, "features": list(frame.columns), "path": path, "format": format,
+            "region": made.region, "row_count": rows, "run_id": run.run_id if run else None, "user": self.user,
+            "at": made.at,
+        }])
+        return made
 
     # --- version status -----------------------------------------------------------------------
 
@@ -370,12 +431,13 @@ class FeatureStore:
         self._require_training_set(training_set_id)
         return self._training.open(training_set_id)
 
-    def _require_training_set(self, training_set_id: str) -> None:
+    def _require_training_set(self, training_set_id: str, copy_to: str | None = None) -> None:
         """A training set's rows hold feature values: opening it is reading them."""
         if self.access.enabled:
             self.access.require(*(
                 Request("read", lk.table_name, [f.name for f in lk.features],
-                        definition=self.registry.at_version(lk.table_name, lk.definition_version).definition)
+                        definition=self.registry.at_version(lk.table_name, lk.definition_version).definition,
+                        copy_to=copy_to)
                 for lk in self._training.manifest(training_set_id).lookups))
 
     def load_training_set(self, training_set_id: str, *, verify: bool = True) -> TrainingSet:

@@ -154,3 +154,21 @@ def test_a_training_set_copied_to_a_region_the_table_may_not_go_is_refused(gover
         root.create_training_set(entities, ["secrets:score"], path=str(tmp_path / "us" / "ts"))
     built = root.create_training_set(entities, ["secrets:score"], path=str(tmp_path / "eu" / "ts"))  # unmapped: eu-west-1
     assert built.load_df().first()["score"] == 0.9
+
+
+def test_exports_are_reads_that_leave_the_store(governed, tmp_path):
+    as_user, _, built, _ = governed
+    alice = as_user("alice")
+    with pytest.raises(AccessDeniedError, match="may not read feature customers.email: denied by 'no_pii_for_analysts'"):
+        alice.export("customers", str(tmp_path / "all"))
+    with pytest.raises(AccessDeniedError, match="customers.email"):
+        alice.export_training_set(built.id, str(tmp_path / "ts"))
+    assert not (tmp_path / "all").exists() and not (tmp_path / "ts").exists()
+    assert alice.export("customers", str(tmp_path / "spend"), features=["spend"]).row_count == 1
+    settings = as_user("root").settings
+    governance = settings.governance.model_copy(update={"locations": {str(tmp_path / "us") + "*": "us-east-1"}})
+    root = FeatureStore(spark=built.load_df().sparkSession, settings=settings.model_copy(update={"governance": governance}))
+    with pytest.raises(AccessDeniedError, match=r"no copy to 'us-east-1'"):
+        root.export("secrets", str(tmp_path / "us" / "secrets"))
+    assert not (tmp_path / "us").exists()
+    assert ("read", "secrets:score", "deny", "regions of secrets: ['eu-west-1'], no copy to 'us-east-1'") in _audit(root, "root")

@@ -381,10 +381,30 @@ DEPRECATIONS = CatalogTable(
     ),
 )
 
+EXPORTS = CatalogTable(
+    "exports",
+    "One row per export: feature data copied out of the store, what was read and where it went.",
+    (
+        ("export_id", S, "Global ID of the export (UUIDv7)"),
+        ("source_kind", S, "feature_version or training_set"),
+        ("source_id", S, "The feature version or training set read"),
+        ("table_name", S, "Feature table, for a feature version"),
+        ("delta_version", L, "Delta version read"),
+        ("features", ARR, "Columns exported"),
+        ("path", S, "Destination"),
+        ("format", S, "parquet, delta, csv or json"),
+        ("region", S, "Region of the destination (governance.locations), when known"),
+        ("row_count", L, "Rows written"),
+        ("run_id", S, "fs_spark run, when one was active"),
+        ("user", S, "Principal who exported"),
+        ("at", TS, "When (UTC)"),
+    ),
+)
+
 ALL_TABLES = (
     FEATURE_TABLES, FEATURE_VERSIONS, QUARANTINE_EVENTS, VERSION_STATUS, TRAINING_SETS, EXPERIMENTS, RUNS,
     RUN_METRICS, RUN_INPUTS, MODELS, MODEL_VERSIONS, DEPLOYMENTS, LINEAGE_EDGES, MAINTENANCE_EVENTS, DRIFT_CHECKS,
-    DRIFT_SCORES, ALERTS, AUDIT_LOG, DEPRECATIONS,
+    DRIFT_SCORES, ALERTS, AUDIT_LOG, DEPRECATIONS, EXPORTS,
 )
 
 

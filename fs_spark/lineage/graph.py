@@ -19,6 +19,7 @@ from typing import Any
 from fs_spark.catalog.schema import (
     DEPLOYMENTS,
     EXPERIMENTS,
+    EXPORTS,
     FEATURE_TABLES,
     FEATURE_VERSIONS,
     LINEAGE_EDGES,
@@ -33,7 +34,7 @@ from fs_spark.errors import LineageNodeNotFoundError
 
 KINDS = (
     "source", "transformation", "feature", "feature_table", "experiment", "run", "feature_version",
-    "training_set", "model", "model_version", "deployment",
+    "training_set", "model", "model_version", "deployment", "export",
 )
 
 
@@ -233,6 +234,15 @@ def build_graph(catalog) -> LineageGraph:
                        f"{row['status']} since {_plain(row['at'])[:19]}",
                        {"environment": row["environment"], "status": row["status"], "at": row["at"]}))
         link(f"model_version:{row['model_version_id']}", key, "deployed")
+
+    for row in catalog.rows(EXPORTS.name):
+        key = add(Node("export", row["export_id"], f"export to {row['path']}",
+                       f"{row['format']}, {row['row_count']} rows" + (f", {row['region']}" if row["region"] else ""),
+                       {"path": row["path"], "format": row["format"], "region": row["region"], "user": row["user"],
+                        "at": row["at"]}))
+        link(f"{row['source_kind']}:{row['source_id']}", key, "exported")
+        if row["run_id"]:
+            link(f"run:{row['run_id']}", key, "exported")
 
     for row in catalog.rows(LINEAGE_EDGES.name):
         src = add(Node(row["src_kind"], row["src_id"], row["src_id"]))

@@ -15,7 +15,7 @@ from fs_spark.lineage.graph import LineageGraph, Node
 COLORS = {
     "source": "#e8f1fb", "transformation": "#f3e8fb", "feature": "#eef7ee", "feature_table": "#e6f4ea",
     "feature_version": "#c8e6c9", "experiment": "#fff3e0", "run": "#ffe0b2", "training_set": "#fff9c4",
-    "model": "#e0f7fa", "model_version": "#b2ebf2", "deployment": "#ffcdd2",
+    "model": "#e0f7fa", "model_version": "#b2ebf2", "deployment": "#ffcdd2", "export": "#eceff1",
 }
 WIDTH, HEIGHT, GAP_X, GAP_Y, MARGIN = 230, 58, 80, 22, 24
 
