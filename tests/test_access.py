@@ -172,3 +172,48 @@ def test_exports_are_reads_that_leave_the_store(governed, tmp_path):
         root.export("secrets", str(tmp_path / "us" / "secrets"))
     assert not (tmp_path / "us").exists()
     assert ("read", "secrets:score", "deny", "regions of secrets: ['eu-west-1'], no copy to 'us-east-1'") in _audit(root, "root")
+
+
+def test_jobs_refuse_a_denied_principal_under_spark_submit_and_in_process(governed, spark, tmp_path, monkeypatch):
+    """The jobs take the principal and the policy from settings, like the library."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from fs_spark.session import submit_args
+
+    as_user, entities, _, folder = governed
+    project = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(project / "jobs"))
+    import drift_check
+    import ingest
+
+    entity_path = str(tmp_path / "entities")
+    entities.write.format("delta").save(entity_path)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("feature_lookups:\n  - customers:spend\n  - customers:email\n")
+    governed_env = {"FS_SPARK_STORE__USER": "alice", "FS_SPARK_GOVERNANCE__POLICY_FILE": str(folder / "policies.yaml"),
+                    "FS_SPARK_GOVERNANCE__REGION": "eu-west-1"}
+    env = {**os.environ, **governed_env, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
+    command = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]", *submit_args(),
+               "jobs/build_training_set.py", "--root", str(folder / "store"), "--entities", entity_path,
+               "--spec", str(spec), "--output", str(tmp_path / "out")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=project, env=env)
+    assert done.returncode == 2, done.stderr[-3000:]
+    # spark-submit merges the Python driver's stderr into its stdout
+    assert "build refused: AccessDeniedError: principal 'alice' may not read feature customers.email: " \
+           "denied by 'no_pii_for_analysts'" in done.stdout, done.stdout[-3000:]
+    assert not (tmp_path / "out").exists()
+    assert ("read", "customers:email", "deny", "no_pii_for_analysts") in _audit(as_user("root"), "alice")
+
+    for name, value in governed_env.items():
+        monkeypatch.setenv(name, value)
+    batch = str(tmp_path / "batch.parquet")
+    spark.createDataFrame([(2, T0, 1.0, None)], "customer_id long, ts timestamp, spend double, email string").write.parquet(batch)
+    assert ingest.main(["--root", str(folder / "store"), "--table", "customers", "--input", batch]) == 2
+    assert drift_check.main(["--root", str(folder / "store"), "--table", "secrets"]) == 2
+    assert as_user("root").versions("customers")[-1].version_number == 1  # nothing written
+    decisions = _audit(as_user("root"), "alice")
+    assert ("write", "customers:spend", "deny", "default deny") in decisions
+    assert ("read", "secrets:score", "deny", "default deny") in decisions
