@@ -11,6 +11,7 @@
     fs-spark training-sets
     fs-spark rebuild-training-set <id>     # from its manifest alone, digest checked
     fs-spark vacuum customer_activity --retention-hours 168
+    fs-spark vacuum --all                  # the scheduled retention pass, from conf
 
 Errors are printed as one line naming the table, feature and rule, with exit status 2.
 """
@@ -92,7 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     rebuild.add_argument("training_set_id")
     rebuild.add_argument("--limit", type=int, default=0, help="also print this many rows")
     vacuum = commands.add_parser("vacuum", help="Delta VACUUM of a feature table, guarded for training sets")
-    vacuum.add_argument("table")
+    vacuum.add_argument("table", nargs="?", help="one table; or --all")
+    vacuum.add_argument("--all", action="store_true",
+                        help="the scheduled pass: every table with its retention from conf, keeping what training sets need")
     vacuum.add_argument("--retention-hours", type=float, help="default: the table's Delta retention (7 days)")
     vacuum.add_argument("--force", action="store_true", help="even if recorded training sets need the files")
     vacuum.add_argument("--reason", default="", help="why, kept in the removal's record")
@@ -230,10 +233,19 @@ def run(argv: Sequence[str], out=sys.stdout) -> int:
             for row in frame.limit(args.limit).collect():
                 print("\t".join("" if v is None else str(v) for v in row), file=out)
     elif args.command == "vacuum":
-        result = store.vacuum(args.table, retention_hours=args.retention_hours, force=args.force, reason=args.reason)
-        print(f"{args.table}: {result.deleted_files} file(s) deleted", file=out)
-        for training_set_id in result.expired:
-            print(f"  training set {training_set_id} can no longer be rebuilt", file=out)
+        if args.all == bool(args.table):
+            print("fs-spark vacuum: name one table, or pass --all", file=sys.stderr)
+            return 2
+        if args.all:
+            results = store.run_retention(reason=args.reason or "scheduled retention")
+        else:
+            results = [store.vacuum(args.table, retention_hours=args.retention_hours, force=args.force, reason=args.reason)]
+        for result in results:
+            print(f"{result.table}: {result.deleted_files} file(s) deleted", file=out)
+            for training_set_id in result.expired:
+                print(f"  training set {training_set_id} can no longer be rebuilt", file=out)
+            if result.kept_files:
+                print(f"  {result.kept_files} file(s) kept, held by: {', '.join(result.held_by)}", file=out)
     elif args.command == "runs":
         for info in store.tracking.runs(args.experiment):
             metrics = " ".join(f"{k}={v:g}" for k, v in sorted(store.tracking.metrics(info.run_id).items()))

@@ -6,6 +6,7 @@ A misspelt key is an error, never a silent default.
 from __future__ import annotations
 
 import os
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
@@ -104,6 +105,17 @@ class GovernanceSettings(_Strict):
         "a path no pattern matches is in `region`")
 
 
+class RetentionSettings(_Strict):
+    """The scheduled retention pass (`fs-spark vacuum --all`, jobs/retention.py)."""
+
+    hours: float = Field(default=168.0, description="Delta retention of removed files, in hours (Delta's default: 7 days)")
+    tables: dict[str, float] = Field(
+        default_factory=dict, description="Retention hours by table-name pattern (first match wins), e.g. {'clicks_*': 48}")
+
+    def hours_for(self, table: str) -> float:
+        return next((h for pattern, h in self.tables.items() if fnmatchcase(table, pattern)), self.hours)
+
+
 class Settings(_Strict):
     store: StoreSettings = Field(default_factory=StoreSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
@@ -112,6 +124,7 @@ class Settings(_Strict):
     lineage: LineageSettings = Field(default_factory=LineageSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
     governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:

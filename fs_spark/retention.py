@@ -5,6 +5,11 @@ retention period. Feature tables only grow, so that happens after a compaction (
 restore; the files it would delete may still be the only copy of a Delta version that a training
 set's manifest points at. The guard asks Delta which files it would delete (DRY RUN), lists the
 files each recorded training set reads from the table, and refuses when they meet.
+
+A scheduled pass cannot stop at the first held file, or one old training set would keep a
+table from ever shedding anything: with `keep_held` it deletes the files Delta would delete
+except those a training set needs, and reports what holds the rest. Delta's VACUUM has no way to
+spare single files, so those deletions go through Hadoop's FileSystem, as VACUUM's own do.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ class VacuumResult:
     table: str
     deleted_files: int
     expired: tuple[str, ...]  # training sets whose inputs a forced VACUUM removed
+    kept_files: int = 0  # files Delta would have deleted, kept for training sets (keep_held)
+    held_by: tuple[str, ...] = ()  # the training sets, model versions and deployments that hold them
 
 
 def _sql_path(path: str) -> str:
@@ -40,9 +47,17 @@ def _retain(hours: float | None) -> str:
     return "" if hours is None else f" RETAIN {float(hours)} HOURS"
 
 
-def files_to_delete(spark: SparkSession, path: str, retention_hours: float | None) -> set[str]:
+def files_to_delete(spark: SparkSession, path: str, retention_hours: float | None) -> dict[str, str]:
+    """Normalised path -> URI of every file VACUUM would delete."""
     rows = spark.sql(f"VACUUM {_sql_path(path)}{_retain(retention_hours)} DRY RUN").collect()
-    return {_normal(r[0]) for r in rows}
+    return {_normal(r[0]): r[0] for r in rows}
+
+
+def _delete(spark: SparkSession, uris: list[str]) -> None:
+    jvm, conf = spark._jvm, spark._jsc.hadoopConfiguration()
+    for uri in uris:
+        path = jvm.org.apache.hadoop.fs.Path(uri)
+        path.getFileSystem(conf).delete(path, False)
 
 
 def files_needed(spark: SparkSession, path: str, manifests: list[TrainingSetManifest]) -> dict[str, set[str]]:
@@ -68,26 +83,39 @@ def vacuum(
     retention_hours: float | None = None,
     force: bool = False,
     held_by=lambda training_sets: ((), ()),
+    keep_held: bool = False,
 ) -> VacuumResult:
     """VACUUM every Delta table of `table` (one per definition version), unless that deletes a
-    file a training set needs; with `force`, VACUUM anyway. `held_by(training_set_ids)` gives
-    the model versions and deployments that hold those training sets, for the refusal."""
+    file a training set needs: then refuse, or with `keep_held` delete all but those files, or
+    with `force` VACUUM anyway. `held_by(training_set_ids)` gives the model versions and
+    deployments that hold those training sets."""
     plans = []
     holders: set[str] = set()
-    conflicting = 0
+    conflicting: set[str] = set()
     for path in paths:
         doomed = files_to_delete(spark, path, retention_hours)
         for training_set_id, files in files_needed(spark, path, manifests).items():
-            clash = doomed & files
+            clash = doomed.keys() & files
             if clash:
                 holders.add(training_set_id)
-                conflicting += len(clash)
-        plans.append((path, len(doomed)))
-    if holders and not force:
-        raise RetentionGuardError(table, sorted(holders), conflicting, *held_by(sorted(holders)))
+                conflicting |= clash
+        plans.append((path, doomed))
+    models, deployments = held_by(sorted(holders)) if holders else ((), ())
+    if holders and not force and not keep_held:
+        raise RetentionGuardError(table, sorted(holders), len(conflicting), models, deployments)
     deleted = 0
-    for path, count in plans:
-        if count:
+    for path, doomed in plans:
+        if not doomed:
+            continue
+        if keep_held and conflicting:
+            unheld = [uri for normal, uri in sorted(doomed.items()) if normal not in conflicting]
+            _delete(spark, unheld)
+            deleted += len(unheld)
+        else:
             spark.sql(f"VACUUM {_sql_path(path)}{_retain(retention_hours)}").collect()
-            deleted += count
+            deleted += len(doomed)
+    if keep_held:
+        holding = (*(f"training set {t}" for t in sorted(holders)), *(f"model version {m}" for m in models),
+                   *(f"deployment {d}" for d in deployments))
+        return VacuumResult(table, deleted, (), len(conflicting), holding)
     return VacuumResult(table, deleted, tuple(sorted(holders)))

@@ -504,7 +504,7 @@ class FeatureStore:
     # --- retention ----------------------------------------------------------------------------
 
     def vacuum(self, table: str, *, retention_hours: float | None = None, force: bool = False,
-               reason: str = "") -> VacuumResult:
+               keep_held: bool = False, reason: str = "") -> VacuumResult:
         """Delta VACUUM of a feature table (every definition version), refused with
         RetentionGuardError when it would delete files a recorded training set still reads.
 
@@ -512,6 +512,8 @@ class FeatureStore:
             retention_hours: Delta's retention period (default: the table's, 7 days).
             force: VACUUM even so; rebuilding those training sets then fails with
                 TrainingSetInputExpiredError.
+            keep_held: delete everything else and keep those files; the result names what
+                holds them (the scheduled pass does this).
             reason: why, kept in the `maintenance_events` record of the removal.
         """
         paths = [r["storage_path"] for r in self.catalog.definition_rows(table)]
@@ -519,10 +521,20 @@ class FeatureStore:
             self.registry.current(table)  # raises TableNotFoundError
         self.access.require(Request("admin", table))
         storage = sorted(set(paths))
-        result = vacuum(self.spark, table, storage, self._training.manifests(), retention_hours, force, self._held_by)
+        result = vacuum(self.spark, table, storage, self._training.manifests(), retention_hours, force, self._held_by,
+                        keep_held)
         self.catalog.append(MAINTENANCE_EVENTS, [{
             "event_id": new_id(), "action": "vacuum", "table_name": table, "storage_paths": storage, "forced": force,
             "deleted_files": result.deleted_files, "affected_training_sets": list(result.expired), "reason": reason,
             "user": self.user, "at": datetime.now(timezone.utc),
         }])
         return result
+
+    def run_retention(self, tables: Sequence[str] | None = None, *, reason: str = "scheduled retention") -> list[VacuumResult]:
+        """The scheduled retention pass: VACUUM every table (or `tables`) with its retention from
+        settings (`retention.hours`, `retention.tables`), keeping the files recorded training
+        sets need and naming what holds them. Run it from cron or a scheduler:
+        `fs-spark vacuum --all` or `spark-submit jobs/retention.py`."""
+        settings = self.settings.retention
+        return [self.vacuum(name, retention_hours=settings.hours_for(name), keep_held=True, reason=reason)
+                for name in (tables or self.list_tables())]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import warnings
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -11,9 +13,10 @@ from delta.tables import DeltaTable
 
 from conftest import ACTIVITY_SCHEMA, activity_rows, activity_table, short_retention
 from experiment_scenario import SPEND, T0
-from fs_spark import RetentionGuardError
+from fs_spark import FeatureStore, RetentionGuardError, load_settings
+from fs_spark.catalog.schema import MAINTENANCE_EVENTS
 from fs_spark.cli import run
-from fs_spark.errors import DeprecatedFeatureError
+from fs_spark.errors import DeprecatedFeatureError, VersionExpiredError
 from fs_spark.governance.deprecation import DeprecatedFeatureWarning
 
 ROWS = "customer_id long, ts timestamp, amount double"
@@ -80,6 +83,49 @@ def test_vacuum_guard_lists_the_models_and_deployments_that_hold_a_version(store
     assert refused.value.holders == [ts.id] and refused.value.models == ["churn v1"]
     assert refused.value.deployments == [f"prod:{deployment.deployment_id}"]
     assert "held by model version(s) churn v1 and deployment(s) prod:" in str(refused.value)
+
+
+def test_scheduled_retention_deletes_what_nothing_holds_and_names_what_holds_the_rest(store, spend, spark, tmp_path):
+    ts = store.create_training_set(spend, ["spend:amount"])
+    model = store.register_model("churn", training_sets=[ts])
+    deployment = store.deploy(model.model_version_id, "prod")
+    store.write("spend", spark.createDataFrame([(3, T0, 3.0)], ROWS))
+    store.write("spend", spark.createDataFrame([(4, T0, 4.0)], ROWS))
+    path = ts.lookups[0].storage_path
+    files_at = lambda v: set(spark.read.format("delta").option("versionAsOf", v).load(path).inputFiles())  # noqa: E731
+    held = files_at(ts.lookups[0].delta_version)
+    unheld = files_at(store.version("spend").delta_version) - held
+    DeltaTable.forPath(spark, path).optimize().executeCompaction()  # every write's files leave the current state
+    conf = tmp_path / "fs_spark.yaml"
+    conf.write_text("retention:\n  hours: 168\n  tables: {'sp*': 0}\n")
+    scheduled = FeatureStore(store.root, spark=spark, settings=load_settings(conf), user="scheduler")
+    with short_retention(spark):
+        [result] = scheduled.run_retention()
+        out = io.StringIO()
+        assert run(["--root", store.root, "--conf", str(conf), "vacuum", "--all"], out=out) == 0
+    assert (result.deleted_files, result.kept_files) == (len(unheld), len(held)) and result.deleted_files == 2
+    assert result.held_by == (f"training set {ts.id}", "model version churn v1", f"deployment prod:{deployment.deployment_id}")
+    exists = lambda uri: Path(uri.removeprefix("file:")).exists()  # noqa: E731
+    assert all(map(exists, held)) and not any(map(exists, unheld))
+    assert store.load_training_set(ts.id).manifest.row_count == 1  # rebuilt, digest checked
+    assert sorted(r["customer_id"] for r in store.read("spend", version=1).collect()) == [1, 2]  # held: still readable
+    with pytest.raises(VersionExpiredError, match="spend.*data file"):
+        store.read("spend", version=2)  # removed by the schedule
+    assert store.read("spend").count() == 4  # the compacted latest state
+    assert out.getvalue() == f"spend: 0 file(s) deleted\n  1 file(s) kept, held by: {', '.join(result.held_by)}\n"
+    [event, _] = [r for r in store.catalog.rows(MAINTENANCE_EVENTS.name) if r["table_name"] == "spend"]
+    assert (event["reason"], event["user"], event["forced"], event["deleted_files"]) == ("scheduled retention", "scheduler", False, 2)
+
+
+def test_retention_job_runs_the_pass_with_the_default_week(store, spend, capsys):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "jobs"))
+    import retention
+
+    assert retention.main(["--root", store.root, "--reason", "weekly"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"table": "spend", "deleted_files": 0, "kept_files": 0, "held_by": []}
+    assert [r["reason"] for r in store.catalog.rows(MAINTENANCE_EVENTS.name)] == ["weekly"]
 
 
 def test_quality_scoreboard_per_table_and_version(store, spark):
