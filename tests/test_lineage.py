@@ -182,3 +182,23 @@ def test_openlineage_http_transport_posts_events_as_to_marquez(spark, tmp_path):
     assert [(p, e["eventType"], e["job"]["namespace"]) for p, e in received] == [
         ("/api/v1/lineage", "START", "team_a"), ("/api/v1/lineage", "COMPLETE", "team_a")]
     assert received[1][1]["outputs"][0]["facets"]["version"]["datasetVersion"] == str(version.delta_version)
+
+
+def test_a_link_recorded_by_hand_joins_the_graph_and_bad_ones_are_refused(store):
+    from fs_spark import InvalidNameError
+    from fs_spark.catalog.schema import LINEAGE_EDGES
+
+    store.apply(SPEND)
+    store.lineage.link("source:s3a://raw/crm", "feature_table:spend", "feeds")
+    up = store.lineage.upstream("feature_table:spend")
+    assert "source:s3a://raw/crm" in up.nodes
+    assert [(e.src, e.relation) for e in up.edges if e.dst == "feature_table:spend"] == [("source:s3a://raw/crm", "feeds")]
+    [row] = store.catalog.rows(LINEAGE_EDGES.name)
+    assert (row["src_kind"], row["src_id"], row["dst_kind"], row["user"]) == ("source", "s3a://raw/crm", "feature_table", "tester")
+    with pytest.raises(LineageNodeNotFoundError, match="spreadsheet:x"):
+        store.lineage.link("spreadsheet:x", "feature_table:spend", "feeds")
+    with pytest.raises(LineageNodeNotFoundError, match="feature_table"):
+        store.lineage.link("source:a", "feature_table", "feeds")
+    with pytest.raises(InvalidNameError, match="relation"):
+        store.lineage.link("source:a", "feature_table:spend", "feeds; DROP TABLE x")
+    assert len(store.catalog.rows(LINEAGE_EDGES.name)) == 1  # nothing half-written
