@@ -23,7 +23,7 @@ from pathlib import Path
 from pyspark.sql import functions as F
 
 from fs_spark.config import DriftThresholds, SparkSettings
-from fs_spark.quality.drift import compare
+from fs_spark.quality.drift import SchemaDrift, compare
 from fs_spark.quality.profile import profile_pair
 from fs_spark.session import build_local_session
 
@@ -34,7 +34,7 @@ def make(spark, rows: int, features: int, shift: float, seed: int, path: str) ->
 
 
 def one_pass(a, b, names, rows):
-    return compare(a, b, names, DriftThresholds(), (rows, rows))
+    return compare(a, b, names, DriftThresholds(), SchemaDrift(), (rows, rows))
 
 
 def per_feature(a, b, names, rows):
