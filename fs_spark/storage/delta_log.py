@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from delta.tables import DeltaTable
@@ -41,6 +43,31 @@ def _commit_lines(spark: SparkSession, path: str, version: int) -> list[str]:
         with open(os.path.join(local, name)) as commit:
             return commit.read().splitlines()
     return [r.value for r in spark.read.text(f"{path.rstrip('/')}/{name}").collect()]
+
+
+@dataclass(frozen=True)
+class Commit:
+    version: int
+    timestamp: datetime  # aware UTC, as Delta's history gives it: the commit file's modification time
+    user_metadata: str | None
+
+
+def latest_commit(spark: SparkSession, path: str) -> Commit:
+    """The table's latest commit: from its log file where the filesystem is local (no Spark
+    job), else from Delta's history."""
+    local = local_path(path)
+    if local is None:
+        row = DeltaTable.forPath(spark, path).history(1).first()
+        return Commit(row.version, row.timestamp.astimezone(timezone.utc), row.userMetadata)
+    version = latest_version(spark, path)
+    file = os.path.join(local, "_delta_log", f"{version:020d}.json")
+    millis = os.stat(file).st_mtime_ns // 1_000_000
+    metadata = None
+    for line in _commit_lines(spark, path, version):
+        info = json.loads(line).get("commitInfo")
+        if info is not None:
+            metadata = info.get("userMetadata")
+    return Commit(version, datetime.fromtimestamp(millis / 1000, timezone.utc), metadata)
 
 
 def added_file_stats(spark: SparkSession, path: str, version: int) -> dict[str, Any]:
