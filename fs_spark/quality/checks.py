@@ -19,10 +19,10 @@ from pyspark.sql import functions as F
 from fs_spark.catalog.contents import ROLLBACK, included
 from fs_spark.catalog.records import FeatureVersion
 from fs_spark.catalog.schema import ALERTS, DRIFT_CHECKS, DRIFT_SCORES
+from fs_spark.definitions.model import FeatureTable
 from fs_spark.errors import DriftBaselineError, TrainingSetInputExpiredError
 from fs_spark.ids import is_id, new_id
 from fs_spark.quality.alerts import make_sink
-from fs_spark.definitions.model import FeatureTable
 from fs_spark.quality.drift import DriftResult, compare, sampling_bias, schema_drift
 from fs_spark.quality.scoreboard import Scoreboard, scoreboard
 from fs_spark.storage.layout import VERSION_COLUMN
