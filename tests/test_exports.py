@@ -91,3 +91,39 @@ def test_cli_exports_a_version(exported):
     assert run(["--root", store.root, "--user", "tester", "export", "customer_activity", str(folder / "cli"),
                 "--version", "1", "--features", "visits", "--format", "json"], out=out) == 0
     assert "40 rows of feature_version:" in out.getvalue()
+
+
+def test_an_export_emits_openlineage_events_from_the_version_read_to_the_destination(spark, tmp_path):
+    import json
+
+    from fs_spark import FeatureStore
+    from fs_spark.config import LineageSettings, Settings, StoreSettings
+
+    events = tmp_path / "openlineage.jsonl"
+    lineage = LineageSettings(openlineage={"transport": {"type": "file", "log_file_path": str(events), "append": True}})
+    store = FeatureStore(spark=spark, settings=Settings(store=StoreSettings(root=str(tmp_path / "store"), user="tester"),
+                                                        lineage=lineage))
+    store.apply(activity_table())
+    version = store.write("customer_activity", batch_maker(spark)(activity_rows(5)))
+    made = store.export("customer_activity", str(tmp_path / "out"))
+    exported = [e for e in map(json.loads, events.read_text().splitlines()) if e["job"]["name"].endswith("export.customer_activity")]
+    assert [e["eventType"] for e in exported] == ["START", "COMPLETE"]
+    [read] = exported[-1]["inputs"]
+    assert read["name"].endswith(version.storage_path.split("://")[-1])
+    assert read["facets"]["version"]["datasetVersion"] == str(version.delta_version)
+    assert exported[-1]["outputs"][0]["name"] == made.path
+    tags = {t["key"]: t["value"] for t in exported[-1]["run"]["facets"]["tags"]["tags"]}
+    assert tags["fs_spark.source"] == f"feature_version:{version.version_id}"
+
+
+def test_the_commit_read_from_the_log_file_matches_delta_history(exported, spark):
+    from delta.tables import DeltaTable
+
+    from fs_spark.storage.delta_log import latest_commit
+
+    store, _ = exported
+    path = store.version("customer_activity").storage_path
+    history = DeltaTable.forPath(spark, path).history(1).first()
+    commit = latest_commit(spark, path)
+    assert (commit.version, commit.timestamp, commit.user_metadata) == (
+        history.version, history.timestamp.astimezone(commit.timestamp.tzinfo), history.userMetadata)
