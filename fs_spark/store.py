@@ -281,34 +281,36 @@ class FeatureStore:
         """
         what = f"feature table {table!r}"
         check_request(what, path, format, mode)
-        frame, resolved, delta_version, storage = self._read(table, version, as_of, features,
-                                                              copy_to=self.access.region_of(path))
+        region = self.access.region_of(path)
+        frame, resolved, delta_version, storage = self._read(table, version, as_of, features, copy_to=region)
         if resolved is None:
             raise ExportError(what, path, "the table has no versions yet")
         source = {"source_kind": "feature_version", "source_id": resolved.version_id, "table_name": table,
                   "delta_version": delta_version}
-        return self._export(what, frame, source, storage, path, format, mode, as_run_ref(run))
+        return self._export(what, frame, source, storage, path, region, format, mode, as_run_ref(run))
 
     def export_training_set(self, training_set_id: str, path: str, *, format: str = "parquet", mode: str = "error",
                             run: Run | RunRef | None = None) -> Export:
         """Copy a stored training set's rows out of the store, under the same rules as `export`."""
         what = f"training set {training_set_id}"
         check_request(what, path, format, mode)
-        self._require_training_set(training_set_id, copy_to=self.access.region_of(path))
+        region = self.access.region_of(path)
+        self._require_training_set(training_set_id, copy_to=region)
         stored = self._training.open(training_set_id)
         manifest = stored.manifest
         source = {"source_kind": "training_set", "source_id": training_set_id, "table_name": None,
                   "delta_version": manifest.output_delta_version}
-        return self._export(what, stored.load_df(), source, manifest.output_path, path, format, mode, as_run_ref(run))
+        return self._export(what, stored.load_df(), source, manifest.output_path, path, region, format, mode,
+                            as_run_ref(run))
 
-    def _export(self, what: str, frame: DataFrame, source: dict, read_path: str, path: str, format: str, mode: str,
-                run: RunRef | None) -> Export:
+    def _export(self, what: str, frame: DataFrame, source: dict, read_path: str, path: str, region: str | None,
+                format: str, mode: str, run: RunRef | None) -> Export:
         with self.events.job(f"export.{source['table_name'] or 'training_set'}", run=run,
                              inputs=[(read_path, source["delta_version"])]) as job:
             rows = write_export(what, frame, path, format, mode)
             job.output(path, None, {"fs_spark.source": f"{source['source_kind']}:{source['source_id']}"})
-        made = Export(new_id(), f"{source['source_kind']}:{source['source_id']}", path, format,
-                      self.access.region_of(path), rows, datetime.now(timezone.utc))
+        made = Export(new_id(), f"{source['source_kind']}:{source['source_id']}", path, format, region, rows,
+                      datetime.now(timezone.utc))
         self.catalog.append(EXPORTS, [{
             **source, "export_id": made.export_id, "features": list(frame.columns), "path": path, "format": format,
             "region": made.region, "row_count": rows, "run_id": run.run_id if run else None, "user": self.user,

@@ -109,3 +109,31 @@ def short_retention(spark):
         yield
     finally:
         spark.conf.unset("spark.databricks.delta.retentionDurationCheck.enabled")
+
+
+@contextmanager
+def json_endpoint(status: int = 204):
+    """A local HTTP endpoint standing in for a webhook or Marquez: yields its base URL and the
+    list of (path, JSON body) it received; stopped and closed on exit."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[tuple[str, object]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (the handler's API)
+            received.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            self.send_response(status)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -18,6 +18,8 @@ from fs_spark.errors import DriftBaselineError
 from fs_spark.quality import distances as D
 from fs_spark.quality.profile import LEVELS
 
+from conftest import json_endpoint
+
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 N = 20_000
 SENSORS = FeatureTable(
@@ -194,31 +196,12 @@ def _alert():
 
 
 def test_webhook_sink_posts_alerts_and_a_dead_endpoint_is_an_error():
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     from fs_spark.quality.alerts import AlertSinkError, make_sink
 
-    received = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (the handler's API)
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/alerts"
-    try:
+    with json_endpoint() as (base, received):
+        url = f"{base}/alerts"
         make_sink(AlertSettings(kind="webhook", url=url)).send([_alert()])
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert received == [{"alerts": [_alert()]}]
+    assert received == [("/alerts", {"alerts": [_alert()]})]
     with pytest.raises(AlertSinkError, match="webhook .* failed"):
         make_sink(AlertSettings(kind="webhook", url=url, timeout_seconds=2)).send([_alert()])
     with pytest.raises(AlertSinkError, match="quality.alerts.url is not set"):

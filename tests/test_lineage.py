@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from conftest import json_endpoint
 from experiment_scenario import SPEND, T0
 from fs_spark.errors import LineageNodeNotFoundError
 
@@ -150,35 +151,15 @@ def test_reconcile_finds_nothing_dangling_in_a_healthy_store(experiment):
 
 def test_openlineage_http_transport_posts_events_as_to_marquez(spark, tmp_path):
     """The HTTP transport Marquez users configure, against a local HTTP endpoint standing in for Marquez."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     from fs_spark import FeatureStore
     from fs_spark.config import LineageSettings, Settings, StoreSettings
 
-    received = []
-
-    class Lineage(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (the handler's API)
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append((self.path, json.loads(body)))
-            self.send_response(201)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Lineage)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+    with json_endpoint(201) as (url, received):
         settings = Settings(store=StoreSettings(root=str(tmp_path / "s"), user="t"), lineage=LineageSettings(
             namespace="team_a", openlineage={"transport": {"type": "http", "url": url, "endpoint": "api/v1/lineage"}}))
         store = FeatureStore(spark=spark, settings=settings)
         store.apply(SPEND)
         version = store.write("spend", spark.createDataFrame([(1, T0, 1.0)], "customer_id long, ts timestamp, amount double"))
-    finally:
-        server.shutdown()
     assert [(p, e["eventType"], e["job"]["namespace"]) for p, e in received] == [
         ("/api/v1/lineage", "START", "team_a"), ("/api/v1/lineage", "COMPLETE", "team_a")]
     assert received[1][1]["outputs"][0]["facets"]["version"]["datasetVersion"] == str(version.delta_version)
