@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from fs_spark import Entity, Feature, FeatureLookup, FeatureTable
-from fs_spark.training.pit_join import asof_positions
+from fs_spark.training.pit_join import _key_codes, _packed, asof_positions
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 KEYS = 120
@@ -127,7 +127,7 @@ def _brute_force(left_keys, left_time, valid, right_keys, right_time, right_writ
     return np.array(positions)
 
 
-@pytest.mark.parametrize("span", [1_000, 2**58], ids=["packed-sort", "three-key-sort"])
+@pytest.mark.parametrize("span", [1_000, 2**58], ids=["packed", "ranked"])
 @pytest.mark.parametrize("tolerance", [None, 50])
 def test_bucket_merge_equals_a_brute_force_scan(span, tolerance):
     rng = np.random.default_rng(span % 97 + (tolerance or 0))
@@ -144,3 +144,33 @@ def test_bucket_merge_equals_a_brute_force_scan(span, tolerance):
     expected = _brute_force(left_keys, left_time, valid, right_keys, right_time, right_write, tol)
     assert (found == expected).all()
     assert (found >= 0).sum() > nl / 3  # the data makes matches, not only misses
+
+
+@pytest.mark.parametrize("kind", ["small-int", "wide-int", "string-and-int"])
+def test_key_codes_are_equal_for_equal_keys_and_sort_as_the_keys_do(kind):
+    rng = np.random.default_rng(7)
+    n = 500
+
+    def side(rows: int) -> pa.Table:
+        ints = rng.integers(0, 30, rows) * (2**40 if kind == "wide-int" else 1)
+        parts = {"a": pa.array(ints, mask=rng.random(rows) < 0.05)}
+        if kind == "string-and-int":
+            parts = {"s": pa.array([f"k{i}" for i in rng.integers(0, 12, rows)], mask=rng.random(rows) < 0.05), **parts}
+        return pa.table(parts)
+
+    left, right = side(n), side(2 * n)
+    codes, null = _key_codes(left, right, left.column_names)
+    tuples = [tuple(row.values()) for row in left.to_pylist() + right.to_pylist()]
+    assert null.tolist() == [None in t for t in tuples]
+    keyed = [(t, c) for t, c, missing in zip(tuples, codes, null) if not missing]
+    ranks = {t: r for r, t in enumerate(sorted({t for t, _ in keyed}))}
+    code_ranks = {c: r for r, c in enumerate(sorted({c for _, c in keyed}))}
+    assert all(ranks[t] == code_ranks[c] for t, c in keyed)  # same keys, same codes, same order
+
+
+def test_a_bucket_too_wide_to_pack_says_to_raise_the_bucket_count():
+    wide = np.arange(2**21 + 1, dtype=np.int64) << 30  # 2M distinct values in each part: 22 bits even as ranks
+    with pytest.raises(OverflowError, match="raise training.buckets"):
+        _packed([(wide, wide)] * 3)
+    left, right = _packed([(wide[:3], wide[:3] + 1)] * 2)  # ranks keep the tuples' order
+    assert (np.argsort(np.concatenate([left, right]), kind="stable") == [0, 3, 1, 4, 2, 5]).all()

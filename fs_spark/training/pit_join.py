@@ -72,33 +72,52 @@ class JoinSide:
 
 
 def _key_codes(left: pa.Table, right: pa.Table, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Dense integer codes of both sides' key tuples, left rows first (equal tuples, equal
-    codes), and a mask of the rows whose key has a null part."""
+    """Integer codes of both sides' key tuples, left rows first, and a mask of the rows whose
+    key has a null part. Equal tuples get equal codes, and codes sort as the tuples do, so
+    feature rows that arrive sorted by key (as the table's files are laid out) stay sorted."""
+    columns = [pa.concat_arrays([left.column(name).combine_chunks(), right.column(name).combine_chunks()])
+               for name in keys]
+    if len(columns) == 1 and pa.types.is_integer(columns[0].type) and columns[0].null_count < len(columns[0]):
+        low, high = (value.as_py() for value in pc.min_max(columns[0]).values())
+        if (high - low).bit_length() <= 24:  # small integers are their own codes
+            null = columns[0].is_null().to_numpy(zero_copy_only=False)
+            return columns[0].fill_null(low).to_numpy().astype(np.int64) - low, null
     n = left.num_rows + right.num_rows
     codes = np.zeros(n, dtype=np.int64)
     null = np.zeros(n, dtype=bool)
-    for position, name in enumerate(keys):
-        both = pa.concat_arrays([left.column(name).combine_chunks(), right.column(name).combine_chunks()])
+    for both in columns:
         encoded = pc.dictionary_encode(both)
         null |= encoded.indices.is_null().to_numpy(zero_copy_only=False)
-        part = encoded.indices.fill_null(0).to_numpy().astype(np.int64)
-        if position == 0:
-            codes = part
-        else:  # combine, then re-densify so the product never overflows
-            codes = np.unique(codes * len(encoded.dictionary) + part, return_inverse=True)[1].astype(np.int64)
+        rank = np.zeros(max(len(encoded.dictionary), 1), dtype=np.int64)  # one slot even when all are null
+        rank[pc.sort_indices(encoded.dictionary).to_numpy()] = np.arange(len(encoded.dictionary))
+        part = rank[encoded.indices.fill_null(0).to_numpy()]
+        if (int(codes.max()) + 1) * rank.size >= 2**62:  # re-densify so the product never overflows
+            codes = np.unique(codes, return_inverse=True)[1].astype(np.int64)
+        codes = codes * rank.size + part
     return codes, null
 
 
-def _order(codes: np.ndarray, time: np.ndarray, write: np.ndarray) -> np.ndarray:
-    """The permutation sorting rows by (code, time, write): one argsort of a packed 64-bit
-    value when the three fit (the usual case), else a three-key lexsort."""
-    time0, write0 = time.min(), write.min()
-    time_bits = int(time.max() - time0).bit_length()
-    write_bits = int(write.max() - write0).bit_length()
-    if int(codes.max()).bit_length() + time_bits + write_bits <= 62:
-        packed = (codes << (time_bits + write_bits)) | ((time - time0) << write_bits) | (write - write0)
-        return np.argsort(packed)
-    return np.lexsort((write, time, codes))
+def _ranks(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both arrays replaced by their dense ranks in the union of their values."""
+    ranks = np.unique(np.concatenate([left, right]), return_inverse=True)[1].astype(np.int64)
+    return ranks[:left.size], ranks[left.size:]
+
+
+def _packed(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """(left, right) pairs of non-negative integers packed into one 64-bit value per row that
+    sorts as the tuples do. When the values are too wide, their dense ranks are packed instead
+    (a sort each, needed only for long spans of time or many-part keys)."""
+    widths = [int(max(left.max(), right.max())).bit_length() for left, right in parts]
+    if sum(widths) > 62:
+        parts = [_ranks(left, right) for left, right in parts]
+        widths = [int(max(left.max(), right.max())).bit_length() for left, right in parts]
+    if sum(widths) > 62:
+        raise OverflowError(f"a point-in-time join bucket has too many distinct keys, times and writes "
+                            f"({sum(widths)} bits); raise training.buckets")
+    left, right = np.zeros_like(parts[0][0]), np.zeros_like(parts[0][1])
+    for (left_part, right_part), width in zip(parts, widths):
+        left, right = (left << width) | left_part, (right << width) | right_part
+    return left, right
 
 
 def asof_positions(left_codes: np.ndarray, left_time: np.ndarray, left_valid: np.ndarray,
@@ -106,30 +125,30 @@ def asof_positions(left_codes: np.ndarray, left_time: np.ndarray, left_valid: np
                    tolerance: int | None) -> np.ndarray:
     """For each left row, the position of its as-of match among the right rows, or -1.
 
-    Both sides are sorted together by (key, time, write), each left row after the right rows of
-    the same key and time (so "at or before" is inclusive, and the later write of a tied time is
-    the last right row before it); the match is the last right row before each left row, kept
-    when it has the same key (and is within `tolerance`). Left rows that are not `left_valid`
-    (a null key or time) match nothing.
+    Each row's (key, time, write) is packed into one 64-bit value, a left row taking a write
+    above every right row's, so "at or before" is inclusive and the later write of a tied time
+    is the last right row not above it. Only the right rows are sorted (a stable sort, which
+    merges the sorted runs the table's files arrive in); each left row then finds its match by
+    binary search, kept when it has the same key (and is within `tolerance`). Left rows that
+    are not `left_valid` (a null key or time) match nothing.
     """
-    nl = left_codes.size
-    positions = np.full(nl, -1, dtype=np.int64)
-    if nl == 0 or right_codes.size == 0:
+    positions = np.full(left_codes.size, -1, dtype=np.int64)
+    valid = np.nonzero(left_valid)[0]
+    if valid.size == 0 or right_codes.size == 0:
         return positions
-    codes = np.concatenate([left_codes, right_codes])
-    time = np.concatenate([left_time, right_time])
-    write = np.concatenate([np.full(nl, right_write.max() + 1, dtype=np.int64), right_write])
-    order = _order(codes, time, write)
-    is_right = order >= nl
-    last_right = np.maximum.accumulate(np.where(is_right, np.arange(order.size), -1))
-    at = np.nonzero(~is_right)[0]  # sorted positions of the left rows
-    entity = order[at]
-    found = last_right[at]
+    codes, times = left_codes[valid], left_time[valid]
+    time0, write0 = min(times.min(), right_time.min()), right_write.min()
+    top_write = np.full(valid.size, right_write.max() - write0 + 1, dtype=np.int64)
+    left_packed, right_packed = _packed([(codes, right_codes), (times - time0, right_time - time0),
+                                         (top_write, right_write - write0)])
+    order = np.argsort(right_packed, kind="stable")
+    queries = np.argsort(left_packed)  # sorted queries make the binary searches cache-friendly
+    found = np.searchsorted(right_packed[order], left_packed[queries], side="right") - 1
     match = order[np.maximum(found, 0)]
-    ok = (found >= 0) & (codes[match] == codes[entity]) & left_valid[entity]
+    ok = (found >= 0) & (right_codes[match] == codes[queries])
     if tolerance is not None:
-        ok &= time[entity] - time[match] <= tolerance
-    positions[entity] = np.where(ok, match - nl, -1)
+        ok &= times[queries] - right_time[match] <= tolerance
+    positions[valid[queries]] = np.where(ok, match, -1)
     return positions
 
 
