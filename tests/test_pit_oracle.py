@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from fs_spark import Entity, Feature, FeatureLookup, FeatureTable
-from fs_spark.training.pit_join import _key_codes, _packed, asof_positions
+from fs_spark.training.pit_join import _key_codes, _null_mask, _packed, asof_positions
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 KEYS = 120
@@ -174,3 +174,13 @@ def test_a_bucket_too_wide_to_pack_says_to_raise_the_bucket_count():
         _packed([(wide, wide)] * 3)
     left, right = _packed([(wide[:3], wide[:3] + 1)] * 2)  # ranks keep the tuples' order
     assert (np.argsort(np.concatenate([left, right]), kind="stable") == [0, 3, 1, 4, 2, 5]).all()
+
+
+def test_null_masks_of_sliced_and_chunked_arrays():
+    values = pa.array([1, None, 3, None, None, 6, 7, None, 9, 10, None])
+    assert _null_mask(values).tolist() == [v is None for v in values.to_pylist()]
+    sliced = values.slice(3, 6)  # a validity bitmap that starts mid-byte
+    assert _null_mask(sliced).tolist() == [True, True, False, False, True, False]
+    chunked = pa.chunked_array([values.slice(0, 2), values.slice(7)])
+    assert _null_mask(chunked).tolist() == [False, True, True, False, False, True]
+    assert _null_mask(pa.array([1, 2])).tolist() == [False, False]

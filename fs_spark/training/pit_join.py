@@ -71,6 +71,18 @@ class JoinSide:
 # --- the merge of one bucket (runs in the Python workers) -----------------------------------
 
 
+def _null_mask(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Which values are null, as numpy booleans, unpacked from the validity bitmap (Arrow's own
+    conversion of a boolean array to numpy took milliseconds per bucket)."""
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if array.null_count == 0:
+        return np.zeros(len(array), dtype=bool)
+    bits = np.frombuffer(array.buffers()[0], dtype=np.uint8)
+    valid = np.unpackbits(bits, count=len(array) + array.offset, bitorder="little")[array.offset:]
+    return valid == 0
+
+
 def _key_codes(left: pa.Table, right: pa.Table, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes of both sides' key tuples, left rows first, and a mask of the rows whose
     key has a null part. Equal tuples get equal codes, and codes sort as the tuples do, so
@@ -80,14 +92,14 @@ def _key_codes(left: pa.Table, right: pa.Table, keys: list[str]) -> tuple[np.nda
     if len(columns) == 1 and pa.types.is_integer(columns[0].type) and columns[0].null_count < len(columns[0]):
         low, high = (value.as_py() for value in pc.min_max(columns[0]).values())
         if (high - low).bit_length() <= 24:  # small integers are their own codes
-            null = columns[0].is_null().to_numpy(zero_copy_only=False)
+            null = _null_mask(columns[0])
             return columns[0].fill_null(low).to_numpy().astype(np.int64) - low, null
     n = left.num_rows + right.num_rows
     codes = np.zeros(n, dtype=np.int64)
     null = np.zeros(n, dtype=bool)
     for both in columns:
         encoded = pc.dictionary_encode(both)
-        null |= encoded.indices.is_null().to_numpy(zero_copy_only=False)
+        null |= _null_mask(encoded.indices)
         rank = np.zeros(max(len(encoded.dictionary), 1), dtype=np.int64)  # one slot even when all are null
         rank[pc.sort_indices(encoded.dictionary).to_numpy()] = np.arange(len(encoded.dictionary))
         part = rank[encoded.indices.fill_null(0).to_numpy()]
@@ -174,7 +186,7 @@ def _merge_function(keys: list[str], entity_columns: list[str], sides: list[_Sid
         hits = {}
         codes, null_key = _key_codes(left, right, keys)
         left_time = left.column(_TIME)
-        left_valid = ~null_key[:nl] & ~left_time.is_null().to_numpy(zero_copy_only=False)
+        left_valid = ~null_key[:nl] & ~_null_mask(left_time)
         left_time = left_time.fill_null(0).to_numpy()
         side_of = right.column(_SIDE).to_numpy()
         right_time, right_write = right.column(_TIME).to_numpy(), right.column(_WRITE).to_numpy()
