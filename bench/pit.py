@@ -230,7 +230,8 @@ def main(argv: list[str] | None = None) -> None:
                     if None in runs[name]:
                         times[name] = None
             for name, seconds in runs.items():
-                times.setdefault(name, min(seconds))
+                if name not in times:
+                    times[name] = min(seconds)
             times = {name: times[name] for name in spark_methods}
             times["duckdb_asof"] = duckdb_asof(store, entity_path, args.timeout)
             times["fs_spark_build"] = min(fs_spark_build(store, entities, lookups) for _ in range(args.repeat))

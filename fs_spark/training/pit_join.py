@@ -4,12 +4,16 @@ time, as one co-partitioned shuffle per lookup and a vectorised sort-merge per b
 Why this shape: a join + ROW_NUMBER pairs every entity row with every feature row of its key
 (quadratic in the history per key), and a forward-fill over a window fills nulls from older rows
 and buffers each key's whole history. Here both sides are hashed by key into the same buckets;
-each bucket arrives in Python as two Arrow tables; one sort of both sides' (key, time, write)
-and a running maximum find, per entity row, the position of its feature row; feature values are
-taken from Arrow by position, so a null stays a null, NaN stays NaN, and the chosen row is taken
-whole. Entity rows pass through the merge with all their columns, so no join puts them back
-together afterwards. (A union of entity and feature rows sorted by Spark was measured too: the
-wide, mostly-null union rows cost more to sort and to move to Python than the co-group.)
+each bucket arrives in Python as two Arrow tables; the feature rows are sorted by (key, time,
+write) packed into one integer (a stable sort, which only merges the sorted runs the table's
+files arrive in), and each entity row finds the position of its feature row by binary search;
+feature values are taken from Arrow by position, so a null stays a null, NaN stays NaN, and the
+chosen row is taken whole. Entity rows pass through the merge with all their columns, so no join
+puts them back together afterwards. Measured and rejected: a union of entity and feature rows
+sorted by Spark (the wide, mostly-null union rows cost more to sort and to move to Python than
+the co-group), the same union through `mapInArrow` without Spark's sort (2.4x the co-group's
+reduce time), and `last(..., ignorenulls)` over a window in Spark (its reduce stage took 5.1 s
+against the co-group's 4.3 s on 11M rows).
 
 Semantics (pinned by tests against DuckDB's ASOF JOIN):
 - the feature row with the greatest event time <= the entity time, and >= entity time - lookback
