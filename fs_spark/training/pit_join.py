@@ -90,18 +90,14 @@ def _null_mask(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
 def _key_codes(left: pa.Table, right: pa.Table, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes of both sides' key tuples, left rows first, and a mask of the rows whose
     key has a null part. Equal tuples get equal codes, and codes sort as the tuples do, so
-    feature rows that arrive sorted by key (as the table's files are laid out) stay sorted."""
-    columns = [pa.concat_arrays([left.column(name).combine_chunks(), right.column(name).combine_chunks()])
-               for name in keys]
-    if len(columns) == 1 and pa.types.is_integer(columns[0].type) and columns[0].null_count < len(columns[0]):
-        low, high = (value.as_py() for value in pc.min_max(columns[0]).values())
-        if (high - low).bit_length() <= 24:  # small integers are their own codes
-            null = _null_mask(columns[0])
-            return columns[0].fill_null(low).to_numpy().astype(np.int64) - low, null
+    feature rows that arrive sorted by key (as the table's files are laid out) stay sorted.
+    The codes are dense (a bucket's few hundred keys need a few bits, whatever the keys'
+    range), which leaves the packed sort key room for long spans of time."""
     n = left.num_rows + right.num_rows
     codes = np.zeros(n, dtype=np.int64)
     null = np.zeros(n, dtype=bool)
-    for both in columns:
+    for name in keys:
+        both = pa.concat_arrays([left.column(name).combine_chunks(), right.column(name).combine_chunks()])
         encoded = pc.dictionary_encode(both)
         null |= _null_mask(encoded.indices)
         rank = np.zeros(max(len(encoded.dictionary), 1), dtype=np.int64)  # one slot even when all are null
