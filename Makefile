@@ -16,13 +16,22 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-jars: $(JARS)/.fetched
+jars: $(JARS)/.fetched $(JARS)/fs_spark-jvm.jar
 
 # Delta's own jars only: Scala and ANTLR come with pyspark.
 $(JARS)/.fetched: build/jars-pom.xml
 	mvn -q -f build/jars-pom.xml dependency:copy-dependencies \
 		-DincludeGroupIds=io.delta -DoutputDirectory=$(CURDIR)/$(JARS)
 	touch $@
+
+# fs_spark's own JVM classes (the point-in-time merge), compiled against pyspark's jars.
+JVM_SOURCES := $(wildcard jvm/fs_spark/*.java)
+$(JARS)/fs_spark-jvm.jar: $(JVM_SOURCES) $(VENV)/.installed
+	rm -rf build/jvm-classes && mkdir -p build/jvm-classes $(JARS)
+	javac --release 17 -Xlint:all,-path -Werror -cp "$$($(PY) -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')/*" \
+		-d build/jvm-classes $(JVM_SOURCES)
+	jar cf $@ -C build/jvm-classes .
+	rm -rf build/jvm-classes
 
 # A headless browser for the lineage picture's test: Debian's chromium.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -7,8 +7,9 @@ Shapes (entity rows against two feature tables of --feature-rows rows and 5 feat
   typical   100k keys (about 50 rows per key per table)
   deep      10k keys (about 500 rows per key per table)
   skewed    Zipf-like keys: the top key holds about a fifth of every table
-Methods, each writing its result to Spark's no-op sink (DuckDB into a temporary table):
-  fs_spark          the join `create_training_set` runs (co-grouped Arrow as-of merge)
+Methods, each timed from building its plan to writing its result to Spark's no-op sink (DuckDB
+into a temporary table):
+  fs_spark          the join `create_training_set` runs (co-partitioned sort, then a merge in the JVM)
   feast_shaped      the plan of Feast's Spark offline store: entity rows joined to every feature
                     row of their key at or before their time, ROW_NUMBER per entity row, the
                     winner joined back to the joined rows, then to the entity rows
@@ -136,14 +137,16 @@ class Failed(Exception):
     """A baseline that failed for a reason of its own (for example its shuffle filled the disk)."""
 
 
-def run_spark(spark, frames, timeout: float) -> float | None:
-    """Seconds to write every frame to the no-op sink, or None when cancelled at `timeout`."""
+def run_spark(spark, build, timeout: float) -> float | None:
+    """Seconds to build the frames (planning included) and write each to the no-op sink, or None
+    when cancelled at `timeout`."""
     group = f"bench-{time.monotonic_ns()}"
     spark.sparkContext.setJobGroup(group, group, interruptOnCancel=True)
     timer = threading.Timer(timeout, lambda: spark.sparkContext.cancelJobGroup(group))
     start = time.perf_counter()
     timer.start()
     try:
+        frames = build()
         for frame in frames if isinstance(frames, list) else [frames]:
             frame.write.format("noop").mode("overwrite").save()
         return time.perf_counter() - start
@@ -214,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
             entities = spark.read.parquet(entity_path)
             lookups = [FeatureLookup(table_name=n) for n in TABLES]
             for warm_up in (fs_spark_join, floor):  # the JIT and the Python workers, before any timing
-                run_spark(spark, warm_up(store, entities, lookups), args.timeout)
+                run_spark(spark, lambda: warm_up(store, entities, lookups), args.timeout)
             runs: dict[str, list[float | None]] = {name: [] for name in spark_methods}
             times: dict[str, float | str | None] = {}
             for _ in range(args.repeat):  # rounds, so no method is always timed first or last
@@ -222,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
                     if name in times:  # failed or timed out: not run again
                         continue
                     try:
-                        runs[name].append(run_spark(spark, method(store, entities, lookups), args.timeout))
+                        runs[name].append(run_spark(spark, lambda: method(store, entities, lookups), args.timeout))
                     except Failed as failure:
                         if name in ("fs_spark", "floor"):
                             raise

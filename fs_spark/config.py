@@ -39,10 +39,10 @@ class SparkSettings(_Strict):
 
 
 class TrainingSettings(_Strict):
-    buckets: int = Field(
-        default=256, ge=1,
-        description="Key buckets of the point-in-time join: each is merged in one Python call, so "
-        "more buckets mean smaller, more even calls",
+    partitions: int | None = Field(
+        default=None, ge=1,
+        description="Partitions of the point-in-time join's shuffle; default: the session's "
+        "spark.sql.shuffle.partitions",
     )
 
 

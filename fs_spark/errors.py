@@ -38,6 +38,18 @@ class DeltaJarsMissingError(FsSparkError):
         )
 
 
+class JvmJarMissingError(FsSparkError):
+    """Spark cannot load fs_spark's own JVM classes, which run the point-in-time join's merge."""
+
+    def __init__(self, detail: str):
+        self.detail = detail
+        super().__init__(
+            f"fs_spark's jar is not available to Spark: {detail}. "
+            "Run `make setup` to build fs_spark-jvm.jar, and give it to the session with the Delta jars "
+            "(`fs-spark submit-args` prints the spark-submit flags; on a cluster, install it as a library)."
+        )
+
+
 # --- names and definitions ------------------------------------------------------------------
 
 

@@ -1,8 +1,9 @@
 """The Spark session fs_spark runs on: attach to the one that exists, or build a local Delta one.
 
 Inside `spark-submit` or a notebook the session already exists and is used as it is (never
-reconfigured behind the user's back); it must have Delta on its classpath. Elsewhere fs_spark
-builds a local session with the Delta jars that `make setup` fetched.
+reconfigured behind the user's back); it must have Delta on its classpath, and fs_spark's own
+jar for point-in-time joins. Elsewhere fs_spark builds a local session with the Delta jars that
+`make setup` fetched and the jar it built (`fs_spark-jvm.jar`, from `jvm/`).
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ import pyspark
 from pyspark.sql import SparkSession
 
 from fs_spark.config import SparkSettings
-from fs_spark.errors import DeltaJarsMissingError
+from fs_spark.errors import DeltaJarsMissingError, JvmJarMissingError
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 # Delta release line that matches each Spark minor version.
 DELTA_FOR_SPARK = {"4.0": "4.0"}
 _JAR_RE = re.compile(r"^delta-spark_2\.13-(\d+\.\d+)\.\d+\.jar$")
+FS_SPARK_JAR = "fs_spark-jvm.jar"
+MERGE_CLASS = "fs_spark.AsOfMerge"
 PROJECT_JARS_DIR = Path(__file__).resolve().parent.parent / ".jars"
 LOG_CONFIG = Path(__file__).resolve().parent / "resources" / "log4j2.properties"
 # Validation evaluates every rule of every feature in one generated method; past 8000 bytes of
@@ -34,8 +37,9 @@ def _spark_minor(version: str) -> str:
     return ".".join(version.split(".")[:2])
 
 
-def find_delta_jars(jars_dir: str | None = None) -> list[str]:
-    """Return the Delta jars for the installed pyspark, or raise DeltaJarsMissingError."""
+def find_jars(jars_dir: str | None = None) -> list[str]:
+    """Return the Delta jars for the installed pyspark and fs_spark's own jar, or raise
+    DeltaJarsMissingError or JvmJarMissingError."""
     folder = Path(jars_dir or os.environ.get("FS_SPARK_SPARK__JARS_DIR") or PROJECT_JARS_DIR)
     if not folder.is_dir():
         raise DeltaJarsMissingError(f"the jar folder {folder} does not exist")
@@ -53,7 +57,18 @@ def find_delta_jars(jars_dir: str | None = None) -> list[str]:
         )
     if not any(Path(p).name.startswith("delta-storage-") for p in jars):
         raise DeltaJarsMissingError(f"no delta-storage jar in {folder}")
+    if not (folder / FS_SPARK_JAR).is_file():
+        raise JvmJarMissingError(f"no {FS_SPARK_JAR} in {folder}")
     return jars
+
+
+def check_jvm_classes(spark: SparkSession) -> None:
+    """Fail with a clear error when the session lacks fs_spark's jar (checked when a join needs
+    it, so a session that only ingests does not need the jar)."""
+    try:
+        spark._jvm.org.apache.spark.util.Utils.classForName(MERGE_CLASS, True, False)
+    except Exception as exc:  # py4j wraps the ClassNotFoundException
+        raise JvmJarMissingError(f"the class {MERGE_CLASS} cannot be loaded") from exc
 
 
 def check_delta(spark: SparkSession) -> None:
@@ -69,7 +84,7 @@ def check_delta(spark: SparkSession) -> None:
 
 def build_local_session(settings: SparkSettings) -> SparkSession:
     """Build (or reuse) a local, Delta-enabled session: UTC, few shuffle partitions, UI off."""
-    jars = find_delta_jars(settings.jars_dir)
+    jars = find_jars(settings.jars_dir)
     # Local Python workers (Arrow UDFs of the point-in-time join) must run this interpreter,
     # which has pyarrow and pandas; PySpark otherwise starts whatever `python3` is on the PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -106,7 +121,7 @@ def submit_args(settings: SparkSettings | None = None) -> list[str]:
     Example: ``spark-submit $(fs-spark submit-args) jobs/ingest.py ...``
     """
     settings = settings or SparkSettings()
-    jars = find_delta_jars(settings.jars_dir)
+    jars = find_jars(settings.jars_dir)
     conf = {
         "spark.sql.extensions": DELTA_EXTENSION,
         "spark.sql.catalog.spark_catalog": DELTA_CATALOG,

@@ -78,7 +78,7 @@ class FeatureStore:
         self.catalog = Catalog(self.spark, self.paths, timeout)
         self.registry = Registry(self.spark, self.paths, self.catalog, self.user, timeout)
         self._writer = FeatureWriter(self.spark, self.paths, self.catalog, self.user, timeout)
-        self._training = TrainingSets(self, self.settings.training.buckets)
+        self._training = TrainingSets(self, self.settings.training.partitions)
         self.mlflow = MlflowBridge(self.settings.mlflow)
         self.events = LineageEvents(self.settings.lineage, self.paths.root)
         self.tracking = Tracking(self)

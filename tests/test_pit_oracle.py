@@ -1,10 +1,10 @@
 """The point-in-time join against independent oracles: DuckDB's ASOF JOIN on generated data with
 skewed keys, deep histories, tied times across writes, nulls, NaN, lookback expiry and keys with no
-history; and a brute-force scan for the per-bucket merge."""
+history; and a brute-force scan of every pair for the merge itself, with two-part keys."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import duckdb
 import numpy as np
@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 from fs_spark import Entity, Feature, FeatureLookup, FeatureTable
-from fs_spark.training.pit_join import _key_codes, _null_mask, _packed, asof_positions
+from fs_spark.training.pit_join import JoinSide, point_in_time_join
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 KEYS = 120
@@ -115,72 +115,59 @@ def test_training_set_equals_duckdb_asof_join(store, spark):
     assert matched and pa.compute.sum(ours.column("amount_2h").is_null()).as_py() > pa.compute.sum(ours.column("amount").is_null()).as_py()
 
 
-def _brute_force(left_keys, left_time, valid, right_keys, right_time, right_write, tolerance):
-    positions = []
-    for key, time, ok in zip(left_keys, left_time, valid):
-        best = -1
-        for j, (rk, rt, rw) in enumerate(zip(right_keys, right_time, right_write)):
-            if ok and rk == key and rt <= time and (tolerance is None or time - rt <= tolerance):
-                if best < 0 or (rt, rw) > (right_time[best], right_write[best]):
-                    best = j
-        positions.append(best)
-    return np.array(positions)
+def _brute_force(entities: list[tuple], features: list[tuple], lookback: int | None) -> dict[int, tuple | None]:
+    """eid -> (amount, tier) of the latest feature row of the entity's key at or before its time
+    (the later write on a tie), or None; a plain scan of every pair."""
+    result = {}
+    for eid, s, a, t in entities:
+        best = None
+        if s is not None and a is not None and t is not None:
+            for fs, fa, ft, write, amount, tier in features:
+                if (fs, fa) == (s, a) and ft <= t and (lookback is None or t - ft <= timedelta(microseconds=lookback)):
+                    if best is None or (ft, write) > best[0]:
+                        best = ((ft, write), (amount, tier))
+        result[eid] = best[1] if best else None
+    return result
 
 
-@pytest.mark.parametrize("span", [1_000, 2**58], ids=["packed", "ranked"])
-@pytest.mark.parametrize("tolerance", [None, 50])
-def test_bucket_merge_equals_a_brute_force_scan(span, tolerance):
-    rng = np.random.default_rng(span % 97 + (tolerance or 0))
-    nl, nr = 300, 400
-    grid = rng.integers(0, 40, nl + nr) * (span // 40)
-    left_keys, right_keys = rng.integers(0, 12, nl), rng.integers(0, 10, nr)
-    left_time, right_time = grid[:nl], grid[nl:]
-    right_write = rng.integers(1, 4, nr)
-    pairs = pd.DataFrame({"k": right_keys, "t": right_time, "w": right_write}).drop_duplicates()
-    right_keys, right_time, right_write = (pairs[c].to_numpy() for c in ("k", "t", "w"))
-    valid = rng.random(nl) > 0.05
-    tol = tolerance if tolerance is None or span == 1_000 else tolerance * (span // 40)
-    found = asof_positions(left_keys, left_time, valid, right_keys, right_time, right_write, tol)
-    expected = _brute_force(left_keys, left_time, valid, right_keys, right_time, right_write, tol)
-    assert (found == expected).all()
-    assert (found >= 0).sum() > nl / 3  # the data makes matches, not only misses
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_merge_equals_a_brute_force_scan_with_two_part_keys(spark, partitions):
+    rng = np.random.default_rng(partitions)
+    minute = timedelta(minutes=1)
 
+    def maybe(value, p=0.05):
+        return None if rng.random() < p else value
 
-@pytest.mark.parametrize("kind", ["int", "wide-int", "string-and-int"])
-def test_key_codes_are_equal_for_equal_keys_and_sort_as_the_keys_do(kind):
-    rng = np.random.default_rng(7)
-    n = 500
+    features, seen = [], set()
+    for _ in range(600):
+        row = (maybe(f"s{rng.integers(0, 4)}"), maybe(int(rng.integers(0, 5))), T0 + int(rng.integers(0, 60)) * minute,
+               int(rng.integers(1, 4)))
+        if row[:3] + (row[3],) in seen:  # one row per (key, time, write), as a write guarantees
+            continue
+        seen.add(row)
+        features.append((*row, maybe(float(rng.normal()), 0.1), maybe(str(rng.choice(["a", "b"])), 0.1)))
+    entities = [(i, maybe(f"s{rng.integers(0, 5)}"), maybe(int(rng.integers(0, 6))),
+                 maybe(T0 + int(rng.integers(-5, 70)) * minute)) for i in range(400)]
+    entity_df = spark.createDataFrame(entities, "eid long, s string, a long, t timestamp")  # a: long, the key is int
+    feature_df = spark.createDataFrame(features, "s string, a int, ts timestamp, _fs_version long, amount double, tier string")
+    lookback = 10 * 60 * 1_000_000
 
-    def side(rows: int) -> pa.Table:
-        ints = rng.integers(0, 30, rows) * (2**40 if kind == "wide-int" else 1)
-        parts = {"a": pa.array(ints, mask=rng.random(rows) < 0.05)}
-        if kind == "string-and-int":
-            parts = {"s": pa.array([f"k{i}" for i in rng.integers(0, 12, rows)], mask=rng.random(rows) < 0.05), **parts}
-        return pa.table(parts)
+    def side(outputs, lookback_micros=None, defaults=()):
+        return JoinSide(entity_keys=("s", "a"), entity_time="t", table_keys=("s", "a"), table_time="ts",
+                        version_column="_fs_version", features=feature_df, outputs=outputs,
+                        lookback_micros=lookback_micros, defaults=defaults)
 
-    left, right = side(n), side(2 * n)
-    codes, null = _key_codes(left, right, left.column_names)
-    tuples = [tuple(row.values()) for row in left.to_pylist() + right.to_pylist()]
-    assert null.tolist() == [None in t for t in tuples]
-    keyed = [(t, c) for t, c, missing in zip(tuples, codes, null) if not missing]
-    ranks = {t: r for r, t in enumerate(sorted({t for t, _ in keyed}))}
-    code_ranks = {c: r for r, c in enumerate(sorted({c for _, c in keyed}))}
-    assert all(ranks[t] == code_ranks[c] for t, c in keyed)  # same keys, same codes, same order
-
-
-def test_a_bucket_too_wide_to_pack_says_to_raise_the_bucket_count():
-    wide = np.arange(2**21 + 1, dtype=np.int64) << 30  # 2M distinct values in each part: 22 bits even as ranks
-    with pytest.raises(OverflowError, match="raise training.buckets"):
-        _packed([(wide, wide)] * 3)
-    left, right = _packed([(wide[:3], wide[:3] + 1)] * 2)  # ranks keep the tuples' order
-    assert (np.argsort(np.concatenate([left, right]), kind="stable") == [0, 3, 1, 4, 2, 5]).all()
-
-
-def test_null_masks_of_sliced_and_chunked_arrays():
-    values = pa.array([1, None, 3, None, None, 6, 7, None, 9, 10, None])
-    assert _null_mask(values).tolist() == [v is None for v in values.to_pylist()]
-    sliced = values.slice(3, 6)  # a validity bitmap that starts mid-byte
-    assert _null_mask(sliced).tolist() == [True, True, False, False, True, False]
-    chunked = pa.chunked_array([values.slice(0, 2), values.slice(7)])
-    assert _null_mask(chunked).tolist() == [False, True, True, False, False, True]
-    assert _null_mask(pa.array([1, 2])).tolist() == [False, False]
+    sides = [side((("amount", "amount_10m"), ("tier", "tier_10m")), lookback, (("tier_10m", "none"),)),
+             side((("amount", "amount"), ("tier", "tier")))]  # the side with a default first
+    rows = point_in_time_join(entity_df, sides, partitions).collect()
+    assert sorted(r.eid for r in rows) == list(range(len(entities)))  # every entity row, once
+    for outputs, window in ((("amount", "tier"), None), (("amount_10m", "tier_10m"), lookback)):
+        expected = _brute_force(entities, features, window)
+        for row in rows:
+            want = expected[row.eid]
+            if want is None:
+                want = (None, "none" if window else None)
+            got = tuple(row[c] for c in outputs)
+            assert got == want, f"entity row {row.eid} ({outputs}): {got} != {want}"
+    matched = sum(found is not None for found in _brute_force(entities, features, None).values())
+    assert len(rows) / 4 < matched < len(rows)  # the data makes both matches and misses

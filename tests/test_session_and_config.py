@@ -1,4 +1,5 @@
-"""Settings are strict, and a session without Delta fails at once, naming `make setup`."""
+"""Settings are strict; a session without Delta fails at once, and a join without fs_spark's jar
+fails when it starts, both naming `make setup`."""
 
 from __future__ import annotations
 
@@ -8,31 +9,38 @@ import sys
 
 import pytest
 
-from fs_spark import ConfigError, DeltaJarsMissingError, load_settings
-from fs_spark.session import find_delta_jars, submit_args
+from fs_spark import ConfigError, DeltaJarsMissingError, JvmJarMissingError, load_settings
+from fs_spark.session import FS_SPARK_JAR, find_jars, submit_args
 
 
 def test_missing_jar_folder_names_make_setup(tmp_path):
     with pytest.raises(DeltaJarsMissingError, match="does not exist.*make setup"):
-        find_delta_jars(str(tmp_path / "nowhere"))
+        find_jars(str(tmp_path / "nowhere"))
 
 
 def test_jars_of_another_delta_release_are_refused(tmp_path):
     (tmp_path / "delta-spark_2.13-3.2.0.jar").write_bytes(b"")
     (tmp_path / "delta-storage-3.2.0.jar").write_bytes(b"")
     with pytest.raises(DeltaJarsMissingError, match="holds delta-spark 3.2 but pyspark 4.0.* needs Delta 4.0.x"):
-        find_delta_jars(str(tmp_path))
+        find_jars(str(tmp_path))
 
 
 def test_delta_storage_jar_is_required(tmp_path):
     (tmp_path / "delta-spark_2.13-4.0.1.jar").write_bytes(b"")
     with pytest.raises(DeltaJarsMissingError, match="no delta-storage jar"):
-        find_delta_jars(str(tmp_path))
+        find_jars(str(tmp_path))
+
+
+def test_fs_spark_jar_is_required(tmp_path):
+    (tmp_path / "delta-spark_2.13-4.0.1.jar").write_bytes(b"")
+    (tmp_path / "delta-storage-4.0.1.jar").write_bytes(b"")
+    with pytest.raises(JvmJarMissingError, match=f"no {FS_SPARK_JAR} in .*make setup"):
+        find_jars(str(tmp_path))
 
 
 def test_submit_args_carry_the_jars_and_delta_conf():
     args = submit_args()
-    assert args[0] == "--jars" and "delta-spark_2.13-4.0" in args[1]
+    assert args[0] == "--jars" and "delta-spark_2.13-4.0" in args[1] and FS_SPARK_JAR in args[1]
     assert "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension" in args
 
 
@@ -47,6 +55,30 @@ def test_a_session_without_delta_is_refused_at_once(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     assert "DeltaJarsMissingError" in done.stderr and "io.delta.tables.DeltaTable cannot be loaded" in done.stderr
+    assert "make setup" in done.stderr
+
+
+def test_a_join_in_a_session_without_the_fs_spark_jar_names_it(tmp_path):
+    code = (
+        "from datetime import datetime, timezone\n"
+        "from pyspark.sql import SparkSession\n"
+        "import fs_spark\n"
+        "from fs_spark.session import DELTA_CATALOG, DELTA_EXTENSION, FS_SPARK_JAR, find_jars\n"
+        "delta = [j for j in find_jars() if not j.endswith(FS_SPARK_JAR)]\n"
+        "spark = (SparkSession.builder.master('local[1]').config('spark.ui.enabled', 'false')\n"
+        "         .config('spark.jars', ','.join(delta)).config('spark.sql.extensions', DELTA_EXTENSION)\n"
+        "         .config('spark.sql.catalog.spark_catalog', DELTA_CATALOG).getOrCreate())\n"
+        "spark.sparkContext.setLogLevel('OFF')\n"
+        f"store = fs_spark.FeatureStore({str(tmp_path)!r}, spark=spark)\n"
+        "store.apply(fs_spark.FeatureTable(name='spend', entity=fs_spark.Entity(name='c', keys={'k': 'long'}),\n"
+        "            event_time='ts', features=[fs_spark.Feature(name='amount', dtype='double')]))\n"
+        "t = datetime(2024, 1, 1, tzinfo=timezone.utc)\n"
+        "store.write('spend', spark.createDataFrame([(1, t, 1.0)], 'k long, ts timestamp, amount double'))\n"
+        "store.create_training_set(spark.createDataFrame([(1, t)], 'k long, ts timestamp'), ['spend:amount'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "JvmJarMissingError" in done.stderr and "fs_spark.AsOfMerge cannot be loaded" in done.stderr
     assert "make setup" in done.stderr
 
 

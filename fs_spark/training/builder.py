@@ -82,10 +82,10 @@ def _json_value(value: Any) -> Any:
 class TrainingSets:
     """The training-set part of a store: build, open, list and rebuild."""
 
-    def __init__(self, store: FeatureStore, buckets: int):
+    def __init__(self, store: FeatureStore, partitions: int | None):
         self.store = store
         self.spark = store.spark
-        self.buckets = buckets
+        self.partitions = partitions
 
     # --- resolving lookups --------------------------------------------------------------------
 
@@ -203,7 +203,7 @@ class TrainingSets:
             )
             for lk in lookups
         ]
-        joined = point_in_time_join(entities, sides, self.buckets)
+        joined = point_in_time_join(entities, sides, self.partitions)
         kept = [c for c in entities.columns if c not in exclude and c not in label and c != ROW_COLUMN]
         outputs = [f.output for lk in lookups for f in lk.features]
         return joined.select(ROW_COLUMN, *kept, *outputs, *label)
