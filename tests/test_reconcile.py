@@ -50,14 +50,15 @@ def test_forced_vacuum_is_an_authorised_removal(store, built, spark):
     assert report.ok
 
 
-def _delete_a_data_file(path: str) -> None:
-    files = [os.path.join(folder, f) for folder, _, names in os.walk(path) if "_delta_log" not in folder
-             for f in names if f.endswith(".parquet")]
-    os.remove(sorted(files)[0])
+def _delete_a_data_file(spark, path: str) -> None:
+    """Delete one of the files the table's current version lists (a writer may also leave an
+    empty file that the log never lists)."""
+    listed = sorted(spark.read.format("delta").load(path).inputFiles())
+    os.remove(listed[0].removeprefix("file:"))
 
 
 def test_files_deleted_by_hand_and_records_that_point_nowhere_are_unauthorised(store, built, spark):
-    _delete_a_data_file(built.lookups[0].storage_path.removeprefix("file:"))
+    _delete_a_data_file(spark, built.lookups[0].storage_path)
     ghost = new_id()
     store.catalog.append(MODEL_VERSIONS, [{
         "model_version_id": new_id(), "model_id": new_id(), "model_name": "orphan", "version": 1,
@@ -73,8 +74,8 @@ def test_files_deleted_by_hand_and_records_that_point_nowhere_are_unauthorised(s
     assert "UNAUTHORISED" in out.getvalue() and ghost in out.getvalue()
 
 
-def test_reconcile_job_runs_under_spark_submit(store, built):
-    _delete_a_data_file(built.manifest.output_path.removeprefix("file:"))
+def test_reconcile_job_runs_under_spark_submit(store, built, spark):
+    _delete_a_data_file(spark, built.manifest.output_path)
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
     command = [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[1]", *submit_args(),
                "jobs/reconcile.py", "--root", store.root]

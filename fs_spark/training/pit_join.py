@@ -129,7 +129,7 @@ def _join_group(entities: DataFrame, sides: list[JoinSide], partitions: int) -> 
     spark = entities.sparkSession
     merged = spark._jvm.fs_spark.AsOfMerge.join(
         left._jdf, right._jdf, entity_keys, lead.entity_time, len(entities.columns),
-        keys, _TIME, _WRITE, _SIDE,
+        keys, _TIME, _SIDE,
         [[mapping[out] for _, out in side.outputs] for side, mapping in zip(sides, slots)],
         [-1 if side.lookback_micros is None else side.lookback_micros for side in sides],
         flagged, T.StructType(fields).json(),

@@ -1,7 +1,6 @@
 package fs_spark;
 
 import java.io.Serializable;
-import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
 
@@ -13,19 +12,14 @@ import org.apache.spark.sql.catalyst.InternalRow;
 import org.apache.spark.sql.catalyst.expressions.GenericInternalRow;
 import org.apache.spark.sql.catalyst.expressions.UnsafeProjection;
 import org.apache.spark.sql.catalyst.expressions.UnsafeRow;
-import org.apache.spark.sql.catalyst.util.TypeUtils;
 import org.apache.spark.sql.classic.Dataset;
 import org.apache.spark.sql.classic.SparkSession;
 import org.apache.spark.sql.execution.QueryExecution;
-import org.apache.spark.sql.types.ByteType;
 import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.IntegerType;
 import org.apache.spark.sql.types.LongType;
-import org.apache.spark.sql.types.ShortType;
 import org.apache.spark.sql.types.StringType;
 import org.apache.spark.sql.types.StructType;
-
-import scala.math.Ordering;
 
 /**
  * The merge step of fs_spark's point-in-time join, run in the JVM.
@@ -49,6 +43,7 @@ public final class AsOfMerge {
      * @param right the feature rows of every side, partitioned and sorted as above
      * @param leftKeys the entity's key columns, of the same types as {@code rightKeys}
      * @param rightKeys the feature rows' key columns
+     * @param rightSide the feature rows' column that numbers their side (lookup), from 0
      * @param columns per side, the feature columns of each output
      * @param tolerances per side, the lookback in microseconds, or -1 for none
      * @param schema the result: the entity columns in {@code left}'s order, then each side's
@@ -57,7 +52,7 @@ public final class AsOfMerge {
     public static Dataset<Row> join(
             Dataset<Row> left, Dataset<Row> right,
             List<String> leftKeys, String leftTime, int entityColumns,
-            List<String> rightKeys, String rightTime, String rightWrite, String rightSide,
+            List<String> rightKeys, String rightTime, String rightSide,
             List<List<String>> columns, List<? extends Number> tolerances, List<? extends Number> flagged, String schema) {
         StructType leftSchema = left.schema();
         StructType rightSchema = right.schema();
@@ -122,23 +117,30 @@ public final class AsOfMerge {
         return result;
     }
 
-    /** The key columns of both sides, compared as Spark sorts them (ascending, nulls first). */
+    /**
+     * The key columns of both sides (int, long or string, the types feature table keys may
+     * have), compared as Spark sorts them: ascending, nulls first, strings by their bytes.
+     */
     static final class Keys implements Serializable {
         private static final long serialVersionUID = 1L;
         private final int[] left;
         private final int[] right;
         private final DataType[] types;
-        private transient List<Ordering<Object>> orderings;
 
         Keys(int[] left, int[] right, DataType[] types) {
+            for (DataType type : types) {
+                if (!(type instanceof LongType || type instanceof IntegerType || type instanceof StringType)) {
+                    throw new IllegalArgumentException("a key must be int, long or string, not " + type.simpleString());
+                }
+            }
             this.left = left;
             this.right = right;
             this.types = types;
         }
 
-        boolean anyNull(InternalRow row) {
+        boolean anyNull(InternalRow entity) {
             for (int ordinal : left) {
-                if (row.isNullAt(ordinal)) {
+                if (entity.isNullAt(ordinal)) {
                     return true;
                 }
             }
@@ -151,38 +153,19 @@ public final class AsOfMerge {
                 if (feature.isNullAt(right[i])) {
                     return -1;
                 }
-                int order = compareValues(i, feature, entity);
+                int order;
+                if (types[i] instanceof LongType) {
+                    order = Long.compare(feature.getLong(right[i]), entity.getLong(left[i]));
+                } else if (types[i] instanceof IntegerType) {
+                    order = Integer.compare(feature.getInt(right[i]), entity.getInt(left[i]));
+                } else {
+                    order = feature.getUTF8String(right[i]).binaryCompare(entity.getUTF8String(left[i]));
+                }
                 if (order != 0) {
                     return order;
                 }
             }
             return 0;
-        }
-
-        private int compareValues(int i, InternalRow feature, InternalRow entity) {
-            DataType type = types[i];
-            if (type instanceof LongType) {
-                return Long.compare(feature.getLong(right[i]), entity.getLong(left[i]));
-            }
-            if (type instanceof IntegerType) {
-                return Integer.compare(feature.getInt(right[i]), entity.getInt(left[i]));
-            }
-            if (type instanceof StringType) {
-                return feature.getUTF8String(right[i]).binaryCompare(entity.getUTF8String(left[i]));
-            }
-            if (type instanceof ShortType) {
-                return Short.compare(feature.getShort(right[i]), entity.getShort(left[i]));
-            }
-            if (type instanceof ByteType) {
-                return Byte.compare(feature.getByte(right[i]), entity.getByte(left[i]));
-            }
-            if (orderings == null) {
-                orderings = new ArrayList<>();
-                for (DataType t : types) {
-                    orderings.add(TypeUtils.getInterpretedOrdering(t));
-                }
-            }
-            return orderings.get(i).compare(feature.get(right[i], type), entity.get(left[i], type));
         }
     }
 
