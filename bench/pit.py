@@ -2,6 +2,7 @@
 
     make bench                                  # all three shapes
     python -m bench.pit --shapes typical --entities 1000000 --feature-rows 5000000
+    python -m bench.pit --others                # fs_spark against the floor only
 
 Shapes (entity rows against two feature tables of --feature-rows rows and 5 features each):
   typical   100k keys (about 50 rows per key per table)
@@ -44,6 +45,7 @@ T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 SPAN_SECONDS = 180 * 86400
 SHAPES = {"typical": 100_000, "deep": 10_000, "skewed": 100_000}
 TABLES = ("activity", "payments")
+OTHERS = ("feast_shaped", "join_row_number", "duckdb_asof", "fs_spark_build")
 
 
 def table(name: str) -> FeatureTable:
@@ -199,7 +201,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--entities", type=int, default=1_000_000)
     parser.add_argument("--feature-rows", type=int, default=5_000_000)
     parser.add_argument("--timeout", type=float, default=300.0)
-    parser.add_argument("--repeat", type=int, default=2, help="runs per method; the best is reported")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per method; the best is reported")
+    parser.add_argument("--others", nargs="*", default=list(OTHERS), choices=list(OTHERS),
+                        help="methods timed besides fs_spark and the floor (default: all)")
     args = parser.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="fs_spark_bench_pit_"))
@@ -207,6 +211,7 @@ def main(argv: list[str] | None = None) -> None:
                         spark=SparkSettings(master="local[2]", driver_memory="8g"))
     spark_methods = {"fs_spark": fs_spark_join, "feast_shaped": feast_shaped,
                      "join_row_number": join_row_number, "floor": floor}
+    spark_methods = {name: method for name, method in spark_methods.items() if name in ("fs_spark", "floor", *args.others)}
     try:
         for shape in args.shapes:
             store = FeatureStore(settings=settings.model_copy(update={
@@ -216,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
             entity_path = make_data(store, spark, shape, args.entities, args.feature_rows, work)
             entities = spark.read.parquet(entity_path)
             lookups = [FeatureLookup(table_name=n) for n in TABLES]
-            for warm_up in (fs_spark_join, floor):  # the JIT and the Python workers, before any timing
+            for warm_up in (fs_spark_join, floor):  # the JIT, before any timing
                 run_spark(spark, lambda: warm_up(store, entities, lookups), args.timeout)
             runs: dict[str, list[float | None]] = {name: [] for name in spark_methods}
             times: dict[str, float | str | None] = {}
@@ -236,8 +241,10 @@ def main(argv: list[str] | None = None) -> None:
                 if name not in times:
                     times[name] = min(seconds)
             times = {name: times[name] for name in spark_methods}
-            times["duckdb_asof"] = duckdb_asof(store, entity_path, args.timeout)
-            times["fs_spark_build"] = min(fs_spark_build(store, entities, lookups) for _ in range(args.repeat))
+            if "duckdb_asof" in args.others:
+                times["duckdb_asof"] = duckdb_asof(store, entity_path, args.timeout)
+            if "fs_spark_build" in args.others:
+                times["fs_spark_build"] = min(fs_spark_build(store, entities, lookups) for _ in range(args.repeat))
             report(shape, args, times)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -256,7 +263,7 @@ def report(shape: str, args, times: dict[str, float | None]) -> None:
         ratio = f"{seconds / floor_s:6.2f}x floor" if isinstance(seconds, float) else ""
         print(f"  {name:<16} {_fmt(seconds, args.timeout)}  {ratio}")
     for other in ("feast_shaped", "join_row_number", "duckdb_asof"):
-        if ours:
+        if ours and other in times:
             value = times[other]
             if isinstance(value, str):
                 continue
