@@ -85,7 +85,7 @@ def check_delta(spark: SparkSession) -> None:
 def build_local_session(settings: SparkSettings) -> SparkSession:
     """Build (or reuse) a local, Delta-enabled session: UTC, few shuffle partitions, UI off."""
     jars = find_jars(settings.jars_dir)
-    # Local Python workers (Arrow UDFs of the point-in-time join) must run this interpreter,
+    # Local Python workers (for any Python UDF run in this session) must run this interpreter,
     # which has pyarrow and pandas; PySpark otherwise starts whatever `python3` is on the PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
