@@ -62,21 +62,23 @@ def find_jars(jars_dir: str | None = None) -> list[str]:
     return jars
 
 
+def _require_class(spark: SparkSession, name: str, error: type[Exception]) -> None:
+    """Raise `error` when the session's JVM cannot load the class `name`."""
+    try:
+        spark._jvm.org.apache.spark.util.Utils.classForName(name, True, False)
+    except Exception as exc:  # py4j wraps the ClassNotFoundException
+        raise error(f"the class {name} cannot be loaded") from exc
+
+
 def check_jvm_classes(spark: SparkSession) -> None:
     """Fail with a clear error when the session lacks fs_spark's jar (checked when a join needs
     it, so a session that only ingests does not need the jar)."""
-    try:
-        spark._jvm.org.apache.spark.util.Utils.classForName(MERGE_CLASS, True, False)
-    except Exception as exc:  # py4j wraps the ClassNotFoundException
-        raise JvmJarMissingError(f"the class {MERGE_CLASS} cannot be loaded") from exc
+    _require_class(spark, MERGE_CLASS, JvmJarMissingError)
 
 
 def check_delta(spark: SparkSession) -> None:
     """Fail fast when the session cannot use Delta (Spark itself only logs a warning)."""
-    try:
-        spark._jvm.org.apache.spark.util.Utils.classForName("io.delta.tables.DeltaTable", True, False)
-    except Exception as exc:  # py4j wraps the ClassNotFoundException
-        raise DeltaJarsMissingError("the class io.delta.tables.DeltaTable cannot be loaded") from exc
+    _require_class(spark, "io.delta.tables.DeltaTable", DeltaJarsMissingError)
     extensions = spark.conf.get("spark.sql.extensions", "") or ""
     if DELTA_EXTENSION not in extensions:
         raise DeltaJarsMissingError(f"spark.sql.extensions does not include {DELTA_EXTENSION}")
