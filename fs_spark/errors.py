@@ -7,6 +7,7 @@ so callers can catch by class and people can act on the text.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 
 
@@ -82,6 +83,27 @@ class TableNotFoundError(FsSparkError):
             f"feature table {table!r} is not defined in this store.{hint} "
             "Define it with FeatureStore.apply(...) or `fs-spark apply`."
         )
+
+
+def _did_you_mean(name: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+class FeatureNotFoundError(FsSparkError, KeyError):
+    """A feature asked for by name is not a feature of the table (a KeyError too, as a lookup
+    by name that fails is)."""
+
+    def __init__(self, table: str, features: Sequence[str], known: Sequence[str]):
+        self.table = table
+        self.features = list(features)
+        hint = _did_you_mean(self.features[0], known) if len(self.features) == 1 else ""
+        super().__init__(
+            f"feature table {table!r} has no feature(s) {self.features}.{hint} "
+            f"Its features are {list(known)}."
+        )
+
+    __str__ = Exception.__str__  # KeyError's own quotes the message
 
 
 class BreakingChangeError(FsSparkError):

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fs_spark.definitions.types import KEY_TYPES, FeatureType, parse_duration
+from fs_spark.errors import FeatureNotFoundError
 from fs_spark.names import check_name
 
 Scalar = bool | int | float | str
@@ -124,6 +125,11 @@ class Transformation(_Definition):
     parameters: dict[str, Scalar] = Field(default_factory=dict)
     windows: tuple[str, ...] = ()
     description: str = ""
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameters(cls, parameters: dict[str, Scalar]) -> dict[str, Scalar]:
+        return dict(sorted(parameters.items()))  # their order means nothing: one canonical order
 
     @field_validator("windows")
     @classmethod
@@ -269,11 +275,16 @@ class FeatureTable(_Definition):
         for feature in self.features:
             if feature.name == name:
                 return feature
-        raise KeyError(f"feature table {self.name!r} has no feature {name!r}; it has {list(self.feature_names)}")
+        raise FeatureNotFoundError(self.name, [name], self.feature_names)
 
     def canonical_json(self) -> str:
-        """The full definition as canonical JSON: equal definitions give equal text."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """The full definition as canonical JSON: equal definitions give equal text.
+
+        Fields come in declaration order and keys in the order declared (their order is part of
+        the definition: lookups pair entity columns with keys by position), so the text is not
+        key-sorted; the one dict whose order means nothing, a transformation's parameters, is
+        sorted when the definition is made."""
+        return json.dumps(self.model_dump(mode="json"), separators=(",", ":"))
 
     def definition_hash(self) -> str:
         return "sha256:" + hashlib.sha256(self.canonical_json().encode()).hexdigest()

@@ -26,7 +26,7 @@ from fs_spark.quality.alerts import make_sink
 from fs_spark.quality.drift import DriftResult, compare, sampling_bias, schema_drift
 from fs_spark.quality.scoreboard import Scoreboard, scoreboard
 from fs_spark.storage.layout import VERSION_COLUMN
-from fs_spark.storage.reader import load_delta_version
+from fs_spark.storage.reader import load_delta_version, rows_up_to
 
 if TYPE_CHECKING:
     from fs_spark.store import FeatureStore
@@ -160,9 +160,10 @@ class QualityChecks:
             lambda detail: TrainingSetInputExpiredError(training_set_id, "entity rows", manifest.entity_delta_version, detail))
         sample = entities.select(*[F.col(e).alias(k) for e, k in zip(lookup.entity_keys, lookup.keys)],
                                  F.col(lookup.entity_time).cast("timestamp").alias(lookup.event_time))
-        population = load_delta_version(
+        population = rows_up_to(load_delta_version(
             store.spark, lookup.storage_path, lookup.delta_version,
-            lambda detail: TrainingSetInputExpiredError(training_set_id, table, lookup.delta_version, detail))
+            lambda detail: TrainingSetInputExpiredError(training_set_id, table, lookup.delta_version, detail)),
+            lookup.version_number, lookup.excluded_versions)
         return base, sample, population, lookup
 
     def _record(self, table: str, version: FeatureVersion, baseline: str, result: DriftResult) -> DriftReport:

@@ -13,7 +13,7 @@ from py4j.protocol import Py4JJavaError
 
 from fs_spark.catalog.records import FeatureVersion
 from fs_spark.definitions.model import FeatureTable
-from fs_spark.errors import VersionExpiredError
+from fs_spark.errors import FeatureNotFoundError, VersionExpiredError
 from fs_spark.storage.delta_log import latest_version
 from fs_spark.storage.paths import local_path
 from fs_spark.storage.layout import VERSION_COLUMN
@@ -67,6 +67,20 @@ def load_delta_version(
     return frame
 
 
+def rows_up_to(frame: DataFrame, number: int, excluded_versions: tuple[int, ...] = ()) -> DataFrame:
+    """The rows of feature versions 1..`number` of a feature table read at some Delta version,
+    less `excluded_versions` (the writes a rollback took out).
+
+    The Delta version a read uses may hold rows of a later write whose catalog row is not
+    there yet (a writer between its two commits, or one that died there): only the catalog
+    says which versions exist, so the version column decides, never the Delta version alone.
+    Delta's per-file statistics on that column let the filter skip files."""
+    kept = F.col(VERSION_COLUMN) <= F.lit(number)
+    if excluded_versions:
+        kept = kept & ~F.col(VERSION_COLUMN).isin(list(excluded_versions))
+    return frame.where(kept)
+
+
 def read_version(
     spark: SparkSession,
     table: FeatureTable,
@@ -80,13 +94,13 @@ def read_version(
     """The table's rows as of `version` (all rows written up to and including it, less those of
     `excluded_versions`, the writes a rollback took out), read at `delta_version` (see
     `readable_delta_version`)."""
+    wanted = list(features) if features is not None else list(table.feature_names)
+    unknown = [name for name in wanted if name not in table.feature_names]
+    if unknown:
+        raise FeatureNotFoundError(table.name, unknown, table.feature_names)
     label = version.version_id if version else "0 (empty)"
     frame = load_delta_version(spark, path, delta_version, lambda detail: VersionExpiredError(table.name, label, detail))
-    if excluded_versions:
-        frame = frame.where(~F.col(VERSION_COLUMN).isin(list(excluded_versions)))
-    wanted = list(features) if features is not None else list(table.feature_names)
-    for name in wanted:
-        table.feature(name)  # raises a KeyError naming the features that exist
+    frame = rows_up_to(frame, version.version_number if version else 0, excluded_versions)
     present = set(frame.columns)
     columns = [*table.keys, table.event_time] + ([VERSION_COLUMN] if include_version_column else [])
     selected = [F.col(c) for c in columns]

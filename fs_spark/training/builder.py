@@ -36,7 +36,7 @@ from fs_spark.ids import new_id
 from fs_spark.provenance import RunRef, require_utc
 from fs_spark.spark_jobs import describe, described
 from fs_spark.storage.layout import VERSION_COLUMN
-from fs_spark.storage.reader import load_delta_version, readable_delta_version
+from fs_spark.storage.reader import load_delta_version, readable_delta_version, rows_up_to
 from fs_spark.training.entities import check_columns, check_zone, instants, numbered
 from fs_spark.training.lookups import FeatureLookup, as_lookups
 from fs_spark.training.manifest import LookupFeature, ResolvedLookup, TrainingSetManifest
@@ -175,8 +175,7 @@ class TrainingSets:
             schema = T.StructType([T.StructField(c, T._parse_datatype_string(t)) for c, t in zip(columns, types)])
             return self.spark.createDataFrame([], schema)
         frame = self._read_delta(lookup.storage_path, lookup.delta_version, lookup.table_name, lookup.version_id, training_set_id)
-        if lookup.excluded_versions:  # rows of writes a rollback took out of this version
-            frame = frame.where(~F.col(VERSION_COLUMN).isin(list(lookup.excluded_versions)))
+        frame = rows_up_to(frame, lookup.version_number, lookup.excluded_versions)
         present = set(frame.columns)
         return frame.select([
             (F.col(c) if c in present else F.lit(None)).cast(t).alias(c) for c, t in zip(columns, types)

@@ -85,6 +85,16 @@ def _slots(sides: list[JoinSide]) -> list[dict[str, str]]:
     return result
 
 
+_INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
+
+
+def _join_type(dtype: T.DataType) -> T.DataType:
+    """The type keys are compared in: every integral key as a long, so an entity value outside
+    the range of a narrower key type matches nothing instead of overflowing or wrapping onto
+    another key. Strings stay strings (an entity column of the other kind is refused before)."""
+    return T.LongType() if isinstance(dtype, _INTEGRAL) else dtype
+
+
 def _safe(type_name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in type_name)
 
@@ -94,8 +104,9 @@ def _join_group(entities: DataFrame, sides: list[JoinSide], partitions: int) -> 
     the key types: one shuffle of the entity rows and one of the union of the sides' rows."""
     lead = sides[0]
     keys = [_key(i) for i in range(len(lead.table_keys))]
-    key_types = [lead.features.schema[k].dataType for k in lead.table_keys]
-    # Equal keys must hash alike on both sides, so entity keys of another type are cast.
+    key_types = [_join_type(lead.features.schema[k].dataType) for k in lead.table_keys]
+    # Equal keys must hash alike on both sides, so both are compared in the join type; an entity
+    # key of another type is cast to it, which only widens.
     entity_keys = [e if entities.schema[e].dataType == t else k for e, k, t in zip(lead.entity_keys, keys, key_types)]
     left = entities.select("*", *[F.col(e).cast(t).alias(k) for e, k, t, used in
                                   zip(lead.entity_keys, keys, key_types, entity_keys) if used == k])
@@ -159,7 +170,7 @@ def point_in_time_join(entities: DataFrame, sides: list[JoinSide], partitions: i
         partitions = int(entities.sparkSession.conf.get("spark.sql.shuffle.partitions"))
     groups: dict[tuple, list[JoinSide]] = {}
     for side in sides:
-        key_types = tuple(side.features.schema[k].dataType.simpleString() for k in side.table_keys)
+        key_types = tuple(_join_type(side.features.schema[k].dataType).simpleString() for k in side.table_keys)
         groups.setdefault((side.entity_keys, side.entity_time, key_types), []).append(side)
     result = entities
     for group in groups.values():
