@@ -4,7 +4,8 @@ definition change either evolves the table compatibly or starts a new definition
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+import threading
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from delta.tables import DeltaTable
@@ -139,6 +140,61 @@ def test_a_write_interrupted_before_its_catalog_row_is_recovered_not_repeated(st
     assert version.recovered and version.delta_version == 1 and version.row_count == 10
     assert [v.version_id for v in store.versions("customer_activity")] == [version.version_id]
     assert store.read("customer_activity").count() == 10
+
+
+def _spend_at(built) -> list[float]:
+    return [r.spend_7d for r in built.load_df().orderBy("customer_id").collect()]
+
+
+def test_reads_and_builds_see_only_recorded_versions_while_a_writer_is_between_its_commits(store, activity, spark,
+                                                                                          monkeypatch):
+    store.write("customer_activity", activity(activity_rows(10)))
+    # The second write has the same keys a day later, with other values.
+    later = [(r[0], r[1] + timedelta(days=1), r[2] + 100, *r[3:]) for r in activity_rows(10)]
+    original, committed, release = store.catalog.append, threading.Event(), threading.Event()
+
+    def held(table, rows):
+        if table is FEATURE_VERSIONS and rows:  # the Delta commit is made, the catalog row not yet
+            committed.set()
+            assert release.wait(300)
+        return original(table, rows)
+
+    monkeypatch.setattr(store.catalog, "append", held)
+    writer = threading.Thread(target=store.write, args=("customer_activity", activity(later)))
+    writer.start()
+    try:
+        assert committed.wait(300)
+        labels = spark.createDataFrame([(i, T0 + timedelta(days=90)) for i in range(10)], "customer_id long, event_ts timestamp")
+        assert store.read("customer_activity").count() == 10
+        assert store.read("customer_activity", version=1).count() == 10
+        assert store.read("customer_activity", as_of=datetime.now(timezone.utc)).count() == 10
+        assert _spend_at(store.create_training_set(labels, ["customer_activity:spend_7d"])) == [float(i) for i in range(10)]
+    finally:
+        release.set()
+        writer.join()
+    assert store.read("customer_activity").count() == 20
+    assert store.read("customer_activity", version=1).count() == 10
+
+
+def test_a_killed_writer_s_rows_stay_invisible_until_recovered(store, activity, monkeypatch):
+    store.write("customer_activity", activity(activity_rows(10)))
+    original = store.catalog.append
+
+    def killed(table, rows):
+        if table is FEATURE_VERSIONS and rows:
+            raise RuntimeError("process killed")
+        return original(table, rows)
+
+    monkeypatch.setattr(store.catalog, "append", killed)
+    with pytest.raises(RuntimeError, match="process killed"):
+        store.write("customer_activity", activity(activity_rows(10, start=10)))
+    monkeypatch.setattr(store.catalog, "append", original)
+    assert store.read("customer_activity", version=1).count() == 10
+    assert store.read("customer_activity").count() == 10
+    third = store.write("customer_activity", activity(activity_rows(10, start=20)))
+    assert [v.version_number for v in store.versions("customer_activity")] == [1, 2, 3] and third.version_number == 3
+    assert store.read("customer_activity", version=2).count() == 20  # recovered, now recorded
+    assert store.read("customer_activity").count() == 30
 
 
 def test_compatible_changes_evolve_the_table_in_place(store, activity, spark):
