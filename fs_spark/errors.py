@@ -299,6 +299,20 @@ class RetentionGuardError(FsSparkError):
         )
 
 
+class RetentionPeriodError(FsSparkError):
+    """A VACUUM retention period that is negative, or shorter than Delta allows."""
+
+    def __init__(self, table: str, hours: float, detail: str):
+        self.table = table
+        self.hours = hours
+        super().__init__(
+            f"VACUUM of feature table {table!r} with retention_hours={hours:g} refused: {detail}. "
+            "Delta keeps removed files for 168 hours (7 days) by default so that running readers and "
+            "writers do not lose them; pass retention_hours=168 or more, or, when nothing reads or "
+            "writes the table, run in a session with spark.databricks.delta.retentionDurationCheck.enabled=false."
+        )
+
+
 # --- tracking and lineage -----------------------------------------------------------------
 
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from py4j.protocol import Py4JJavaError
-from pyspark.errors import AnalysisException
+from pyspark.errors import AnalysisException, IllegalArgumentException
 from pyspark.sql import SparkSession
 
-from fs_spark.errors import RetentionGuardError
+from fs_spark.errors import RetentionGuardError, RetentionPeriodError
 from fs_spark.storage.paths import local_path
 from fs_spark.training.manifest import TrainingSetManifest
 
@@ -47,9 +47,18 @@ def _retain(hours: float | None) -> str:
     return "" if hours is None else f" RETAIN {float(hours)} HOURS"
 
 
-def files_to_delete(spark: SparkSession, path: str, retention_hours: float | None) -> dict[str, str]:
-    """Normalised path -> URI of every file VACUUM would delete."""
-    rows = spark.sql(f"VACUUM {_sql_path(path)}{_retain(retention_hours)} DRY RUN").collect()
+def files_to_delete(spark: SparkSession, table: str, path: str, retention_hours: float | None) -> dict[str, str]:
+    """Normalised path -> URI of every file VACUUM would delete. A retention Delta refuses is
+    refused here, before anything is deleted, with fs_spark's error."""
+    if retention_hours is not None and retention_hours < 0:
+        raise RetentionPeriodError(table, retention_hours, "a retention period cannot be negative")
+    try:
+        rows = spark.sql(f"VACUUM {_sql_path(path)}{_retain(retention_hours)} DRY RUN").collect()
+    except (IllegalArgumentException, Py4JJavaError) as exc:
+        if "retention" not in str(exc).lower():
+            raise
+        raise RetentionPeriodError(table, retention_hours or 0.0, "it is shorter than the table's "
+                                   "delta.deletedFileRetentionDuration, which Delta checks") from None
     return {_normal(r[0]): r[0] for r in rows}
 
 
@@ -93,7 +102,7 @@ def vacuum(
     holders: set[str] = set()
     conflicting: set[str] = set()
     for path in paths:
-        doomed = files_to_delete(spark, path, retention_hours)
+        doomed = files_to_delete(spark, table, path, retention_hours)
         for training_set_id, files in files_needed(spark, path, manifests).items():
             clash = doomed.keys() & files
             if clash:

@@ -4,13 +4,14 @@ leaves the table unchanged; quarantine mode keeps the good rows and records the 
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
-from fs_spark import SchemaMismatchError, ValidationError
+from fs_spark import Entity, Feature, FeatureTable, SchemaMismatchError, ValidationError
 
 from conftest import ACTIVITY_SCHEMA, T0, activity_rows, batch_maker
 
@@ -69,6 +70,13 @@ def test_strict_mode_refuses_each_broken_rule(refusing_store, spark, case, mutat
     assert example in message
     assert store.versions("customer_activity") == []
     assert _delta_version(store) == 0  # only the table's creation: nothing was committed
+    assert _data_files(store) == []  # and the refused job's finished tasks left no file behind
+
+
+def _data_files(store) -> list[str]:
+    root = store.registry.current("customer_activity").storage_path.removeprefix("file:")
+    return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, files in os.walk(root)
+                  for f in files if "_delta_log" not in d)
 
 
 def test_strict_mode_reports_every_broken_rule_at_once(refusing_store, spark):
@@ -153,3 +161,41 @@ def test_quarantine_mode_quarantines_every_row_of_a_duplicated_key_time(store, a
     rows = _set(3, customer_id=2, event_ts=T0 + timedelta(days=2, hours=2))(activity_rows(6))
     version = store.write("customer_activity", activity(rows), mode="quarantine")
     assert (version.row_count, version.quarantined_row_count) == (4, 2)
+
+
+def test_a_huge_example_value_is_cut_in_the_message(refusing_store, spark):
+    huge = "x" * 10_000_000
+    with pytest.raises(ValidationError) as caught:
+        refusing_store.write("customer_activity", batch_maker(spark)(_set(3, segment=huge)(activity_rows(5))))
+    message = str(caught.value)
+    assert len(message) < 1000 and "segment: rule allowed_values" in message
+    assert "x" * 80 + "... (10000000 characters)" in message
+
+
+LONGS = FeatureTable(
+    name="longs",
+    entity=Entity(name="thing", keys={"id": "long"}),
+    event_time="ts",
+    features=[Feature(name="amount", dtype="double")],
+)
+
+
+def test_a_long_into_a_double_is_accepted_only_where_every_value_is_exact(store, spark):
+    store.apply(LONGS)
+    exact = [2**53, -(2**53), 2**62, 2**63 - 2**10, -5, None]  # large powers of two are exact too
+    rows = [(i, T0, v) for i, v in enumerate(exact)]
+    version = store.write("longs", spark.createDataFrame(rows, "id long, ts timestamp, amount long"))
+    assert version.row_count == len(exact)
+    assert [r.amount for r in store.read("longs").orderBy("id").collect()] == [None if v is None else float(v) for v in exact]
+
+    inexact = rows + [(10, T0, 2**53 + 1), (11, T0, -(2**53) - 1), (12, T0, 2**63 - 1)]
+    with pytest.raises(ValidationError) as caught:
+        store.write("longs", spark.createDataFrame(inexact, "id long, ts timestamp, amount long"))
+    assert [(v.feature, v.rule, v.count) for v in caught.value.violations] == [("amount", "exact[long->double]", 3)]
+    assert "9007199254740993" in str(caught.value) or "9223372036854775807" in str(caught.value)
+    assert len(store.versions("longs")) == 1
+
+    quarantined = store.write("longs", spark.createDataFrame(inexact[-3:] + [(13, T0, 7)], "id long, ts timestamp, amount long"),
+                              mode="quarantine")
+    assert (quarantined.row_count, quarantined.quarantined_row_count) == (1, 3)
+    assert store.read("longs", version=2).where("id = 13").first().amount == 7.0

@@ -14,7 +14,9 @@ from pyspark.sql import functions as F
 from fs_spark import (
     BreakingChangeError,
     Feature,
+    FeatureNotFoundError,
     NaiveTimestampError,
+    RetentionPeriodError,
     RunRef,
     SourceInfo,
     Transformation,
@@ -246,3 +248,14 @@ def test_a_quarantined_batch_retried_with_its_write_id_is_recognised(store, acti
     with pytest.raises(WriteConflictError):  # the good rows alone are not the same batch
         store.write("customer_activity", activity(rows[:2] + rows[3:]), mode="quarantine", write_id="q-1")
     assert len(store.versions("customer_activity")) == 1
+
+
+def test_bad_read_and_vacuum_arguments_get_fs_spark_errors(store, activity):
+    store.write("customer_activity", activity(activity_rows(3)))
+    with pytest.raises(FeatureNotFoundError, match=r"no feature\(s\) \['spend_7'\]. Did you mean 'spend_7d'\?"):
+        store.read("customer_activity", features=["spend_7"])
+    with pytest.raises(RetentionPeriodError, match="retention_hours=0 refused.*168 hours"):
+        store.vacuum("customer_activity", retention_hours=0, force=True)
+    with pytest.raises(RetentionPeriodError, match="cannot be negative"):
+        store.vacuum("customer_activity", retention_hours=-1)
+    assert store.read("customer_activity").count() == 3

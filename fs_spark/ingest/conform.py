@@ -1,6 +1,7 @@
 """Schema-level checks of a batch, done on the DataFrame's schema alone (no Spark job).
 
-Unknown or missing columns, types that do not convert without loss, time-zone-naive timestamps
+Unknown or missing columns, types that do not convert without loss (a long into a double is
+checked value by value in the validation pass, which `conform` prepares), time-zone-naive timestamps
 and units that disagree with the definition are refused here, before any data is read.
 """
 
@@ -61,6 +62,17 @@ def conform(df: DataFrame, table: FeatureTable) -> DataFrame:
     if problems:
         raise SchemaMismatchError(table.name, problems)
     # One SQL projection is one py4j call; a Column per cast is a hundred (names are validated
-    # identifiers, so quoting them is safe).
-    return df.selectExpr(*[f"CAST(`{name}` AS {dtype.spark_type.simpleString()}) AS `{name}`"
-                           for name, (dtype, _, _) in declared.items()])
+    # identifiers, so quoting them is safe). A long bound for a double keeps its source value
+    # beside it, so the validation pass can refuse values a double cannot hold exactly.
+    casts = [f"CAST(`{name}` AS {dtype.spark_type.simpleString()}) AS `{name}`" for name, (dtype, _, _) in declared.items()]
+    kept = [f"`{name}` AS `{SOURCE_PREFIX}{name}`" for name, (dtype, _, _) in declared.items()
+            if dtype is FeatureType.DOUBLE and isinstance(fields[name].dataType, T.LongType)]
+    return df.selectExpr(*casts, *kept)
+
+
+SOURCE_PREFIX = "_fs_source_"
+
+
+def source_values(batch: DataFrame) -> dict[str, str]:
+    """feature -> the column holding its source value, for the features `conform` kept one of."""
+    return {c.removeprefix(SOURCE_PREFIX): c for c in batch.columns if c.startswith(SOURCE_PREFIX)}

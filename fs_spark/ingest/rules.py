@@ -123,6 +123,25 @@ def _cross_feature(rule) -> RowRule:
     return RowRule(rule.name, f"rule[{rule.expression}]", F.coalesce(~holds, F.lit(False)), example)
 
 
+_EXACT_DOUBLE_LIMIT = 2**53  # every integer up to it in magnitude is exact in a double
+
+
+def exact_rules(sources: dict[str, str]) -> list[RowRule]:
+    """For each feature bound from a long to a double (`conform.source_values`): the rows whose
+    long the double does not hold exactly (9007199254740993 would become ...992)."""
+    rules = []
+    for feature, source in sources.items():
+        value = F.col(source)
+        size = F.abs(value)
+        # Beyond 2**53 a double keeps the 53 leading bits: exact when the bits below them are 0.
+        dropped_bits = F.length(F.bin(size)) - 53
+        exact = (F.when(value == F.lit(-(2**63)), True)  # a power of two; abs() would overflow
+                 .when(size <= F.lit(_EXACT_DOUBLE_LIMIT), True)
+                 .otherwise(size % F.pow(F.lit(2), dropped_bits).cast("long") == 0))  # 2**(1..10): exact
+        rules.append(RowRule(feature, "exact[long->double]", F.coalesce(~exact, F.lit(False)), _show(source)))
+    return rules
+
+
 def any_broken(rules: list[RowRule]) -> Column:
     out = F.lit(False)
     for rule in rules:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -30,12 +31,13 @@ from fs_spark.definitions.model import FeatureTable
 from fs_spark.errors import FsSparkError, ValidationError, Violation, WriteConflictError
 from fs_spark.ids import new_id
 from fs_spark.ingest import metrics as M
-from fs_spark.ingest.conform import conform
+from fs_spark.ingest.conform import conform, source_values
 from fs_spark.ingest.rules import (
     RowRule,
     any_broken,
     broken_labels,
     duplicate_rule,
+    exact_rules,
     latest_plausible,
     row_rules,
     with_duplicate_count,
@@ -45,6 +47,7 @@ from fs_spark.provenance import RunRef, SourceInfo, from_spark
 from fs_spark.spark_jobs import describe, described
 from fs_spark.storage.delta_log import Commit, added_file_stats, latest_commit, latest_version
 from fs_spark.storage.layout import VERSION_COLUMN, data_columns, layout
+from fs_spark.storage.orphans import remove_uncommitted
 
 Mode = Literal["strict", "quarantine"]
 MODES = ("strict", "quarantine")
@@ -120,11 +123,12 @@ class FeatureWriter(StorePart):
         after the shuffle for the same reason."""
         table = ctx.table
         checks = self._checks_for(table, datetime.now(timezone.utc))
-        rules, duplicates = checks.rules, checks.duplicates
+        exact = exact_rules(source_values(batch))  # of this batch's source types, not cached
+        rules, duplicates = [*checks.rules, *exact], checks.duplicates
         columns = [name for name, _ in data_columns(table)]
         number = F.lit(ctx.number).cast("long")
         if ctx.mode == "strict":
-            flagged = layout(batch, table).withColumn(_BAD_COLUMN, checks.any_broken)
+            flagged = layout(batch, table).withColumn(_BAD_COLUMN, checks.any_broken | any_broken(exact) if exact else checks.any_broken)
             checked = with_duplicate_count(flagged, table)
             # The details come from `diagnose` afterwards; a constant keeps the hot path small.
             failure = F.raise_error(F.lit(f"{_MARKER} in {table.name}")).cast("long")
@@ -139,7 +143,8 @@ class FeatureWriter(StorePart):
             batch_rows, counts = None, {}
         else:
             whole = Observation("fs_spark_batch")
-            flagged = layout(batch, table).withColumn(_RULES_COLUMN, checks.labels)
+            labels = F.concat(checks.labels, broken_labels(exact)) if exact else checks.labels
+            flagged = layout(batch, table).withColumn(_RULES_COLUMN, labels)
             checked = with_duplicate_count(flagged, table)
             labels = F.when(duplicates.broken, F.concat(F.col(_RULES_COLUMN), F.array(F.lit(duplicates.label))))
             checked = checked.withColumn(_RULES_COLUMN, labels.otherwise(F.col(_RULES_COLUMN)))
@@ -160,14 +165,21 @@ class FeatureWriter(StorePart):
         return version
 
     def _append(self, out: DataFrame, path: str, ctx: _Context, digest: str | None) -> None:
-        (
-            out.write.format("delta")
-            .mode("append")
-            .option("userMetadata", json.dumps({METADATA_KEY: ctx.metadata(digest)}, sort_keys=True))
-            .option("txnAppId", f"fs_spark:{ctx.table.name}:{ctx.write_id}")
-            .option("txnVersion", 0)
-            .save(path)
-        )
+        """One Delta append; if it fails (a refused batch fails it on purpose), the files its
+        finished tasks left in the table folder are removed, so nothing of it remains."""
+        began = int(time.time() * 1000) - 2000  # file times may be coarse
+        try:
+            (
+                out.write.format("delta")
+                .mode("append")
+                .option("userMetadata", json.dumps({METADATA_KEY: ctx.metadata(digest)}, sort_keys=True))
+                .option("txnAppId", f"fs_spark:{ctx.table.name}:{ctx.write_id}")
+                .option("txnVersion", 0)
+                .save(path)
+            )
+        except Exception:
+            remove_uncommitted(self.spark, path, began)
+            raise
 
     def _quarantine(self, ctx: _Context, flagged: DataFrame, bad_rows: int, counts: dict[str, int]) -> dict[str, Any]:
         table = ctx.table
@@ -284,13 +296,24 @@ def diagnose(batch: DataFrame, table: FeatureTable, rules) -> list[Violation]:
     aggregates = []
     for i, rule in enumerate(rules):
         aggregates.append(F.sum(rule.broken.cast("long")).alias(f"n{i}"))
-        aggregates.append(F.first(F.when(rule.broken, rule.example()), ignorenulls=True).alias(f"e{i}"))
+        aggregates.append(F.first(F.when(rule.broken, _shortened(rule.example())), ignorenulls=True).alias(f"e{i}"))
     row = with_duplicate_count(batch, table).agg(*aggregates).first()
     return [
         Violation(rule.subject, rule.rule, int(row[f"n{i}"]), row[f"e{i}"])
         for i, rule in enumerate(rules)
         if row[f"n{i}"]
     ]
+
+
+EXAMPLE_LIMIT = 80
+
+
+def _shortened(example: Column) -> Column:
+    """An example cut to a readable length in the job, so a huge value never reaches the driver
+    or the message whole."""
+    length = F.length(example)
+    cut = F.concat(F.substring(example, 1, EXAMPLE_LIMIT), F.lit("... ("), length.cast("string"), F.lit(" characters)"))
+    return F.when(length > EXAMPLE_LIMIT, cut).otherwise(example)
 
 
 @dataclass(frozen=True)
