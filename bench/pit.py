@@ -165,7 +165,7 @@ def run_spark(spark, build, timeout: float) -> float | None:
 def duckdb_asof(store, entity_path: str, timeout: float) -> float | None:
     con = duckdb.connect()
     con.execute("SET threads = 2")
-    sources = {n: f"read_parquet('{store.registry.current(n).storage_path}/**/*.parquet', hive_partitioning = false)" for n in TABLES}
+    sources = {n: f"read_parquet('{store._registry.current(n).storage_path}/**/*.parquet', hive_partitioning = false)" for n in TABLES}
     a, p = TABLES
     query = f"""
         CREATE OR REPLACE TEMP TABLE result AS

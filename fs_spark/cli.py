@@ -285,7 +285,7 @@ def run(argv: Sequence[str], out=sys.stdout) -> int:
                                end=datetime.fromisoformat(args.end), replacement=args.replacement, reason=args.reason)
         print(f"{made.subject}: deprecated from {made.announce.isoformat()}, retired from {made.end.isoformat()}", file=out)
     elif args.command == "deprecations":
-        for d in store.deprecations.in_force():
+        for d in store.deprecations():
             print(f"{d.subject}  announce={d.announce.isoformat()}  end={d.end.isoformat()}  "
                   f"replacement={d.replacement or '-'}  reason={d.reason}", file=out)
     elif args.command == "quality":

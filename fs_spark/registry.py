@@ -9,17 +9,23 @@ so readers of the old version keep reading exactly what they read before.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 
+from pyspark.sql import SparkSession
+
+from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.schema import FEATURE_TABLES
 from fs_spark.definitions.compatibility import Change, diff
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.errors import BreakingChangeError, DefinitionError, TableNotFoundError
 from fs_spark.ids import new_id
 from fs_spark.store_part import StorePart
-from fs_spark.storage.layout import create_table
+from fs_spark.governance.access import AccessControl, Request
+from fs_spark.storage.layout import STATS_COLUMNS, create_table, stats_columns
+from fs_spark.storage.paths import StorePaths
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,14 @@ def _sql_path(path: str) -> str:
 
 
 class Registry(StorePart):
+    """The definitions of a store: what is applied, at every version and revision, and applying
+    more. Applying needs `admin` on each table, checked here, where the change happens."""
+
+    def __init__(self, spark: SparkSession, paths: StorePaths, catalog: Catalog, user: str, lock_timeout: float,
+                 access: AccessControl):
+        super().__init__(spark, paths, catalog, user, lock_timeout)
+        self._access = access
+
     def current(self, name: str) -> Applied:
         rows = self.catalog.definition_rows(name)
         if not rows:
@@ -99,15 +113,20 @@ class Registry(StorePart):
             return PlanItem(table.name, "unchanged", version, revision)
         return PlanItem(table.name, "update", version, revision + 1, changes)
 
-    def apply(self, tables: list[FeatureTable]) -> list[PlanItem]:
-        """Apply definitions; refuses the whole call, changing nothing, if any one is refused."""
+    def apply(self, tables: list[FeatureTable],
+              impact: Callable[[PlanItem, FeatureTable], PlanItem] | None = None) -> list[PlanItem]:
+        """Apply definitions; refuses the whole call, changing nothing, if any one is refused.
+        `impact` adds to a plan item what a breaking change would break, for the refusal."""
+        self._access.require(*(Request("admin", t.name, definition=t) for t in tables))
         plan = self.plan(tables)
+        if impact is not None:
+            plan = [impact(item, table) for item, table in zip(plan, tables)]
         for item, table in zip(plan, tables):
             if item.action == "refused":
                 if item.definition_version != table.definition_version or not item.changes:
                     raise DefinitionError(table.name, item.reason)
                 current = self.catalog.current_definitions()[table.name]["definition_version"]
-                raise BreakingChangeError(table.name, current, [str(c) for c in item.changes if c.breaking])
+                raise BreakingChangeError(table.name, current, [str(c) for c in item.changes if c.breaking], item.impact)
         rows = []
         for item, table in zip(plan, tables):
             if item.action == "unchanged":
@@ -115,7 +134,7 @@ class Registry(StorePart):
             with self.lock(table.name):
                 path = self.paths.table(table.name, table.definition_version)
                 if item.action in ("create", "new_version"):
-                    create_table(self.spark, path, table)
+                    create_table(self.spark, path, table, self._access.sensitive_tags)
                 else:
                     self._evolve(path, table, item.changes)
             rows.append(
@@ -146,3 +165,9 @@ class Registry(StorePart):
             elif change.kind == "widen_type":
                 dtype = table.feature(change.subject).dtype.spark_type.simpleString()
                 self.spark.sql(f"ALTER TABLE {target} ALTER COLUMN {change.subject} TYPE {dtype}")
+        if any(change.kind == "change_tags" for change in changes):  # which features keep no statistics
+            columns = stats_columns(table, self._access.sensitive_tags)
+            if columns is None:
+                self.spark.sql(f"ALTER TABLE {target} UNSET TBLPROPERTIES IF EXISTS ('{STATS_COLUMNS}')")
+            else:
+                self.spark.sql(f"ALTER TABLE {target} SET TBLPROPERTIES ('{STATS_COLUMNS}' = '{columns}')")

@@ -23,7 +23,7 @@ from fs_spark.catalog.schema import EXPORTS, MAINTENANCE_EVENTS, VERSION_STATUS
 from fs_spark.config import Settings, load_settings
 from fs_spark.definitions.compatibility import affected_features
 from fs_spark.definitions.model import FeatureTable
-from fs_spark.errors import BreakingChangeError, ExportError, VersionNotFoundError
+from fs_spark.errors import ExportError, VersionNotFoundError
 from fs_spark.exports import Export, check_request, write_export
 from fs_spark.ids import is_id, new_id
 from fs_spark.governance.access import AccessControl, Request
@@ -75,9 +75,16 @@ class FeatureStore:
         self.paths = StorePaths(root or self.settings.store.root)
         self.user = user or self.settings.store.user or getpass.getuser()
         timeout = self.settings.store.lock_timeout_seconds
-        self.catalog = Catalog(self.spark, self.paths, timeout)
-        self.registry = Registry(self.spark, self.paths, self.catalog, self.user, timeout)
-        self._writer = FeatureWriter(self.spark, self.paths, self.catalog, self.user, timeout)
+        # The parts that change definitions, schedules or raw catalog rows are private: the
+        # facade is their only door, and each also checks access where its action happens.
+        self._catalog = Catalog(self.spark, self.paths, timeout)
+        self._access = AccessControl(self.settings.governance, self.user, self._catalog,
+                                     lambda name: self._registry.current(name).definition, self.paths.table_root)
+        self._registry = Registry(self.spark, self.paths, self._catalog, self.user, timeout, self._access)
+        self._writer = FeatureWriter(self.spark, self.paths, self._catalog, self.user, timeout,
+                                     self._access.sensitive_tags)
+        self._deprecations = Deprecations(self._catalog, self._access, lambda name: self._registry.current(name).definition,
+                                          self.user)
         self._training = TrainingSets(self, self.settings.training.partitions)
         self.mlflow = MlflowBridge(self.settings.mlflow)
         self.events = LineageEvents(self.settings.lineage, self.paths.root)
@@ -85,8 +92,13 @@ class FeatureStore:
         self.models = Models(self)
         self.lineage = Lineage(self)
         self.quality = QualityChecks(self)
-        self.access = AccessControl(self)
-        self.deprecations = Deprecations(self)
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog's Delta tables, raw: every version's statistics and the audit log. Under
+        an access policy only a principal who may administer every table opens it."""
+        self._access.require_catalog()
+        return self._catalog
 
     @property
     def root(self) -> str:
@@ -94,7 +106,7 @@ class FeatureStore:
 
     def init(self) -> FeatureStore:
         """Create the catalog tables (also done on first use)."""
-        self.catalog.ensure()
+        self._catalog.ensure()
         return self
 
     # --- definitions --------------------------------------------------------------------------
@@ -102,23 +114,18 @@ class FeatureStore:
     def plan(self, *tables: FeatureTable) -> list[PlanItem]:
         """What `apply` would do, changing nothing: every change, and for breaking ones the model
         versions and live deployments that read the affected features."""
-        items = self.registry.plan(list(tables))
+        items = self._registry.plan(list(tables))
         return [self._with_impact(item, table) for item, table in zip(items, tables)]
 
     def apply(self, *tables: FeatureTable) -> list[PlanItem]:
         """Create or update definitions; a breaking change needs a new definition_version, and
         is refused (BreakingChangeError, with the models and deployments it would break) otherwise."""
-        self.access.require(*(Request("admin", t.name, definition=t) for t in tables))
-        for item in self.plan(*tables):
-            if item.action == "refused" and item.impact:
-                current = self.registry.current(item.table).definition.definition_version
-                raise BreakingChangeError(item.table, current, [str(c) for c in item.changes if c.breaking], item.impact)
-        return self.registry.apply(list(tables))
+        return self._registry.apply(list(tables), impact=self._with_impact)
 
     def _with_impact(self, item: PlanItem, table: FeatureTable) -> PlanItem:
         if not any(c.breaking for c in item.changes):
             return item
-        features = set(affected_features(self.registry.current(table.name).definition, item.changes))
+        features = set(affected_features(self._registry.current(table.name).definition, item.changes))
         sets = {m.training_set_id for m in self._training.manifests()
                 if any(lk.table_name == table.name and features & {f.name for f in lk.features} for lk in m.lookups)}
         models = [v for v in self.models.versions() if sets & set(v.training_set_ids)]
@@ -129,10 +136,10 @@ class FeatureStore:
         return replace(item, impact=impact)
 
     def get_table(self, name: str) -> FeatureTable:
-        return self.registry.current(name).definition
+        return self._registry.current(name).definition
 
     def list_tables(self) -> list[str]:
-        return self.registry.names()
+        return self._registry.names()
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -157,8 +164,8 @@ class FeatureStore:
             source: where the batch came from and the time range it covers.
             run: the experiment and run making the write.
         """
-        applied = self.registry.current(table)
-        self.access.require(Request("write", table))
+        applied = self._registry.current(table)
+        self._access.require(Request("write", table))
         ref = as_run_ref(run)
         path = self.paths.table(table, applied.definition.definition_version)
         with self.events.job(f"write.{table}", run=ref) as job:
@@ -171,9 +178,14 @@ class FeatureStore:
     # --- reading ------------------------------------------------------------------------------
 
     def versions(self, table: str) -> list[FeatureVersion]:
-        """Every version of `table`, oldest first."""
-        self.registry.current(table)
-        return self.catalog.versions(table)
+        """Every version of `table`, oldest first; the statistics of features the principal may
+        not read are withheld."""
+        self._registry.current(table)
+        return [self._redacted(v) for v in self._catalog.versions(table)]
+
+    def _redacted(self, version: FeatureVersion) -> FeatureVersion:
+        definition = self._registry.at_version(version.table_name, version.definition_version).definition
+        return self._access.redacted(version, definition)
 
     def version(self, table: str, version: int | str | None = None, as_of: datetime | None = None) -> FeatureVersion | None:
         """Resolve a version number, version ID or point in time to one feature version.
@@ -181,15 +193,16 @@ class FeatureStore:
         Numbers count within the current definition version; IDs are global. With neither,
         the latest version (None when nothing was written yet).
         """
-        return self._resolve(table, version, as_of)[0]
+        found = self._resolve(table, version, as_of)[0]
+        return None if found is None else self._redacted(found)
 
     def _resolve(self, table: str, version, as_of) -> tuple[FeatureVersion | None, FeatureVersion | None]:
         """The version asked for, and the next version of the same table and definition version."""
-        applied = self.registry.current(table)
+        applied = self._registry.current(table)
         current = applied.definition.definition_version
         if version is not None and as_of is not None:
             raise ValueError("pass either version or as_of, not both")
-        every = self.catalog.versions(table)
+        every = self._catalog.versions(table)
         if isinstance(version, str):
             if not is_id(version):
                 raise VersionNotFoundError(table, version, "a version ID is a UUIDv7 string")
@@ -250,13 +263,13 @@ class FeatureStore:
         """The rows, the version they are of, and the Delta version and path they were read at."""
         resolved, following = self._resolve(table, version, as_of)
         if resolved is None:
-            applied = self.registry.current(table)
+            applied = self._registry.current(table)
         else:
-            applied = self.registry.at_version(table, resolved.definition_version)
-        self.access.require(Request("read", table, features, definition=applied.definition, copy_to=copy_to))
-        every = self.catalog.versions(table)
+            applied = self._registry.at_version(table, resolved.definition_version)
+        self._access.require(Request("read", table, features, definition=applied.definition, copy_to=copy_to))
+        every = self._catalog.versions(table)
         if resolved is not None and not allow_quarantined:
-            refuse_quarantined(every, resolved, self.catalog.quarantined())
+            refuse_quarantined(every, resolved, self._catalog.quarantined())
         delta_version = readable_delta_version(self.spark, applied.storage_path, resolved, following)
         frame = read_version(self.spark, applied.definition, resolved, delta_version, applied.storage_path,
                              features, include_version_column, excluded(every, resolved))
@@ -281,7 +294,7 @@ class FeatureStore:
         """
         what = f"feature table {table!r}"
         check_request(what, path, format, mode)
-        region = self.access.region_of(path)
+        region = self._access.region_of(path)
         frame, resolved, delta_version, storage = self._read(table, version, as_of, features, copy_to=region)
         if resolved is None:
             raise ExportError(what, path, "the table has no versions yet")
@@ -294,7 +307,7 @@ class FeatureStore:
         """Copy a stored training set's rows out of the store, under the same rules as `export`."""
         what = f"training set {training_set_id}"
         check_request(what, path, format, mode)
-        region = self.access.region_of(path)
+        region = self._access.region_of(path)
         self._require_training_set(training_set_id, copy_to=region)
         stored = self._training.open(training_set_id)
         manifest = stored.manifest
@@ -311,7 +324,7 @@ class FeatureStore:
             job.output(path, None, {"fs_spark.source": f"{source['source_kind']}:{source['source_id']}"})
         made = Export(new_id(), f"{source['source_kind']}:{source['source_id']}", path, format, region, rows,
                       datetime.now(timezone.utc))
-        self.catalog.append(EXPORTS, [{
+        self._catalog.append(EXPORTS, [{
             **source, "export_id": made.export_id, "features": list(frame.columns), "path": path, "format": format,
             "region": made.region, "row_count": rows, "run_id": run.run_id if run else None, "user": self.user,
             "at": made.at,
@@ -340,16 +353,20 @@ class FeatureStore:
         builds and reads that follow the latest version read exactly the rows `to_version` held,
         and later writes add to those. No data is deleted; the versions rolled over stay readable
         by number or ID."""
-        self.access.require(Request("admin", table))
+        self._access.require(Request("admin", table))
         return rollback(self, table, to_version, reason)
 
     def deprecate(self, table: str, feature: str | None = None, *, announce: datetime, end: datetime,
-                  replacement: str | None = None, reason: str) -> Deprecation:
+                  replacement: str | None = None, reason: str, withdrawn: bool = False) -> Deprecation:
         """Schedule the deprecation of a feature (or, without `feature`, of the whole table):
-        builds warn from `announce` and refuse from `end`."""
-        self.access.require(Request("deprecate", table, [feature] if feature else None))
-        return self.deprecations.schedule(table, feature, announce=announce, end=end, replacement=replacement,
-                                          reason=reason)
+        builds warn from `announce` and refuse from `end`. A later schedule of the same feature
+        replaces it; `withdrawn=True` withdraws it."""
+        return self._deprecations.schedule(table, feature, announce=announce, end=end, replacement=replacement,
+                                           reason=reason, withdrawn=withdrawn)
+
+    def deprecations(self) -> list[Deprecation]:
+        """The deprecation schedules in force."""
+        return self._deprecations.in_force()
 
     def _held_by(self, training_set_ids: list[str]) -> tuple[list[str], list[str]]:
         """Model versions trained on these training sets, and the deployments of those."""
@@ -359,9 +376,9 @@ class FeatureStore:
         return [f"{m.model_name} v{m.version}" for m in models], deployments
 
     def _set_status(self, table: str, version: int | str, status: str, reason: str) -> FeatureVersion:
-        self.access.require(Request("admin", table))
+        self._access.require(Request("admin", table))
         resolved = self.version(table, version)
-        self.catalog.append(VERSION_STATUS, [{
+        self._catalog.append(VERSION_STATUS, [{
             "event_id": new_id(), "version_id": resolved.version_id, "table_name": table, "status": status,
             "reason": reason, "user": self.user, "at": datetime.now(timezone.utc),
         }])
@@ -414,10 +431,10 @@ class FeatureStore:
             >>> ts.load_df().show()                                       # doctest: +SKIP
         """
         lookups = as_lookups(feature_lookups)
-        copy_to = self.access.region_of(path) if path is not None else None
-        self.access.require(*(Request("read", lk.table_name, lk.feature_names or None, copy_to=copy_to) for lk in lookups),
-                            *(Request("read", name) for name in self.access.tables_read_by(df)))
-        self.deprecations.check_build(lookups, accept_deprecated)
+        copy_to = self._access.region_of(path) if path is not None else None
+        self._access.require(*(Request("read", lk.table_name, lk.feature_names or None, copy_to=copy_to) for lk in lookups),
+                            *(Request("read", name) for name in self._access.tables_read_by(df)))
+        self._deprecations.check_build(lookups, accept_deprecated)
         return self._training.create(
             df, lookups, label=label, exclude_columns=exclude_columns, as_of=as_of,
             timezone_name=timezone, name=name, path=path, run=as_run_ref(run), context=context,
@@ -435,10 +452,10 @@ class FeatureStore:
 
     def _require_training_set(self, training_set_id: str, copy_to: str | None = None) -> None:
         """A training set's rows hold feature values: opening it is reading them."""
-        if self.access.enabled:
-            self.access.require(*(
+        if self._access.enabled:
+            self._access.require(*(
                 Request("read", lk.table_name, [f.name for f in lk.features],
-                        definition=self.registry.at_version(lk.table_name, lk.definition_version).definition,
+                        definition=self._registry.at_version(lk.table_name, lk.definition_version).definition,
                         copy_to=copy_to)
                 for lk in self._training.manifest(training_set_id).lookups))
 
@@ -518,14 +535,14 @@ class FeatureStore:
                 holds them (the scheduled pass does this).
             reason: why, kept in the `maintenance_events` record of the removal.
         """
-        paths = [r["storage_path"] for r in self.catalog.definition_rows(table)]
+        paths = [r["storage_path"] for r in self._catalog.definition_rows(table)]
         if not paths:
-            self.registry.current(table)  # raises TableNotFoundError
-        self.access.require(Request("admin", table))
+            self._registry.current(table)  # raises TableNotFoundError
+        self._access.require(Request("admin", table))
         storage = sorted(set(paths))
         result = vacuum(self.spark, table, storage, self._training.manifests(), retention_hours, force, self._held_by,
                         keep_held)
-        self.catalog.append(MAINTENANCE_EVENTS, [{
+        self._catalog.append(MAINTENANCE_EVENTS, [{
             "event_id": new_id(), "action": "vacuum", "table_name": table, "storage_paths": storage, "forced": force,
             "deleted_files": result.deleted_files, "affected_training_sets": list(result.expired), "reason": reason,
             "user": self.user, "at": datetime.now(timezone.utc),

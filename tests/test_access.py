@@ -3,6 +3,7 @@ feature and the rule, and read nothing; every decision is in the audit log."""
 
 from __future__ import annotations
 
+import os
 
 import pytest
 
@@ -68,7 +69,7 @@ def governed(spark, tmp_path_factory):
 
 
 def _audit(store, principal):
-    return [(r["action"], r["object"], r["decision"], r["rule"]) for r in store.catalog.rows(AUDIT_LOG.name)
+    return [(r["action"], r["object"], r["decision"], r["rule"]) for r in store._catalog.rows(AUDIT_LOG.name)
             if r["principal"] == principal]
 
 
@@ -101,7 +102,7 @@ def test_every_read_path_to_a_denied_feature_is_refused(governed, path):
 def test_a_raw_table_path_as_entity_rows_is_a_read_of_that_table(governed, spark):
     as_user, _, _, _ = governed
     alice = as_user("alice")
-    raw = spark.read.format("delta").load(alice.registry.current("secrets").storage_path).select("customer_id", "ts")
+    raw = spark.read.format("delta").load(alice.paths.table("secrets", 1)).select("customer_id", "ts")
     with pytest.raises(AccessDeniedError, match="may not read feature secrets.score: denied by 'default deny'"):
         alice.create_training_set(raw, ["customers:spend"])
 
@@ -217,3 +218,53 @@ def test_jobs_refuse_a_denied_principal_under_spark_submit_and_in_process(govern
     decisions = _audit(as_user("root"), "alice")
     assert ("write", "customers:spend", "deny", "default deny") in decisions
     assert ("read", "secrets:score", "deny", "default deny") in decisions
+
+
+def test_the_parts_that_change_definitions_or_schedules_are_not_public_doors(governed):
+    as_user, *_ = governed
+    alice = as_user("alice")
+    public = {name for name in dir(alice) if not name.startswith("_")}
+    assert not public & {"registry", "access"} and callable(alice.deprecations)  # a listing, not the part
+    with pytest.raises(AccessDeniedError, match="'alice' may not admin feature customers"):
+        alice.catalog.rows(AUDIT_LOG.name)  # raw rows: every version's statistics, every audit row
+    with pytest.raises(AccessDeniedError, match="may not admin feature customers"):
+        alice.apply(CUSTOMERS.with_(description="changed"))
+    with pytest.raises(AccessDeniedError, match="may not deprecate feature customers.spend"):
+        alice.deprecate("customers", "spend", announce=T0, end=T0, reason="x")
+    # The parts check where the action happens too, so reaching past the facade changes nothing.
+    with pytest.raises(AccessDeniedError, match="may not admin feature customers"):
+        alice._registry.apply([CUSTOMERS.with_(description="changed")])
+    with pytest.raises(AccessDeniedError, match="may not deprecate feature customers.spend"):
+        alice._deprecations.schedule("customers", "spend", announce=T0, end=T0, replacement=None, reason="x")
+    root = as_user("root")
+    assert root.get_table("customers").description == "" and root.deprecations() == []
+    assert root.catalog.rows(AUDIT_LOG.name)  # an administrator of every table opens it
+
+
+def test_statistics_of_a_feature_are_its_data(governed, spark):
+    as_user, *_ = governed
+    root, alice = as_user("root"), as_user("alice")
+    second = root.write("customers", spark.createDataFrame(
+        [(2, T0, 7.0, "b@y.org"), (3, T0, 9.0, None)], "customer_id long, ts timestamp, spend double, email string"))
+    # pii: no min or max is stored at all, for anyone, in the catalog or the Delta log
+    email = root.versions("customers")[-1].stats["features"]["email"]
+    assert (email["min"], email["max"], email["null_count"]) == (None, None, None)  # Delta keeps no stats of it
+    assert root.versions("customers")[-1].stats["features"]["spend"]["max"] == 9.0
+    log = os.path.join(root.paths.table("customers", 1).removeprefix("file:"), "_delta_log")
+    for name in os.listdir(log):
+        if name.endswith(".json"):
+            text = open(os.path.join(log, name)).read()
+            assert "b@y.org" not in text and "a@x.org" not in text
+    # a principal who may not read a feature gets none of its statistics
+    seen = alice.version("customers", second.version_id).stats["features"]
+    assert seen["email"] == {"min": None, "max": None, "null_count": None, "redacted": True}
+    assert seen["spend"]["max"] == 9.0
+    assert alice.versions("customers")[-1].stats["features"]["email"]["redacted"]
+    # drift of a pii feature keeps no category values; its alerts show no figures to alice
+    report = root.quality.check_drift("customers")
+    assert report.feature("email").new_categories == ("b@y.org",)  # root may read it: the report shows it
+    stored = [r for r in root.catalog.rows("drift_scores") if r["feature"] == "email"]
+    assert stored and all(r["new_categories"] == [] for r in stored)
+    email_alerts = [a for a in alice.quality.alerts("customers") if a["feature"] == "email"]
+    assert email_alerts and all(a["value"] is None for a in email_alerts)
+    assert any(a["value"] is not None for a in root.quality.alerts("customers") if a["feature"] == "email")

@@ -31,7 +31,7 @@ def test_catalog_answers_plain_spark_sql(store, activity, spark):
 
 def test_catalog_and_feature_tables_refuse_deletes(store, activity, spark):
     store.write("customer_activity", activity(activity_rows(3)))
-    for path in (store.catalog.path("feature_versions"), store.registry.current("customer_activity").storage_path):
+    for path in (store.catalog.path("feature_versions"), store.paths.table("customer_activity", 1)):
         with pytest.raises(UnsupportedOperationException, match="DELTA_CANNOT_MODIFY_APPEND_ONLY"):
             spark.sql(f"DELETE FROM delta.`{path}`")
     assert store.read("customer_activity").count() == 3

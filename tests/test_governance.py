@@ -54,9 +54,9 @@ def test_future_and_withdrawn_deprecations_are_silent(store, spend):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         store.create_training_set(spend, ["spend:amount"])
-    store.deprecations.schedule("spend", "amount", announce=NOW - timedelta(days=9), end=NOW - timedelta(days=1),
-                                replacement=None, reason="oops", withdrawn=True)
-    assert store.deprecations.in_force() == []
+    store.deprecate("spend", "amount", announce=NOW - timedelta(days=9), end=NOW - timedelta(days=1),
+                    replacement=None, reason="oops", withdrawn=True)
+    assert store.deprecations() == []
     store.create_training_set(spend, ["spend:amount"])
     with pytest.raises(KeyError):
         store.deprecate("spend", "nope", announce=NOW, end=NOW, reason="x")

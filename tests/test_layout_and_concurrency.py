@@ -42,7 +42,7 @@ def test_reads_filtered_by_key_time_or_version_skip_files(store, activity, spark
     by_version = files_read(everything.where(F.col("_fs_version") == 2))
     assert by_version == (1, 500)
 
-    path = store.registry.current("customer_activity").storage_path
+    path = store.paths.table("customer_activity", 1)
     partitions = {p.name for p in __import__("pathlib").Path(path).iterdir() if p.name.startswith("_fs_time_bucket=")}
     assert partitions == {"_fs_time_bucket=2024-01", "_fs_time_bucket=2024-02", "_fs_time_bucket=2024-03",
                           "_fs_time_bucket=2024-04"}

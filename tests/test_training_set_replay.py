@@ -68,7 +68,7 @@ def test_unknown_training_set_is_a_clear_error(store):
 
 
 def test_vacuum_refuses_to_delete_files_a_training_set_needs(store, built, spark):
-    path = store.registry.current("spend").storage_path
+    path = store.paths.table("spend", 1)
     DeltaTable.forPath(spark, path).optimize().executeCompaction()  # old files leave the current state
     with short_retention(spark):
         with pytest.raises(RetentionGuardError, match=built.id) as refused:

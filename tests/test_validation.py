@@ -51,7 +51,7 @@ ROW_RULE_CASES = [
 
 
 def _delta_version(store):
-    path = store.registry.current("customer_activity").storage_path
+    path = store.paths.table("customer_activity", 1)
     return DeltaTable.forPath(store.spark, path).history(1).first().version
 
 
@@ -74,7 +74,7 @@ def test_strict_mode_refuses_each_broken_rule(refusing_store, spark, case, mutat
 
 
 def _data_files(store) -> list[str]:
-    root = store.registry.current("customer_activity").storage_path.removeprefix("file:")
+    root = store.paths.table("customer_activity", 1).removeprefix("file:")
     return sorted(os.path.relpath(os.path.join(d, f), root) for d, _, files in os.walk(root)
                   for f in files if "_delta_log" not in d)
 

@@ -90,7 +90,7 @@ def test_a_table_without_versions_reads_empty_with_its_columns(store, activity):
 def test_a_vacuumed_version_gives_a_clear_error(store, activity, spark):
     store.write("customer_activity", activity(activity_rows(10)))
     store.write("customer_activity", activity(activity_rows(10, start=10)))
-    path = store.registry.current("customer_activity").storage_path
+    path = store.paths.table("customer_activity", 1)
     DeltaTable.forPath(spark, path).optimize().executeCompaction()
     spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
     try:

@@ -51,6 +51,17 @@ class FeatureVersion(BaseModel):
     def stats(self) -> dict[str, Any]:
         return json.loads(self.stats_json) if self.stats_json else {}
 
+    def without_stats_of(self, features: set[str]) -> FeatureVersion:
+        """A copy whose statistics of `features` are withheld: min, max and null count are
+        data of their feature, so a principal who may not read it gets none of them."""
+        stats = self.stats
+        hidden = features & set(stats.get("features", {}))
+        if not hidden:
+            return self
+        for name in hidden:
+            stats["features"][name] = {"min": None, "max": None, "null_count": None, "redacted": True}
+        return self.model_copy(update={"stats_json": json.dumps(stats, sort_keys=True)})
+
     @classmethod
     def from_row(cls, row: Any) -> FeatureVersion:
         data = dict(row) if isinstance(row, dict) else row.asDict()

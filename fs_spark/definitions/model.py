@@ -12,7 +12,7 @@ import inspect
 import json
 import re
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -270,6 +270,13 @@ class FeatureTable(_Definition):
     @property
     def feature_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features)
+
+    def tagged(self, tags: Iterable[str]) -> tuple[str, ...]:
+        """The features carrying one of `tags`, on themselves or through the table's own tags."""
+        wanted = set(tags)
+        if wanted & set(self.tags):
+            return self.feature_names
+        return tuple(f.name for f in self.features if wanted & set(f.tags))
 
     def feature(self, name: str) -> Feature:
         for feature in self.features:

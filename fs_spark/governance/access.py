@@ -16,23 +16,22 @@ process reads in.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 
 from pyspark.sql import DataFrame
 
+from fs_spark.catalog.catalog import Catalog
+from fs_spark.catalog.records import FeatureVersion
 from fs_spark.catalog.schema import AUDIT_LOG
+from fs_spark.config import GovernanceSettings
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.errors import AccessDeniedError
-from fs_spark.governance.policies import Policy, load_policy
+from fs_spark.governance.policies import ALWAYS_SENSITIVE, Policy, load_policy
 from fs_spark.ids import new_id
 from fs_spark.storage.paths import local_path
-
-if TYPE_CHECKING:
-    from fs_spark.store import FeatureStore
 
 
 @dataclass(frozen=True)
@@ -47,48 +46,92 @@ class Request:
 
 
 class AccessControl:
-    def __init__(self, store: FeatureStore):
-        self._store = store
-        settings = store.settings.governance
+    """The policy in force for one principal in one region, with the audit log it writes to.
+
+    Args:
+        settings: the governance settings (policy file, region, locations).
+        principal: who is acting.
+        catalog: where decisions are audited.
+        definition_of: the current definition of a table, by name.
+        table_root: where feature tables live, to recognise raw reads of their files.
+    """
+
+    def __init__(self, settings: GovernanceSettings, principal: str, catalog: Catalog,
+                 definition_of: Callable[[str], FeatureTable], table_root: str):
         self.policy: Policy | None = load_policy(settings.policy_file) if settings.policy_file else None
         self.region = settings.region
+        self._locations = dict(settings.locations)
+        self._principal = principal
+        self._catalog = catalog
+        self._definition_of = definition_of
+        self._table_root = table_root
 
     @property
     def enabled(self) -> bool:
         return self.policy is not None
 
+    @property
+    def sensitive_tags(self) -> frozenset[str]:
+        """Tags whose features never have raw statistics stored: `pii`, and the policy's own."""
+        return ALWAYS_SENSITIVE | frozenset(self.policy.sensitive_tags if self.policy else ())
+
+    def _decide(self, request: Request, table: FeatureTable, name: str) -> tuple[bool, str]:
+        feature = table.feature(name)
+        tags = set(feature.tags) | set(table.tags)
+        assert self.policy is not None
+        allowed, rule = self.policy.decide(self._principal, request.action, table.name, name, tags)
+        allowed_regions = self.policy.regions_for(table.name) if request.action == "read" else None
+        if allowed and allowed_regions is not None and self.region not in allowed_regions:
+            allowed, rule = False, f"regions of {table.name}: {list(allowed_regions)}, not {self.region!r}"
+        elif allowed and allowed_regions is not None and request.copy_to is not None \
+                and request.copy_to not in allowed_regions:
+            allowed, rule = False, f"regions of {table.name}: {list(allowed_regions)}, no copy to {request.copy_to!r}"
+        return allowed, rule
+
     def require(self, *requests: Request) -> None:
         """Decide every feature of every request, audit them all, then raise on the first denial."""
         if self.policy is None or not requests:
             return
-        principal, at, request_id = self._store.user, datetime.now(timezone.utc), new_id()
+        at, request_id = datetime.now(timezone.utc), new_id()
         rows, denied = [], None
         for request in requests:
-            table = request.definition or self._store.registry.current(request.table).definition
+            table = request.definition or self._definition_of(request.table)
             names = list(request.features) if request.features else list(table.feature_names)
-            allowed_regions = self.policy.regions_for(table.name) if request.action == "read" else None
             for name in names:
-                feature = table.feature(name)
-                tags = set(feature.tags) | set(table.tags)
-                allowed, rule = self.policy.decide(principal, request.action, table.name, name, tags)
-                if allowed and allowed_regions is not None and self.region not in allowed_regions:
-                    allowed, rule = False, f"regions of {table.name}: {list(allowed_regions)}, not {self.region!r}"
-                elif allowed and allowed_regions is not None and request.copy_to is not None \
-                        and request.copy_to not in allowed_regions:
-                    allowed, rule = False, f"regions of {table.name}: {list(allowed_regions)}, no copy to {request.copy_to!r}"
-                rows.append({"event_id": new_id(), "request_id": request_id, "principal": principal,
+                allowed, rule = self._decide(request, table, name)
+                rows.append({"event_id": new_id(), "request_id": request_id, "principal": self._principal,
                              "action": request.action, "object": f"{table.name}:{name}",
                              "decision": "allow" if allowed else "deny", "rule": rule, "at": at})
                 if not allowed and denied is None:
-                    denied = AccessDeniedError(principal, request.action, table.name, name, rule)
-        self._store.catalog.append(AUDIT_LOG, rows)
+                    denied = AccessDeniedError(self._principal, request.action, table.name, name, rule)
+        self._catalog.append(AUDIT_LOG, rows)
         if denied is not None:
             raise denied
+
+    def readable(self, table: FeatureTable) -> frozenset[str]:
+        """The features of `table` this principal may read here (all, without a policy). Used
+        to redact statistics, which are data of their feature; not audited, as nothing is read."""
+        if self.policy is None:
+            return frozenset(table.feature_names)
+        request = Request("read", table.name)
+        return frozenset(name for name in table.feature_names if self._decide(request, table, name)[0])
+
+    def redacted(self, version: FeatureVersion, table: FeatureTable) -> FeatureVersion:
+        """`version` with the statistics of features this principal may not read taken out."""
+        if self.policy is None:
+            return version
+        return version.without_stats_of(set(table.feature_names) - self.readable(table))
+
+    def require_catalog(self) -> None:
+        """The raw catalog holds every version's statistics and every audit row: under a policy
+        only a principal who may administer every feature table opens it."""
+        if self.policy is not None:
+            self.require(*(Request("admin", name) for name in sorted(self._catalog.current_definitions())))
 
     def region_of(self, path: str) -> str | None:
         """The region a storage location is in: the first `governance.locations` pattern it
         matches, else (a path of this store's own, or unmapped) the region this process runs in."""
-        for pattern, region in self._store.settings.governance.locations.items():
+        for pattern, region in self._locations.items():
             if fnmatchcase(path, pattern):
                 return region
         return self.region
@@ -97,7 +140,7 @@ class AccessControl:
         """Feature tables whose files `frame` reads directly (a raw path instead of `read`)."""
         if self.policy is None:
             return []
-        root = self._store.paths.table_root
+        root = self._table_root
         prefix = (local_path(root) or root).rstrip("/") + "/"
         names = set()
         for uri in frame.inputFiles():

@@ -9,18 +9,20 @@ latest event per (table, feature) is in force, so a schedule can be moved or wit
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.schema import DEPRECATIONS
+from fs_spark.definitions.model import FeatureTable
 from fs_spark.errors import DeprecatedFeatureError
+from fs_spark.governance.access import AccessControl, Request
 from fs_spark.ids import new_id
 from fs_spark.provenance import require_utc
 
 if TYPE_CHECKING:
-    from fs_spark.store import FeatureStore
     from fs_spark.training.lookups import FeatureLookup
 
 
@@ -44,27 +46,35 @@ class Deprecation:
 
 
 class Deprecations:
-    def __init__(self, store: FeatureStore):
-        self._store = store
+    """Deprecation schedules of one store. Scheduling needs `deprecate` on what it retires,
+    checked here, where the schedule is written."""
+
+    def __init__(self, catalog: Catalog, access: AccessControl, definition_of: Callable[[str], FeatureTable],
+                 user: str):
+        self._catalog = catalog
+        self._access = access
+        self._definition_of = definition_of
+        self._user = user
 
     def schedule(self, table: str, feature: str | None, *, announce: datetime, end: datetime,
                  replacement: str | None, reason: str, withdrawn: bool = False) -> Deprecation:
-        definition = self._store.registry.current(table).definition
+        definition = self._definition_of(table)
         if feature is not None:
             definition.feature(feature)  # raises, naming the features that exist
+        self._access.require(Request("deprecate", table, [feature] if feature else None))
         announce, end = require_utc(announce, "announce"), require_utc(end, "end")
         if end < announce:
             raise ValueError(f"deprecation of {table}: end {end.isoformat()} is before announce {announce.isoformat()}")
-        self._store.catalog.append(DEPRECATIONS, [{
+        self._catalog.append(DEPRECATIONS, [{
             "event_id": new_id(), "table_name": table, "feature": feature, "announce_at": announce, "end_at": end,
-            "replacement": replacement, "reason": reason, "withdrawn": withdrawn, "user": self._store.user,
+            "replacement": replacement, "reason": reason, "withdrawn": withdrawn, "user": self._user,
             "at": datetime.now(timezone.utc),
         }])
         return Deprecation(table, feature, announce, end, replacement, reason, withdrawn)
 
     def in_force(self) -> list[Deprecation]:
         latest: dict[tuple[str, str | None], dict] = {}
-        for row in sorted(self._store.catalog.rows(DEPRECATIONS.name), key=lambda r: r["event_id"]):
+        for row in sorted(self._catalog.rows(DEPRECATIONS.name), key=lambda r: r["event_id"]):
             latest[(row["table_name"], row["feature"])] = row
         return [Deprecation(r["table_name"], r["feature"], r["announce_at"], r["end_at"], r["replacement"], r["reason"])
                 for r in latest.values() if not r["withdrawn"]]
@@ -76,7 +86,7 @@ class Deprecations:
         schedules = self.in_force()
         applied = []
         for lookup in lookups:
-            names = lookup.feature_names or self._store.registry.current(lookup.table_name).definition.feature_names
+            names = lookup.feature_names or self._definition_of(lookup.table_name).feature_names
             for schedule in schedules:
                 if schedule.table != lookup.table_name or (schedule.feature and schedule.feature not in names):
                     continue

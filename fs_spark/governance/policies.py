@@ -14,6 +14,7 @@ Example policy:
       - {name: no_pii, roles: ["*"], actions: [read], tags: [pii], effect: deny}
     regions:
       customer_activity: [eu-west-1]
+    sensitive_tags: [contact]
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from fs_spark.errors import ConfigError
 
 Action = Literal["read", "write", "deprecate", "admin"]
+# Features with these tags never have raw statistics (min, max) stored, policy or not.
+ALWAYS_SENSITIVE = frozenset({"pii"})
 ACTIONS: tuple[str, ...] = ("read", "write", "deprecate", "admin")
 
 
@@ -69,6 +72,7 @@ class Policy(_Strict):
     principals: dict[str, Principal] = Field(default_factory=dict)
     rules: tuple[Rule, ...] = ()
     regions: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    sensitive_tags: tuple[str, ...] = ()  # more tags (beside pii) whose features keep no raw min/max
 
     def decide(self, principal: str, action: str, table: str, feature: str, tags: set[str]) -> tuple[bool, str]:
         """(allowed, the rule that decided: a rule name, or "default deny")."""

@@ -43,13 +43,15 @@ def _timestamp(value: Any) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
 
 
-def version_stats(table: FeatureTable, file_stats: dict[str, Any]) -> tuple[str, datetime | None, datetime | None]:
-    """(stats JSON, earliest event time, latest event time) from a commit's file statistics."""
+def version_stats(table: FeatureTable, file_stats: dict[str, Any], withheld: set[str] = frozenset()
+                  ) -> tuple[str, datetime | None, datetime | None]:
+    """(stats JSON, earliest event time, latest event time) from a commit's file statistics.
+    `withheld` features (tagged sensitive) get no min or max: their values are never stored."""
     features = {
         f.name: {
-            "null_count": int(file_stats["nulls"].get(f.name, 0)),
-            "min": file_stats["min"].get(f.name),
-            "max": file_stats["max"].get(f.name),
+            "null_count": int(file_stats["nulls"][f.name]) if f.name in file_stats["nulls"] else None,
+            "min": None if f.name in withheld else file_stats["min"].get(f.name),
+            "max": None if f.name in withheld else file_stats["max"].get(f.name),
         }
         for f in table.features
     }

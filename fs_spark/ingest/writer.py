@@ -22,9 +22,10 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from delta.tables import DeltaTable
-from pyspark.sql import Column, DataFrame, Observation
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
+from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.records import FeatureVersion
 from fs_spark.catalog.schema import FEATURE_VERSIONS, QUARANTINE_EVENTS
 from fs_spark.definitions.model import FeatureTable
@@ -48,6 +49,7 @@ from fs_spark.spark_jobs import describe, described
 from fs_spark.storage.delta_log import Commit, added_file_stats, latest_commit, latest_version
 from fs_spark.storage.layout import VERSION_COLUMN, data_columns, layout
 from fs_spark.storage.orphans import remove_uncommitted
+from fs_spark.storage.paths import StorePaths
 
 Mode = Literal["strict", "quarantine"]
 MODES = ("strict", "quarantine")
@@ -58,8 +60,10 @@ METADATA_KEY = "fs_spark"
 
 
 class FeatureWriter(StorePart):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, spark: SparkSession, paths: StorePaths, catalog: Catalog, user: str, lock_timeout: float,
+                 sensitive_tags: frozenset[str]):
+        super().__init__(spark, paths, catalog, user, lock_timeout)
+        self._sensitive_tags = sensitive_tags
         self._checks: dict[tuple[str, datetime], _Checks] = {}
         self._checks_lock = threading.Lock()
 
@@ -222,7 +226,7 @@ class FeatureWriter(StorePart):
         return commit
 
     def _version_record(self, ctx, path, commit, schema, digest, file_stats, bad_rows) -> FeatureVersion:
-        stats, ts_min, ts_max = M.version_stats(ctx.table, file_stats)
+        stats, ts_min, ts_max = M.version_stats(ctx.table, file_stats, set(ctx.table.tagged(self._sensitive_tags)))
         return FeatureVersion(
             **ctx.provenance(),
             delta_version=commit.version,

@@ -55,7 +55,7 @@ class Lineage:
 
     def graph(self) -> LineageGraph:
         """The whole graph as the catalog has it now."""
-        return build_graph(self._store.catalog)
+        return build_graph(self._store._catalog)
 
     def upstream(self, node: str) -> LineageGraph:
         """Everything `node` (an ID or `kind:id`) came from."""
@@ -75,7 +75,7 @@ class Lineage:
             if not sep or kind not in KINDS or not ident:
                 raise LineageNodeNotFoundError(node)
             parts.append((kind, ident))
-        self._store.catalog.append(LINEAGE_EDGES, [{
+        self._store._catalog.append(LINEAGE_EDGES, [{
             "src_kind": parts[0][0], "src_id": parts[0][1], "dst_kind": parts[1][0], "dst_id": parts[1][1],
             "relation": relation, "run_id": getattr(run, "run_id", None), "user": self._store.user,
             "at": datetime.now(timezone.utc)}])
@@ -115,7 +115,7 @@ class Lineage:
 
     def for_mlflow_run(self, mlflow_run_id: str) -> MlflowLineage:
         """The fs_spark runs, training sets, feature versions and model versions behind an MLflow run."""
-        catalog = self._store.catalog
+        catalog = self._store._catalog
         runs = sorted({r["run_id"] for r in catalog.rows(RUNS.name) if r["mlflow_run_id"] == mlflow_run_id})
         sets = [r for r in catalog.rows(TRAINING_SETS.name)
                 if r.get("mlflow_run_id") == mlflow_run_id or (r["run_id"] in runs)]
@@ -124,7 +124,7 @@ class Lineage:
 
     def for_mlflow_model(self, mlflow_model_id: str) -> MlflowLineage:
         """The training sets and feature versions behind an MLflow logged model."""
-        catalog = self._store.catalog
+        catalog = self._store._catalog
         models = [r for r in catalog.rows(MODEL_VERSIONS.name) if r["mlflow_model_id"] == mlflow_model_id]
         wanted = {t for m in models for t in m["training_set_ids"] or []}
         sets = [r for r in catalog.rows(TRAINING_SETS.name) if r["training_set_id"] in wanted]

@@ -68,7 +68,7 @@ class _Unreadable(Exception):
 
 def reconcile(store: FeatureStore) -> ReconcileReport:
     """Check every reference the catalog holds; one read of the Delta log per (table, version)."""
-    catalog = store.catalog
+    catalog = store._catalog
     versions = {r["version_id"]: r for r in catalog.rows(FEATURE_VERSIONS.name)}
     sets = {r["training_set_id"]: r for r in catalog.rows(TRAINING_SETS.name)}
     models = {r["model_version_id"]: r for r in catalog.rows(MODEL_VERSIONS.name)}

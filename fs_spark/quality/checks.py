@@ -75,12 +75,12 @@ class QualityChecks:
 
     def _definition_of(self, version: FeatureVersion) -> FeatureTable:
         """The definition (version and revision) a feature version was written under."""
-        return self._store.registry.at_version(version.table_name, version.definition_version,
+        return self._store._registry.at_version(version.table_name, version.definition_version,
                                                version.definition_revision).definition
 
     def _features_of(self, version: FeatureVersion) -> DataFrame:
         """Exactly the feature columns of the rows one version wrote."""
-        definition = self._store.registry.at_version(version.table_name, version.definition_version).definition
+        definition = self._store._registry.at_version(version.table_name, version.definition_version).definition
         frame = self._store.read(version.table_name, version=version.version_id, include_version_column=True)
         return (frame.where(F.col(VERSION_COLUMN) == version.version_number)
                 .drop(VERSION_COLUMN, *definition.keys, definition.event_time))
@@ -122,7 +122,7 @@ class QualityChecks:
         if current_version.mode == ROLLBACK:
             raise DriftBaselineError(table, f"version #{current_version.version_number} is a rollback: it wrote no rows")
         written_under = self._definition_of(current_version)
-        names = features or [f.name for f in store.registry.at_version(table, current_version.definition_version).definition.features]
+        names = features or [f.name for f in store._registry.at_version(table, current_version.definition_version).definition.features]
         current = self._features_of(current_version)
         if baseline == "previous":
             earlier = self._previous(current_version)
@@ -134,7 +134,7 @@ class QualityChecks:
             rows = (store._training.manifest(baseline).row_count, current_version.row_count)
             names = [n for n in names if n in base.columns]
             current = current.select(*[c for c in base.columns if c in current.columns])
-            read = store.catalog.version(lookup.version_id) if lookup.version_id else None
+            read = store._catalog.version(lookup.version_id) if lookup.version_id else None
             base_definition = self._definition_of(read) if read else written_under
         else:
             raise DriftBaselineError(table, f"baseline must be 'previous' or a training set ID, not {baseline!r}")
@@ -171,7 +171,7 @@ class QualityChecks:
         settings = store.settings.quality
         check_id, at = new_id(), datetime.now(timezone.utc)
         s = result.sampling
-        store.catalog.append(DRIFT_CHECKS, [{
+        store._catalog.append(DRIFT_CHECKS, [{
             "check_id": check_id, "table_name": table, "version_id": version.version_id,
             "version_number": version.version_number, "baseline": baseline, "baseline_rows": result.rows[0],
             "rows": result.rows[1], "schema_changes": [*(f"added {c}" for c in result.schema.added),
@@ -180,19 +180,22 @@ class QualityChecks:
             "key_coverage": s.key_coverage if s else None, "time_coverage": s.time_coverage if s else None,
             "time_ks": s.time_ks if s else None, "breaches": len(result.breaches), "user": store.user, "at": at,
         }])
-        store.catalog.append(DRIFT_SCORES, [{
+        # Category values are values of the feature: none are kept for features tagged sensitive.
+        sensitive = set(store._registry.current(table).definition.tagged(store._access.sensitive_tags))
+        store._catalog.append(DRIFT_SCORES, [{
             "check_id": check_id, "table_name": table, "version_id": version.version_id, "feature": f.feature,
             "kind": f.kind, "psi": f.psi, "ks": f.ks, "wasserstein": f.wasserstein,
             "null_rate_baseline": f.null_rate[0], "null_rate": f.null_rate[1], "nan_rate_baseline": f.nan_rate[0],
-            "nan_rate": f.nan_rate[1], "new_categories": list(f.new_categories),
-            "missing_categories": list(f.missing_categories), "breaches": list(f.breaches), "at": at,
+            "nan_rate": f.nan_rate[1], "new_categories": [] if f.feature in sensitive else list(f.new_categories),
+            "missing_categories": [] if f.feature in sensitive else list(f.missing_categories),
+            "breaches": list(f.breaches), "at": at,
         } for f in result.features])
         alerts = [{
             "alert_id": new_id(), "check_id": check_id, "table_name": table, "version_id": version.version_id,
             "feature": feature, "metric": metric, "value": float(value), "threshold": float(limit), "baseline": baseline,
             "sink": settings.alerts.kind, "at": at,
         } for feature, metric, value, limit in result.breaches]
-        store.catalog.append(ALERTS, alerts)
+        store._catalog.append(ALERTS, alerts)
         if alerts:
             make_sink(settings.alerts).send(alerts)
         quarantined = False
@@ -204,8 +207,15 @@ class QualityChecks:
 
     def scoreboard(self, table: str | None = None) -> Scoreboard:
         """Per table and version: rule failures, quarantined rows, drift scores, alerts, status."""
-        return scoreboard(self._store.catalog, table)
+        return scoreboard(self._store._catalog, table, self._hidden)
+
+    def _hidden(self, table: str) -> set[str]:
+        """The features of `table` whose figures this principal may not see."""
+        definition = self._store._registry.current(table).definition
+        return set(definition.feature_names) - self._store._access.readable(definition)
 
     def alerts(self, table: str | None = None) -> list[dict]:
-        rows = [r for r in self._store.catalog.rows(ALERTS.name) if table is None or r["table_name"] == table]
-        return sorted(rows, key=lambda r: r["alert_id"])
+        rows = [r for r in self._store._catalog.rows(ALERTS.name) if table is None or r["table_name"] == table]
+        hidden = {name: self._hidden(name) for name in {r["table_name"] for r in rows}}
+        shown = [{**r, "value": None, "threshold": None} if r["feature"] in hidden[r["table_name"]] else r for r in rows]
+        return sorted(shown, key=lambda r: r["alert_id"])

@@ -50,19 +50,19 @@ def recall(graph: LineageGraph, version: FeatureVersion, deployments: list[Deplo
 
 
 def rollback(store: FeatureStore, table: str, to_version: int | str, reason: str) -> FeatureVersion:
-    applied = store.registry.current(table)
+    applied = store._registry.current(table)
     definition = applied.definition
     with store._writer.lock(table):
         target = store.version(table, to_version)
         if target.definition_version != definition.definition_version:
             raise RollbackError(table, to_version, f"it belongs to definition version {target.definition_version}; "
                                                    f"rollbacks stay within the current one ({definition.definition_version})")
-        every = store.catalog.versions(table)
+        every = store._catalog.versions(table)
         series = [v for v in every if v.definition_version == definition.definition_version]
         last = series[-1]
         if last.version_id == target.version_id:
             raise RollbackError(table, to_version, "it is already the latest version")
-        refuse_quarantined(every, target, store.catalog.quarantined())
+        refuse_quarantined(every, target, store._catalog.quarantined())
         record = FeatureVersion(
             version_id=new_id(), table_name=table, definition_version=definition.definition_version,
             definition_revision=applied.revision, version_number=last.version_number + 1,
@@ -72,5 +72,5 @@ def rollback(store: FeatureStore, table: str, to_version: int | str, reason: str
             source_description=f"rollback to #{target.version_number} ({target.version_id}): {reason}",
             restores_version=target.version_number,
         )
-        store.catalog.append(FEATURE_VERSIONS, [record.to_row()])
+        store._catalog.append(FEATURE_VERSIONS, [record.to_row()])
     return record

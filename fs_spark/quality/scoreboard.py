@@ -9,6 +9,7 @@ same rows as a Spark DataFrame to query.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -56,7 +57,10 @@ class Scoreboard:
         return "\n".join(lines)
 
 
-def scoreboard(catalog: Catalog, table: str | None = None) -> Scoreboard:
+def scoreboard(catalog: Catalog, table: str | None = None,
+               hidden: Callable[[str], set[str]] = lambda table: set()) -> Scoreboard:
+    """`hidden(table)`: the features whose drift figures the reader may not see (they are
+    data of their feature); the worst distances are taken over the others."""
     quarantined = catalog.quarantined()
     failures: dict[str, dict[str, int]] = {}
     for event in catalog.rows(QUARANTINE_EVENTS.name):
@@ -70,8 +74,9 @@ def scoreboard(catalog: Catalog, table: str | None = None) -> Scoreboard:
     for row in catalog.rows(ALERTS.name):
         alerts[row["version_id"]] = alerts.get(row["version_id"], 0) + 1
     rows = []
+    withheld = {name: hidden(name) for name in {v.table_name for v in catalog.versions(table)}}
     for v in catalog.versions(table):
-        found = scores.get(v.version_id, [])
+        found = [s for s in scores.get(v.version_id, []) if s["feature"] not in withheld[v.table_name]]
         psis = [s["psi"] for s in found if s["psi"] is not None]
         kss = [s["ks"] for s in found if s["ks"] is not None]
         status = "quarantined" if v.version_id in quarantined else ("rollback" if v.mode == ROLLBACK else "ok")

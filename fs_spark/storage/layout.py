@@ -48,7 +48,19 @@ def data_columns(table: FeatureTable) -> list[tuple[str, T.DataType]]:
     return columns
 
 
-def create_table(spark: SparkSession, path: str, table: FeatureTable) -> None:
+STATS_COLUMNS = "delta.dataSkippingStatsColumns"
+
+
+def stats_columns(table: FeatureTable, sensitive_tags: frozenset[str]) -> str | None:
+    """The columns Delta keeps min/max statistics of: all but the features tagged sensitive,
+    whose values would otherwise sit in the Delta log (None: every column)."""
+    withheld = set(table.tagged(sensitive_tags))
+    if not withheld:
+        return None
+    return ",".join(name for name, _ in data_columns(table) if name not in withheld)
+
+
+def create_table(spark: SparkSession, path: str, table: FeatureTable, sensitive_tags: frozenset[str] = frozenset()) -> None:
     """Create the Delta table for `table` at `path` if it does not exist yet."""
     builder = DeltaTable.createIfNotExists(spark).location(path)
     for name, dtype in data_columns(table):
@@ -60,6 +72,9 @@ def create_table(spark: SparkSession, path: str, table: FeatureTable) -> None:
     builder = builder.property("delta.appendOnly", "true").property("delta.enableTypeWidening", "true")
     # Statistics on every column: they prune reads and give each version its feature stats.
     builder = builder.property("delta.dataSkippingNumIndexedCols", "-1")
+    columns = stats_columns(table, sensitive_tags)
+    if columns is not None:
+        builder = builder.property(STATS_COLUMNS, columns)
     builder.execute()
 
 

@@ -36,7 +36,7 @@ class Models:
 
     @property
     def _catalog(self):
-        return self._store.catalog
+        return self._store._catalog
 
     def models(self) -> list[Model]:
         return [Model.from_row(r) for r in sorted(self._catalog.rows(MODELS.name), key=lambda r: r["model_id"])]

@@ -112,7 +112,7 @@ class Run:
         at = _now()
         rows = [{"run_id": self.id, "key": key, "value": float(value), "step": int(step), "at": at}
                 for key, value in metrics.items()]
-        self._store.catalog.append(RUN_METRICS, rows)
+        self._store._catalog.append(RUN_METRICS, rows)
         self._store.mlflow.log_metrics(self._info.mlflow_run_id, metrics, step)
 
     def log_metric(self, key: str, value: float, step: int = 0) -> None:
@@ -146,7 +146,7 @@ class Run:
         version = self._store.version(table, options.get("version"), options.get("as_of"))
         frame = self._store.read(table, **options)
         if version is not None:
-            self._store.catalog.append(RUN_INPUTS, [{
+            self._store._catalog.append(RUN_INPUTS, [{
                 "run_id": self.id, "version_id": version.version_id, "table_name": table,
                 "delta_version": version.delta_version, "at": _now(),
             }])
@@ -181,7 +181,7 @@ class Tracking:
 
     @property
     def _catalog(self):
-        return self._store.catalog
+        return self._store._catalog
 
     # --- experiments --------------------------------------------------------------------------
 

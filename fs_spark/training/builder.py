@@ -92,8 +92,8 @@ class TrainingSets:
     def _pick_version(self, lookup: FeatureLookup, as_of: datetime | None):
         store, table = self.store, lookup.table_name
         if lookup.delta_version is not None:
-            current = store.registry.current(table).definition.definition_version
-            candidates = [v for v in store.catalog.versions(table)
+            current = store._registry.current(table).definition.definition_version
+            candidates = [v for v in store._catalog.versions(table)
                           if v.definition_version == current and v.delta_version <= lookup.delta_version]
             if not candidates:
                 raise VersionNotFoundError(table, f"at Delta version {lookup.delta_version}", "no feature version was committed at or before it")
@@ -106,10 +106,10 @@ class TrainingSets:
                 quarantined: dict[str, str]) -> ResolvedLookup:
         store, name = self.store, lookup.table_name
         version, following = self._pick_version(lookup, as_of)
-        applied = (store.registry.at_version(name, version.definition_version) if version
-                   else store.registry.current(name))
+        applied = (store._registry.at_version(name, version.definition_version) if version
+                   else store._registry.current(name))
         table = applied.definition
-        every = store.catalog.versions(name)
+        every = store._catalog.versions(name)
         if version is not None:
             refuse_quarantined(every, version, quarantined)
         wanted = list(lookup.feature_names or table.feature_names)
@@ -249,7 +249,7 @@ class TrainingSets:
         as_of = require_utc(as_of, "as_of")
         zone = check_zone(timezone_name)
         check_columns(df, [*labels, *exclude])
-        quarantined = {} if allow_quarantined else self.store.catalog.quarantined()
+        quarantined = {} if allow_quarantined else self.store._catalog.quarantined()
         resolved = [self.resolve(lookup, df, as_of, quarantined) for lookup in lookups]
         self._check_outputs(resolved, df.columns, labels, exclude)
         clock.lap("resolve")
@@ -299,7 +299,7 @@ class TrainingSets:
         if mlflow_run_id:
             self.store.mlflow.log_training_set(mlflow_run_id, manifest, context)
         clock.lap("mlflow")
-        self.store.catalog.append(TRAINING_SETS, [manifest.to_row()])
+        self.store._catalog.append(TRAINING_SETS, [manifest.to_row()])
         clock.lap("catalog")
         built = TrainingSet(self.spark, manifest, self.spark.read.format("delta").option("versionAsOf", 0).load(output_path))
         built.timings.update(clock.laps)
@@ -330,11 +330,11 @@ class TrainingSets:
     # --- opening and rebuilding ---------------------------------------------------------------
 
     def manifests(self) -> list[TrainingSetManifest]:
-        rows = sorted(self.store.catalog.rows(TRAINING_SETS.name), key=lambda r: r["training_set_id"])
+        rows = sorted(self.store._catalog.rows(TRAINING_SETS.name), key=lambda r: r["training_set_id"])
         return [TrainingSetManifest.from_row(r) for r in rows]
 
     def manifest(self, training_set_id: str) -> TrainingSetManifest:
-        for row in self.store.catalog.rows(TRAINING_SETS.name):
+        for row in self.store._catalog.rows(TRAINING_SETS.name):
             if row["training_set_id"] == training_set_id:
                 return TrainingSetManifest.from_row(row)
         raise TrainingSetNotFoundError(training_set_id)
