@@ -84,6 +84,31 @@ def check_delta(spark: SparkSession) -> None:
         raise DeltaJarsMissingError(f"spark.sql.extensions does not include {DELTA_EXTENSION}")
 
 
+def spark_conf(settings: SparkSettings) -> dict[str, str]:
+    """The Spark settings fs_spark runs with, one source for the local session it builds and
+    for `submit_args` (spark-submit jobs): Delta, UTC, the JIT option, the log configuration,
+    the Delta tuning, then the user's `spark.conf`, which wins."""
+    return {
+        "spark.sql.extensions": DELTA_EXTENSION,
+        "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.extraJavaOptions": JIT_OPTIONS,
+        # log4j2 finds `log4j2.properties` first on the classpath; a folder, not a -D option,
+        # so the flags carry no space and survive the shell's word splitting of $(...).
+        "spark.driver.extraClassPath": str(LOG_CONFIG.parent),
+        "spark.executor.extraJavaOptions": JIT_OPTIONS,
+        "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        # Delta rebuilds table state with a Spark job of 50 tasks by default; the catalog's
+        # tables are small, and 50 tasks made each catalog read cost seconds on 2 cores.
+        "spark.databricks.delta.snapshotPartitions": "2",
+        # VACUUM lists files with this many tasks (10000 by default): 40 s for a small table.
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": "8",
+        **settings.conf,
+    }
+
+
 def build_local_session(settings: SparkSettings) -> SparkSession:
     """Build (or reuse) a local, Delta-enabled session: UTC, few shuffle partitions, UI off."""
     jars = find_jars(settings.jars_dir)
@@ -94,23 +119,10 @@ def build_local_session(settings: SparkSettings) -> SparkSession:
         SparkSession.builder.master(settings.master)
         .appName(settings.app_name)
         .config("spark.jars", ",".join(jars))
-        .config("spark.sql.extensions", DELTA_EXTENSION)
-        .config("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
         .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", settings.driver_memory)
-        .config("spark.driver.extraJavaOptions", f"{JIT_OPTIONS} -Dlog4j2.configurationFile=file:{LOG_CONFIG}")
-        .config("spark.executor.extraJavaOptions", JIT_OPTIONS)
-        .config("spark.databricks.delta.schema.autoMerge.enabled", "false")
-        # Delta rebuilds table state with a Spark job of 50 tasks by default; the catalog's
-        # tables are small, and 50 tasks made each catalog read cost seconds on 2 cores.
-        .config("spark.databricks.delta.snapshotPartitions", "2")
-        # VACUUM lists files with this many tasks (10000 by default): 40 s for a small table.
-        .config("spark.sql.sources.parallelPartitionDiscovery.parallelism", "8")
     )
-    for key, value in settings.conf.items():
+    for key, value in spark_conf(settings).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     check_delta(spark)
@@ -118,23 +130,13 @@ def build_local_session(settings: SparkSettings) -> SparkSession:
 
 
 def submit_args(settings: SparkSettings | None = None) -> list[str]:
-    """The spark-submit flags that give a job Delta and fs_spark's defaults.
+    """The spark-submit flags that give a job Delta and fs_spark's settings (`spark_conf`).
 
     Example: ``spark-submit $(fs-spark submit-args) jobs/ingest.py ...``
     """
     settings = settings or SparkSettings()
-    jars = find_jars(settings.jars_dir)
-    conf = {
-        "spark.sql.extensions": DELTA_EXTENSION,
-        "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
-        "spark.sql.session.timeZone": "UTC",
-        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
-        "spark.driver.extraJavaOptions": JIT_OPTIONS,
-        "spark.executor.extraJavaOptions": JIT_OPTIONS,
-        **settings.conf,
-    }
-    args = ["--jars", ",".join(jars)]
-    for key, value in conf.items():
+    args = ["--jars", ",".join(find_jars(settings.jars_dir))]
+    for key, value in spark_conf(settings).items():
         args += ["--conf", f"{key}={value}"]
     return args
 

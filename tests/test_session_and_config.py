@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from fs_spark import ConfigError, DeltaJarsMissingError, JvmJarMissingError, load_settings
-from fs_spark.session import FS_SPARK_JAR, find_jars, submit_args
+from fs_spark.config import SparkSettings
+from fs_spark.session import FS_SPARK_JAR, find_jars, spark_conf, submit_args
 
 
 def test_missing_jar_folder_names_make_setup(tmp_path):
@@ -42,6 +43,20 @@ def test_submit_args_carry_the_jars_and_delta_conf():
     args = submit_args()
     assert args[0] == "--jars" and "delta-spark_2.13-4.0" in args[1] and FS_SPARK_JAR in args[1]
     assert "spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension" in args
+
+
+def test_spark_submit_jobs_and_the_local_session_run_with_the_same_settings(spark):
+    settings = SparkSettings(shuffle_partitions=2, conf={"spark.sql.ansi.enabled": "true"})
+    args = submit_args(settings)
+    given = dict(a.split("=", 1) for a in args[3::2])
+    assert args[2::2] == ["--conf"] * len(given)
+    assert given == spark_conf(settings)  # the Delta tuning and log configuration included
+    assert given["spark.databricks.delta.snapshotPartitions"] == "2" and given["spark.sql.ansi.enabled"] == "true"
+    assert not any(c.isspace() for a in args for c in a)  # `$(fs-spark submit-args)` splits on spaces
+    # the test session was built by build_local_session from the same source
+    conf = spark.sparkContext.getConf()
+    for key, value in spark_conf(SparkSettings(shuffle_partitions=2)).items():
+        assert value in conf.get(key), key  # Spark adds its own JVM options to ours
 
 
 def test_a_session_without_delta_is_refused_at_once(tmp_path):
