@@ -11,12 +11,15 @@ The source is written to Parquet once (untimed); every method then reads that sa
   fs_spark_default  FeatureStore.write(...)                       + a content-digest pass for the retry identity
 Each method appends to its own fresh table; the best of --repeat runs is reported, with ratios
 against the plain append and against the clustered append (the cost of validation itself).
+First, the latency of 10-row writes (the fixed cost of a version), against a plain Delta append
+of the same 10 rows.
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -92,16 +95,50 @@ def run(rows: int, repeat: int, work: Path, spark) -> dict[str, float]:
     return best
 
 
+def small_writes(work: Path, spark, writes: int) -> dict[str, float]:
+    """Median seconds of a 10-row write, the fixed cost of a version: fs_spark.write from a
+    Parquet file (the optimizer knows its size) and from a DataFrame of Python rows (it does
+    not), against a plain Delta append of the same rows. The first two writes warm up."""
+    store = FeatureStore(spark=spark, settings=Settings(store=StoreSettings(root=str(work / "small"), user="bench")))
+    store.apply(definition("small_file"), definition("small_rows"))
+    plain_path = str(work / "small_plain")
+    columns = [c for c, _ in data_columns(definition("small_rows")) if c != VERSION_COLUMN]
+    times: dict[str, list[float]] = {"plain_append": [], "fs_spark_from_file": [], "fs_spark_from_rows": []}
+    for k in range(writes + 2):
+        rows = spark.range(k * 10, k * 10 + 10).select(
+            F.col("id").alias("entity_id"), F.lit(T0).alias("event_ts"),
+            *[F.lit(0.5).alias(f"f{i:02d}") for i in range(N_FEATURES - 2)],
+            F.lit(1).cast("long").alias("count_7d"), F.lit("a").alias("segment")).select(columns)
+        file = str(work / f"small_{k}.parquet")
+        rows.write.parquet(file)
+        local = spark.createDataFrame(rows.collect(), rows.schema)
+        measured = {
+            "plain_append": timed(lambda: spark.read.parquet(file).write.format("delta").mode("append").save(plain_path)),
+            "fs_spark_from_file": timed(lambda: store.write("small_file", spark.read.parquet(file), write_id=f"f{k}")),
+            "fs_spark_from_rows": timed(lambda: store.write("small_rows", local, write_id=f"r{k}")),
+        }
+        if k >= 2:
+            for name, seconds in measured.items():
+                times[name].append(seconds)
+    return {name: statistics.median(found) for name, found in times.items()}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--shuffle-partitions", type=int, default=8)
+    parser.add_argument("--small-writes", type=int, default=20)
     args = parser.parse_args(argv)
     settings = SparkSettings(master="local[2]", shuffle_partitions=args.shuffle_partitions, driver_memory="8g")
     store_spark = FeatureStore(settings=Settings(spark=settings), root=tempfile.mkdtemp()).spark
     work = Path(tempfile.mkdtemp(prefix="fs_spark_bench_"))
     try:
+        small = small_writes(work, store_spark, args.small_writes)
+        print(f"10-row writes: local[2], {N_FEATURES} features, median of {args.small_writes} "
+              "(every 10th commit also writes a Delta checkpoint)")
+        for name, seconds in small.items():
+            print(f"{'10':>10}  {name:<18} {seconds:>8.3f}  {seconds / small['plain_append']:>14.2f}x", flush=True)
         print(f"ingestion benchmark: local[2], {N_FEATURES} features, best of {args.repeat}")
         print(f"{'rows':>10}  {'method':<18} {'seconds':>8}  {'vs plain append':>15}  {'vs clustered append':>19}")
         for rows in args.rows:

@@ -15,6 +15,16 @@ class FsSparkError(Exception):
     """Root of every error fs_spark raises on purpose."""
 
 
+class CatalogRowError(FsSparkError):
+    """fs_spark built a catalog row that does not fit its table: a bug in fs_spark, caught
+    before anything is written."""
+
+    def __init__(self, table: str, unknown: Sequence[str], missing: Sequence[str]):
+        self.table = table
+        super().__init__(f"catalog row for {table!r} has unknown column(s) {list(unknown)} and lacks "
+                         f"column(s) {list(missing)}; nothing was written")
+
+
 # --- set-up -------------------------------------------------------------------------------
 
 

@@ -170,15 +170,17 @@ class FeatureWriter(StorePart):
 
     def _append(self, out: DataFrame, path: str, ctx: _Context, digest: str | None) -> None:
         """One Delta append; if it fails (a refused batch fails it on purpose), the files its
-        finished tasks left in the table folder are removed, so nothing of it remains."""
+        finished tasks left in the table folder are removed, so nothing of it remains.
+
+        No Delta `txnAppId`: a retry is recognised by its write_id under the table's lock, from
+        the catalog or, when a writer died after its commit, from the commit's userMetadata
+        (`_recover`); Delta's own check rebuilt the table's state in three Spark jobs a write."""
         began = int(time.time() * 1000) - 2000  # file times may be coarse
         try:
             (
                 out.write.format("delta")
                 .mode("append")
                 .option("userMetadata", json.dumps({METADATA_KEY: ctx.metadata(digest)}, sort_keys=True))
-                .option("txnAppId", f"fs_spark:{ctx.table.name}:{ctx.write_id}")
-                .option("txnVersion", 0)
                 .save(path)
             )
         except Exception:
