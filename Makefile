@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 JARS := .jars
 
-.PHONY: setup venv jars browser test bench quickstart clean
+.PHONY: setup venv jars browser test test-fast lint bench quickstart clean
 
 setup: venv jars browser
 
@@ -38,8 +38,19 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 
+# The whole suite (CI); the slowest tests are listed at the end.
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests --durations=15
+
+# Everything but the tests marked slow (spark-submit, clusters, subprocesses, browsers).
+test-fast: setup
+	$(PY) -m pytest -q tests -m "not slow" --durations=10
+
+# Lint and format (ruff) and types (mypy) of the package.
+lint: venv
+	$(VENV)/bin/ruff check fs_spark
+	$(VENV)/bin/ruff format --check fs_spark
+	$(VENV)/bin/mypy
 
 bench: setup
 	$(PY) -m bench.ingest

@@ -12,26 +12,26 @@ from fs_spark.definitions.types import FeatureType
 from fs_spark.definitions.yaml_io import dump_definitions, load_definitions
 from fs_spark.errors import (
     AccessDeniedError,
-    DeprecatedFeatureError,
-    DriftBaselineError,
-    RollbackError,
     BreakingChangeError,
     ConfigError,
     DefinitionError,
     DeltaJarsMissingError,
-    JvmJarMissingError,
+    DeprecatedFeatureError,
+    DriftBaselineError,
     EntityColumnError,
     ExportError,
     FeatureLookupError,
     FeatureNotFoundError,
     FsSparkError,
     InvalidNameError,
+    JvmJarMissingError,
     LineageNodeNotFoundError,
     ModelNotFoundError,
     NaiveEntityTimeError,
     ReplayMismatchError,
     RetentionGuardError,
     RetentionPeriodError,
+    RollbackError,
     RunNotFoundError,
     RunStateError,
     SchemaMismatchError,
@@ -48,22 +48,21 @@ from fs_spark.errors import (
 from fs_spark.exports import Export
 from fs_spark.governance.deprecation import DeprecatedFeatureWarning, Deprecation
 from fs_spark.ids import new_id
-from fs_spark.quality.checks import DriftReport
-from fs_spark.quality.recovery import Recall
-from fs_spark.quality.scoreboard import Scoreboard
 from fs_spark.lineage.graph import LineageGraph
 from fs_spark.lineage.reconcile import DanglingLink, ReconcileReport
 from fs_spark.provenance import NaiveTimestampError, RunRef, SourceInfo
+from fs_spark.quality.checks import DriftReport
+from fs_spark.quality.recovery import Recall
+from fs_spark.quality.scoreboard import Scoreboard
 from fs_spark.registry import PlanItem
-from fs_spark.session import get_session
 from fs_spark.retention import VacuumResult
+from fs_spark.session import get_session
 from fs_spark.store import FeatureStore
 from fs_spark.tracking.records import Deployment, Experiment, Model, ModelVersion, RunInfo
 from fs_spark.tracking.runs import Run
 from fs_spark.training.lookups import FeatureLookup
 from fs_spark.training.manifest import ResolvedLookup, TrainingSetManifest
 from fs_spark.training.training_set import TrainingSet
-
 from fs_spark.version import __version__
 
 __all__ = [

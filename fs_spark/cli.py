@@ -29,8 +29,8 @@ from fs_spark.config import load_settings
 from fs_spark.definitions.yaml_io import load_definitions
 from fs_spark.errors import FsSparkError
 from fs_spark.exports import FORMATS
-from fs_spark.provenance import SourceInfo
 from fs_spark.progress import stage_progress
+from fs_spark.provenance import SourceInfo
 from fs_spark.store import FeatureStore
 from fs_spark.training.inputs import ENTITY_FORMATS, read_entities
 from fs_spark.training.spec import load_spec
@@ -94,8 +94,11 @@ def _parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--limit", type=int, default=0, help="also print this many rows")
     vacuum = commands.add_parser("vacuum", help="Delta VACUUM of a feature table, guarded for training sets")
     vacuum.add_argument("table", nargs="?", help="one table; or --all")
-    vacuum.add_argument("--all", action="store_true",
-                        help="the scheduled pass: every table with its retention from conf, keeping what training sets need")
+    vacuum.add_argument(
+        "--all",
+        action="store_true",
+        help="the scheduled pass: every table with its retention from conf, keeping what training sets need",
+    )
     vacuum.add_argument("--retention-hours", type=float, help="default: the table's Delta retention (7 days)")
     vacuum.add_argument("--force", action="store_true", help="even if recorded training sets need the files")
     vacuum.add_argument("--reason", default="", help="why, kept in the removal's record")
@@ -112,8 +115,11 @@ def _parser() -> argparse.ArgumentParser:
     rollback.add_argument("table")
     rollback.add_argument("version", help="the version number or ID to make current")
     rollback.add_argument("--reason", required=True)
-    for name, text in (("quarantine", "quarantine a version: builds and reads refuse it"),
-                       ("release", "lift a version's quarantine"), ("recall", "what used a version's rows")):
+    for name, text in (
+        ("quarantine", "quarantine a version: builds and reads refuse it"),
+        ("release", "lift a version's quarantine"),
+        ("recall", "what used a version's rows"),
+    ):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("table")
         sub.add_argument("version", help="a version number or ID")
@@ -141,6 +147,10 @@ def _parser() -> argparse.ArgumentParser:
 def _version_arg(text: str | None) -> int | str | None:
     if text is None:
         return None
+    return int(text) if text.isdigit() else text
+
+
+def _version_required(text: str) -> int | str:
     return int(text) if text.isdigit() else text
 
 
@@ -195,9 +205,9 @@ def run(argv: Sequence[str], out=sys.stdout) -> int:
     elif args.command in ("read", "show"):
         as_of = datetime.fromisoformat(args.as_of) if args.as_of else None
         features = args.features.split(",") if args.features else None
-        frame = store.read(args.table, version=_version_arg(args.version), as_of=as_of, features=features)
-        rows = frame.orderBy(*frame.columns[:2]).limit(args.limit).collect()
-        print("\t".join(frame.columns), file=out)
+        table_rows = store.read(args.table, version=_version_arg(args.version), as_of=as_of, features=features)
+        rows = table_rows.orderBy(*table_rows.columns[:2]).limit(args.limit).collect()
+        print("\t".join(table_rows.columns), file=out)
         for row in rows:
             print("\t".join("" if v is None else str(v) for v in row), file=out)
     elif args.command == "build-training-set":
@@ -209,28 +219,42 @@ def run(argv: Sequence[str], out=sys.stdout) -> int:
         m = built.manifest
         print(f"training set {built.id}: {m.row_count} rows at {m.output_path}", file=out)
         for lookup in built.lookups:
-            print(f"  {lookup.table_name} version {lookup.version_number} ({lookup.version_id}) delta {lookup.delta_version}: "
-                  f"{', '.join(f.output for f in lookup.features)}", file=out)
+            print(
+                f"  {lookup.table_name} version {lookup.version_number} ({lookup.version_id}) delta {lookup.delta_version}: "
+                f"{', '.join(f.output for f in lookup.features)}",
+                file=out,
+            )
     elif args.command in ("export", "export-training-set"):
         mode = "overwrite" if args.overwrite else "error"
         if args.command == "export":
-            made = store.export(args.table, args.path, version=_version_arg(args.version), mode=mode, format=args.format,
-                                as_of=datetime.fromisoformat(args.as_of) if args.as_of else None,
-                                features=args.features.split(",") if args.features else None)
+            made = store.export(
+                args.table,
+                args.path,
+                version=_version_arg(args.version),
+                mode=mode,
+                format=args.format,
+                as_of=datetime.fromisoformat(args.as_of) if args.as_of else None,
+                features=args.features.split(",") if args.features else None,
+            )
         else:
             made = store.export_training_set(args.training_set_id, args.path, format=args.format, mode=mode)
-        print(f"export {made.export_id}: {made.row_count} rows of {made.source} to {made.path} ({made.format})", file=out)
+        print(
+            f"export {made.export_id}: {made.row_count} rows of {made.source} to {made.path} ({made.format})", file=out
+        )
     elif args.command == "training-sets":
         for m in store.training_sets():
-            print(f"{m.training_set_id}  {m.created_at:%Y-%m-%dT%H:%M:%S%z}  rows={m.row_count}  name={m.name or ''}  "
-                  f"by={m.user}  versions={','.join(m.feature_version_ids)}", file=out)
+            print(
+                f"{m.training_set_id}  {m.created_at:%Y-%m-%dT%H:%M:%S%z}  rows={m.row_count}  name={m.name or ''}  "
+                f"by={m.user}  versions={','.join(m.feature_version_ids)}",
+                file=out,
+            )
     elif args.command == "rebuild-training-set":
         rebuilt = store.load_training_set(args.training_set_id)
         print(f"training set {rebuilt.id} rebuilt: digest {rebuilt.manifest.content_digest} matches", file=out)
         if args.limit:
-            frame = rebuilt.load_df()
-            print("\t".join(frame.columns), file=out)
-            for row in frame.limit(args.limit).collect():
+            rebuilt_rows = rebuilt.load_df()
+            print("\t".join(rebuilt_rows.columns), file=out)
+            for row in rebuilt_rows.limit(args.limit).collect():
                 print("\t".join("" if v is None else str(v) for v in row), file=out)
     elif args.command == "vacuum":
         if args.all == bool(args.table):
@@ -239,7 +263,9 @@ def run(argv: Sequence[str], out=sys.stdout) -> int:
         if args.all:
             results = store.run_retention(reason=args.reason or "scheduled retention")
         else:
-            results = [store.vacuum(args.table, retention_hours=args.retention_hours, force=args.force, reason=args.reason)]
+            results = [
+                store.vacuum(args.table, retention_hours=args.retention_hours, force=args.force, reason=args.reason)
+            ]
         for result in results:
             print(f"{result.table}: {result.deleted_files} file(s) deleted", file=out)
             for training_set_id in result.expired:
@@ -251,11 +277,18 @@ def run(argv: Sequence[str], out=sys.stdout) -> int:
             metrics = " ".join(f"{k}={v:g}" for k, v in sorted(store.tracking.metrics(info.run_id).items()))
             print(f"{info.run_id}  {info.name or '-'}  {info.stage}  {info.status}  {metrics}", file=out)
     elif args.command == "models":
-        for v in store.models.versions():
-            print(f"{v.model_name} v{v.version}  {v.model_version_id}  run={v.run_id or '-'}  "
-                  f"training_sets={','.join(v.training_set_ids)}", file=out)
-        for d in store.models.deployments():
-            print(f"deployment {d.environment}: {d.model_name} v{d.model_version} {d.status} at {d.at:%Y-%m-%dT%H:%M:%S%z}", file=out)
+        for model in store.models.versions():
+            print(
+                f"{model.model_name} v{model.version}  {model.model_version_id}  run={model.run_id or '-'}  "
+                f"training_sets={','.join(model.training_set_ids)}",
+                file=out,
+            )
+        for live in store.models.deployments():
+            print(
+                f"deployment {live.environment}: {live.model_name} v{live.model_version} {live.status} "
+                f"at {live.at:%Y-%m-%dT%H:%M:%S%z}",
+                file=out,
+            )
     elif args.command == "lineage":
         shown = store.lineage.render(args.node, html=args.html, dot=args.dot, direction=args.direction)
         for node in sorted(shown.nodes.values(), key=lambda n: (n.kind, n.label)):
@@ -268,32 +301,52 @@ def run(argv: Sequence[str], out=sys.stdout) -> int:
         print(report.to_text(), file=out)
         return 0 if report.ok else 1
     elif args.command == "rollback":
-        made = store.rollback(args.table, _version_arg(args.version), reason=args.reason)
-        print(f"{args.table}: version {made.version_number} ({made.version_id}) holds the rows of version "
-              f"{made.restores_version} again", file=out)
+        rolled = store.rollback(args.table, _version_required(args.version), reason=args.reason)
+        print(
+            f"{args.table}: version {rolled.version_number} ({rolled.version_id}) holds the rows of version "
+            f"{rolled.restores_version} again",
+            file=out,
+        )
     elif args.command in ("quarantine", "release"):
         change = store.quarantine_version if args.command == "quarantine" else store.release_version
-        changed = change(args.table, _version_arg(args.version), args.reason)
-        print(f"{args.table}: version {changed.version_number} ({changed.version_id}) "
-              f"{'quarantined' if args.command == 'quarantine' else 'released'}", file=out)
+        changed = change(args.table, _version_required(args.version), args.reason)
+        print(
+            f"{args.table}: version {changed.version_number} ({changed.version_id}) "
+            f"{'quarantined' if args.command == 'quarantine' else 'released'}",
+            file=out,
+        )
         if args.command == "quarantine":
             print(store.recall(args.table, changed.version_id).to_text(), file=out)
     elif args.command == "recall":
-        print(store.recall(args.table, _version_arg(args.version)).to_text(), file=out)
+        print(store.recall(args.table, _version_required(args.version)).to_text(), file=out)
     elif args.command == "deprecate":
-        made = store.deprecate(args.table, args.feature, announce=datetime.fromisoformat(args.announce),
-                               end=datetime.fromisoformat(args.end), replacement=args.replacement, reason=args.reason)
-        print(f"{made.subject}: deprecated from {made.announce.isoformat()}, retired from {made.end.isoformat()}", file=out)
+        scheduled = store.deprecate(
+            args.table,
+            args.feature,
+            announce=datetime.fromisoformat(args.announce),
+            end=datetime.fromisoformat(args.end),
+            replacement=args.replacement,
+            reason=args.reason,
+        )
+        print(
+            f"{scheduled.subject}: deprecated from {scheduled.announce.isoformat()}, "
+            f"retired from {scheduled.end.isoformat()}",
+            file=out,
+        )
     elif args.command == "deprecations":
-        for d in store.deprecations():
-            print(f"{d.subject}  announce={d.announce.isoformat()}  end={d.end.isoformat()}  "
-                  f"replacement={d.replacement or '-'}  reason={d.reason}", file=out)
+        for schedule in store.deprecations():
+            print(
+                f"{schedule.subject}  announce={schedule.announce.isoformat()}  end={schedule.end.isoformat()}  "
+                f"replacement={schedule.replacement or '-'}  reason={schedule.reason}",
+                file=out,
+            )
     elif args.command == "quality":
         print(store.quality.scoreboard(args.table).to_text(), file=out)
     elif args.command == "drift":
         features = args.features.split(",") if args.features else None
-        drifted = store.quality.check_drift(args.table, version=_version_arg(args.version), baseline=args.baseline,
-                                            features=features)
+        drifted = store.quality.check_drift(
+            args.table, version=_version_arg(args.version), baseline=args.baseline, features=features
+        )
         print(drifted.to_text(), file=out)
         return 1 if drifted.breached and args.fail_on_breach else 0
     return 0

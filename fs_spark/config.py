@@ -40,7 +40,8 @@ class SparkSettings(_Strict):
 
 class TrainingSettings(_Strict):
     partitions: int | None = Field(
-        default=None, ge=1,
+        default=None,
+        ge=1,
         description="Partitions of the point-in-time join's shuffle; default: the session's "
         "spark.sql.shuffle.partitions",
     )
@@ -48,21 +49,24 @@ class TrainingSettings(_Strict):
 
 class MlflowSettings(_Strict):
     tracking_uri: str | None = Field(
-        default=None, description="MLflow tracking URI, e.g. sqlite:///mlflow.db; default: MLflow's own "
-        "(MLFLOW_TRACKING_URI)",
+        default=None,
+        description="MLflow tracking URI, e.g. sqlite:///mlflow.db; default: MLflow's own (MLFLOW_TRACKING_URI)",
     )
     follow_active_run: bool = Field(
-        default=True, description="Link to the MLflow run active in this thread, if mlflow is imported",
+        default=True,
+        description="Link to the MLflow run active in this thread, if mlflow is imported",
     )
     start_runs: bool = Field(
-        default=False, description="Start an MLflow run for every fs_spark run that has none",
+        default=False,
+        description="Start an MLflow run for every fs_spark run that has none",
     )
 
 
 class LineageSettings(_Strict):
     namespace: str = Field(default="fs_spark", description="OpenLineage job namespace")
     openlineage: dict[str, Any] | None = Field(
-        default=None, description="openlineage-python client config, e.g. {transport: {type: file, "
+        default=None,
+        description="openlineage-python client config, e.g. {transport: {type: file, "
         "log_file_path: lineage.jsonl, append: true}}; default: the client's own (OPENLINEAGE_URL, "
         "OPENLINEAGE_CONFIG) when set, else no events",
     )
@@ -79,7 +83,9 @@ class DriftThresholds(_Strict):
     new_categories: float | None = Field(default=0, description="Values never seen in the baseline")
     missing_categories: float | None = Field(default=None, description="Baseline values not seen any more")
     schema_changes: bool = Field(default=True, description="Alert on added, removed or retyped columns")
-    min_key_coverage: float = Field(default=0.0, description="Least share of the population's keys a training set covers")
+    min_key_coverage: float = Field(
+        default=0.0, description="Least share of the population's keys a training set covers"
+    )
     min_time_coverage: float = Field(default=0.0, description="Least share of the population's time range it covers")
 
 
@@ -98,19 +104,26 @@ class QualitySettings(_Strict):
 
 class GovernanceSettings(_Strict):
     policy_file: str | None = Field(
-        default=None, description="Access policy YAML (e.g. conf/policies.yaml); none: access control off")
+        default=None, description="Access policy YAML (e.g. conf/policies.yaml); none: access control off"
+    )
     region: str | None = Field(default=None, description="Region this process runs in, for the policy's regions")
     locations: dict[str, str] = Field(
-        default_factory=dict, description="Region of storage locations, by path pattern (s3a://eu-data/* : eu-west-1); "
-        "a path no pattern matches is in `region`")
+        default_factory=dict,
+        description="Region of storage locations, by path pattern (s3a://eu-data/* : eu-west-1); "
+        "a path no pattern matches is in `region`",
+    )
 
 
 class RetentionSettings(_Strict):
     """The scheduled retention pass (`fs-spark vacuum --all`, jobs/retention.py)."""
 
-    hours: float = Field(default=168.0, description="Delta retention of removed files, in hours (Delta's default: 7 days)")
+    hours: float = Field(
+        default=168.0, description="Delta retention of removed files, in hours (Delta's default: 7 days)"
+    )
     tables: dict[str, float] = Field(
-        default_factory=dict, description="Retention hours by table-name pattern (first match wins), e.g. {'clicks_*': 48}")
+        default_factory=dict,
+        description="Retention hours by table-name pattern (first match wins), e.g. {'clicks_*': 48}",
+    )
 
     def hours_for(self, table: str) -> float:
         return next((h for pattern, h in self.tables.items() if fnmatchcase(table, pattern)), self.hours)
@@ -151,7 +164,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str
     for key, value in env.items():
         if not key.startswith(ENV_PREFIX) or key == f"{ENV_PREFIX}CONF" or "__" not in key:
             continue
-        section, _, field = key[len(ENV_PREFIX):].lower().partition("__")
+        section, _, field = key[len(ENV_PREFIX) :].lower().partition("__")
         data.setdefault(section, {})
         if not isinstance(data[section], dict):
             raise ConfigError(key, f"section {section!r} is not a mapping")

@@ -40,4 +40,4 @@ def digest_of(metrics: dict[str, Any]) -> str:
 
 def frame_digest(df: DataFrame, columns: Sequence[str] | None = None) -> str:
     """Digest of `df` over `columns` (default: all), in one aggregation job."""
-    return digest_of(df.agg(*digest_aggregates(list(columns or df.columns))).first().asDict())
+    return digest_of(df.agg(*digest_aggregates(list(columns or df.columns))).collect()[0].asDict())

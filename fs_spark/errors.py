@@ -21,8 +21,10 @@ class CatalogRowError(FsSparkError):
 
     def __init__(self, table: str, unknown: Sequence[str], missing: Sequence[str]):
         self.table = table
-        super().__init__(f"catalog row for {table!r} has unknown column(s) {list(unknown)} and lacks "
-                         f"column(s) {list(missing)}; nothing was written")
+        super().__init__(
+            f"catalog row for {table!r} has unknown column(s) {list(unknown)} and lacks "
+            f"column(s) {list(missing)}; nothing was written"
+        )
 
 
 # --- set-up -------------------------------------------------------------------------------
@@ -109,8 +111,7 @@ class FeatureNotFoundError(FsSparkError, KeyError):
         self.features = list(features)
         hint = _did_you_mean(self.features[0], known) if len(self.features) == 1 else ""
         super().__init__(
-            f"feature table {table!r} has no feature(s) {self.features}.{hint} "
-            f"Its features are {list(known)}."
+            f"feature table {table!r} has no feature(s) {self.features}.{hint} Its features are {list(known)}."
         )
 
     __str__ = Exception.__str__  # KeyError's own quotes the message
@@ -141,9 +142,7 @@ class SchemaMismatchError(FsSparkError):
     def __init__(self, table: str, problems: Sequence[str]):
         self.table = table
         self.problems = list(problems)
-        super().__init__(
-            f"cannot write to feature table {table!r}, nothing was written: " + "; ".join(self.problems)
-        )
+        super().__init__(f"cannot write to feature table {table!r}, nothing was written: " + "; ".join(self.problems))
 
 
 class Violation:
@@ -237,7 +236,7 @@ class NaiveEntityTimeError(FsSparkError):
         self.column = column
         super().__init__(
             f"entity time column {column!r} is {spark_type}, which has no time zone; cast it to a "
-            "timestamp (an instant) or pass timezone=\"<zone>\" (for example \"Europe/Paris\") to say "
+            'timestamp (an instant) or pass timezone="<zone>" (for example "Europe/Paris") to say '
             "where its wall-clock times were taken"
         )
 
@@ -254,7 +253,7 @@ class VersionQuarantinedError(FsSparkError):
     def __init__(self, table: str, version_ids: Sequence[str], reasons: Sequence[str]):
         self.table = table
         self.version_ids = list(version_ids)
-        listed = "; ".join(f"{v} ({r})" for v, r in zip(version_ids, reasons))
+        listed = "; ".join(f"{v} ({r})" for v, r in zip(version_ids, reasons, strict=True))
         super().__init__(
             f"feature table {table!r}: the lookup would read quarantined version(s) {listed}. "
             "Pin a version written before them, or release them with FeatureStore.release_version(...)."
@@ -293,8 +292,14 @@ class RetentionGuardError(FsSparkError):
     """VACUUM would delete files that recorded training sets (and the models and deployments
     built on them) still read."""
 
-    def __init__(self, table: str, holders: Sequence[str], files: int, models: Sequence[str] = (),
-                 deployments: Sequence[str] = ()):
+    def __init__(
+        self,
+        table: str,
+        holders: Sequence[str],
+        files: int,
+        models: Sequence[str] = (),
+        deployments: Sequence[str] = (),
+    ):
         self.table = table
         self.holders = list(holders)
         self.models = list(models)

@@ -29,8 +29,11 @@ def stage_progress(spark: SparkSession, out: TextIO = sys.stderr, every: float =
                 if info is None or shown.get(stage_id) == info.numCompletedTasks:
                     continue
                 shown[stage_id] = info.numCompletedTasks
-                print(f"[stage {stage_id}] {info.numCompletedTasks}/{info.numTasks} tasks ({info.name[:60]})",
-                      file=out, flush=True)
+                print(
+                    f"[stage {stage_id}] {info.numCompletedTasks}/{info.numTasks} tasks ({info.name[:60]})",
+                    file=out,
+                    flush=True,
+                )
 
     thread = threading.Thread(target=poll, name="fs_spark-progress", daemon=True)
     thread.start()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import overload
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -17,20 +18,28 @@ class NaiveTimestampError(FsSparkError):
         )
 
 
+@overload
+def require_utc(value: datetime, what: str) -> datetime: ...
+@overload
+def require_utc(value: None, what: str) -> None: ...
 def require_utc(value: datetime | None, what: str) -> datetime | None:
     """Return `value` in UTC; refuse naive datetimes, whose meaning depends on the machine."""
     if value is None:
         return None
     if value.tzinfo is None:
         raise NaiveTimestampError(what, value)
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
+@overload
+def from_spark(value: datetime) -> datetime: ...
+@overload
+def from_spark(value: None) -> None: ...
 def from_spark(value: datetime | None) -> datetime | None:
     """PySpark returns timestamps as naive local time; make them aware UTC."""
     if value is None:
         return None
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 class SourceInfo(BaseModel):

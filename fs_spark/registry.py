@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-
+from datetime import UTC, datetime
 
 from pyspark.sql import SparkSession
 
@@ -21,11 +20,11 @@ from fs_spark.catalog.schema import FEATURE_TABLES
 from fs_spark.definitions.compatibility import Change, diff
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.errors import BreakingChangeError, DefinitionError, TableNotFoundError
-from fs_spark.ids import new_id
-from fs_spark.store_part import StorePart
 from fs_spark.governance.access import AccessControl, Request
+from fs_spark.ids import new_id
 from fs_spark.storage.layout import STATS_COLUMNS, create_table, stats_columns
 from fs_spark.storage.paths import StorePaths
+from fs_spark.store_part import StorePart
 
 
 @dataclass(frozen=True)
@@ -62,8 +61,15 @@ class Registry(StorePart):
     """The definitions of a store: what is applied, at every version and revision, and applying
     more. Applying needs `admin` on each table, checked here, where the change happens."""
 
-    def __init__(self, spark: SparkSession, paths: StorePaths, catalog: Catalog, user: str, lock_timeout: float,
-                 access: AccessControl):
+    def __init__(
+        self,
+        spark: SparkSession,
+        paths: StorePaths,
+        catalog: Catalog,
+        user: str,
+        lock_timeout: float,
+        access: AccessControl,
+    ):
         super().__init__(spark, paths, catalog, user, lock_timeout)
         self._access = access
 
@@ -76,8 +82,11 @@ class Registry(StorePart):
     def at_version(self, name: str, definition_version: int, revision: int | None = None) -> Applied:
         """The definition version's latest revision, or the revision given (the one a feature
         version was written under)."""
-        rows = [r for r in self.catalog.definition_rows(name) if r["definition_version"] == definition_version
-                and (revision is None or r["revision"] == revision)]
+        rows = [
+            r
+            for r in self.catalog.definition_rows(name)
+            if r["definition_version"] == definition_version and (revision is None or r["revision"] == revision)
+        ]
         if not rows:
             label = f"{name} v{definition_version}" + (f" r{revision}" if revision is not None else "")
             raise TableNotFoundError(label, list(self.catalog.current_definitions()))
@@ -85,7 +94,9 @@ class Registry(StorePart):
 
     @staticmethod
     def _applied(row) -> Applied:
-        return Applied(FeatureTable.model_validate(json.loads(row["definition_json"])), row["revision"], row["storage_path"])
+        return Applied(
+            FeatureTable.model_validate(json.loads(row["definition_json"])), row["revision"], row["storage_path"]
+        )
 
     def names(self) -> list[str]:
         return sorted(self.catalog.current_definitions())
@@ -104,31 +115,46 @@ class Registry(StorePart):
         if table.definition_version == version + 1:
             return PlanItem(table.name, "new_version", version + 1, 1, changes)
         if table.definition_version != version:
-            return PlanItem(table.name, "refused", table.definition_version, 0, changes,
-                            f"definition_version must stay {version} or become {version + 1}")
+            return PlanItem(
+                table.name,
+                "refused",
+                table.definition_version,
+                0,
+                changes,
+                f"definition_version must stay {version} or become {version + 1}",
+            )
         if breaking:
-            return PlanItem(table.name, "refused", version, revision, changes,
-                            f"breaking change; publish it as definition_version {version + 1}")
+            return PlanItem(
+                table.name,
+                "refused",
+                version,
+                revision,
+                changes,
+                f"breaking change; publish it as definition_version {version + 1}",
+            )
         if not changes:
             return PlanItem(table.name, "unchanged", version, revision)
         return PlanItem(table.name, "update", version, revision + 1, changes)
 
-    def apply(self, tables: list[FeatureTable],
-              impact: Callable[[PlanItem, FeatureTable], PlanItem] | None = None) -> list[PlanItem]:
+    def apply(
+        self, tables: list[FeatureTable], impact: Callable[[PlanItem, FeatureTable], PlanItem] | None = None
+    ) -> list[PlanItem]:
         """Apply definitions; refuses the whole call, changing nothing, if any one is refused.
         `impact` adds to a plan item what a breaking change would break, for the refusal."""
         self._access.require(*(Request("admin", t.name, definition=t) for t in tables))
         plan = self.plan(tables)
         if impact is not None:
-            plan = [impact(item, table) for item, table in zip(plan, tables)]
-        for item, table in zip(plan, tables):
+            plan = [impact(item, table) for item, table in zip(plan, tables, strict=True)]
+        for item, table in zip(plan, tables, strict=True):
             if item.action == "refused":
                 if item.definition_version != table.definition_version or not item.changes:
                     raise DefinitionError(table.name, item.reason)
                 current = self.catalog.current_definitions()[table.name]["definition_version"]
-                raise BreakingChangeError(table.name, current, [str(c) for c in item.changes if c.breaking], item.impact)
+                raise BreakingChangeError(
+                    table.name, current, [str(c) for c in item.changes if c.breaking], item.impact
+                )
         rows = []
-        for item, table in zip(plan, tables):
+        for item, table in zip(plan, tables, strict=True):
             if item.action == "unchanged":
                 continue
             with self.lock(table.name):
@@ -149,7 +175,7 @@ class Registry(StorePart):
                     "definition_hash": table.definition_hash(),
                     "storage_path": path,
                     "applied_by": self.user,
-                    "applied_at": datetime.now(timezone.utc),
+                    "applied_at": datetime.now(UTC),
                 }
             )
         self.catalog.append(FEATURE_TABLES, rows)

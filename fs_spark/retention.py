@@ -21,6 +21,7 @@ from pyspark.errors import AnalysisException, IllegalArgumentException
 from pyspark.sql import SparkSession
 
 from fs_spark.errors import RetentionGuardError, RetentionPeriodError
+from fs_spark.session import hadoop_conf, jvm
 from fs_spark.storage.paths import local_path
 from fs_spark.training.manifest import TrainingSetManifest
 
@@ -57,15 +58,18 @@ def files_to_delete(spark: SparkSession, table: str, path: str, retention_hours:
     except (IllegalArgumentException, Py4JJavaError) as exc:
         if "retention" not in str(exc).lower():
             raise
-        raise RetentionPeriodError(table, retention_hours or 0.0, "it is shorter than the table's "
-                                   "delta.deletedFileRetentionDuration, which Delta checks") from None
+        raise RetentionPeriodError(
+            table,
+            retention_hours or 0.0,
+            "it is shorter than the table's delta.deletedFileRetentionDuration, which Delta checks",
+        ) from None
     return {_normal(r[0]): r[0] for r in rows}
 
 
 def _delete(spark: SparkSession, uris: list[str]) -> None:
-    jvm, conf = spark._jvm, spark._jsc.hadoopConfiguration()
+    view, conf = jvm(spark), hadoop_conf(spark)
     for uri in uris:
-        path = jvm.org.apache.hadoop.fs.Path(uri)
+        path = view.org.apache.hadoop.fs.Path(uri)
         path.getFileSystem(conf).delete(path, False)
 
 
@@ -124,7 +128,10 @@ def vacuum(
             spark.sql(f"VACUUM {_sql_path(path)}{_retain(retention_hours)}").collect()
             deleted += len(doomed)
     if keep_held:
-        holding = (*(f"training set {t}" for t in sorted(holders)), *(f"model version {m}" for m in models),
-                   *(f"deployment {d}" for d in deployments))
+        holding = (
+            *(f"training set {t}" for t in sorted(holders)),
+            *(f"model version {m}" for m in models),
+            *(f"deployment {d}" for d in deployments),
+        )
         return VacuumResult(table, deleted, (), len(conflicting), holding)
     return VacuumResult(table, deleted, tuple(sorted(holders)))

@@ -9,9 +9,10 @@ jar for point-in-time joins. Elsewhere fs_spark builds a local session with the 
 from __future__ import annotations
 
 import os
-import sys
 import re
+import sys
 from pathlib import Path
+from typing import Any
 
 import pyspark
 from pyspark.sql import SparkSession
@@ -62,10 +63,23 @@ def find_jars(jars_dir: str | None = None) -> list[str]:
     return jars
 
 
+def jvm(spark: SparkSession) -> Any:
+    """The session's JVM view (py4j), which PySpark types as optional: a classic session has one."""
+    view = spark._jvm
+    if view is None:
+        raise RuntimeError("this Spark session has no JVM (a Spark Connect session); fs_spark needs a classic one")
+    return view
+
+
+def hadoop_conf(spark: SparkSession) -> Any:
+    """The session's Hadoop configuration, for FileSystem calls."""
+    return spark._jsc.hadoopConfiguration()
+
+
 def _require_class(spark: SparkSession, name: str, error: type[Exception]) -> None:
     """Raise `error` when the session's JVM cannot load the class `name`."""
     try:
-        spark._jvm.org.apache.spark.util.Utils.classForName(name, True, False)
+        jvm(spark).org.apache.spark.util.Utils.classForName(name, True, False)
     except Exception as exc:  # py4j wraps the ClassNotFoundException
         raise error(f"the class {name} cannot be loaded") from exc
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import getpass
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -25,9 +25,9 @@ from fs_spark.definitions.compatibility import affected_features
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.errors import ExportError, VersionNotFoundError
 from fs_spark.exports import Export, check_request, write_export
-from fs_spark.ids import is_id, new_id
 from fs_spark.governance.access import AccessControl, Request
 from fs_spark.governance.deprecation import Deprecation, Deprecations
+from fs_spark.ids import is_id, new_id
 from fs_spark.ingest.writer import FeatureWriter, Mode
 from fs_spark.integrations.mlflow import MlflowBridge
 from fs_spark.lineage.lineage import Lineage
@@ -78,13 +78,20 @@ class FeatureStore:
         # The parts that change definitions, schedules or raw catalog rows are private: the
         # facade is their only door, and each also checks access where its action happens.
         self._catalog = Catalog(self.spark, self.paths, timeout)
-        self._access = AccessControl(self.settings.governance, self.user, self._catalog,
-                                     lambda name: self._registry.current(name).definition, self.paths.table_root)
+        self._access = AccessControl(
+            self.settings.governance,
+            self.user,
+            self._catalog,
+            lambda name: self._registry.current(name).definition,
+            self.paths.table_root,
+        )
         self._registry = Registry(self.spark, self.paths, self._catalog, self.user, timeout, self._access)
-        self._writer = FeatureWriter(self.spark, self.paths, self._catalog, self.user, timeout,
-                                     self._access.sensitive_tags)
-        self._deprecations = Deprecations(self._catalog, self._access, lambda name: self._registry.current(name).definition,
-                                          self.user)
+        self._writer = FeatureWriter(
+            self.spark, self.paths, self._catalog, self.user, timeout, self._access.sensitive_tags
+        )
+        self._deprecations = Deprecations(
+            self._catalog, self._access, lambda name: self._registry.current(name).definition, self.user
+        )
         self._training = TrainingSets(self, self.settings.training.partitions)
         self.mlflow = MlflowBridge(self.settings.mlflow)
         self.events = LineageEvents(self.settings.lineage, self.paths.root)
@@ -115,7 +122,7 @@ class FeatureStore:
         """What `apply` would do, changing nothing: every change, and for breaking ones the model
         versions and live deployments that read the affected features."""
         items = self._registry.plan(list(tables))
-        return [self._with_impact(item, table) for item, table in zip(items, tables)]
+        return [self._with_impact(item, table) for item, table in zip(items, tables, strict=True)]
 
     def apply(self, *tables: FeatureTable) -> list[PlanItem]:
         """Create or update definitions; a breaking change needs a new definition_version, and
@@ -126,13 +133,19 @@ class FeatureStore:
         if not any(c.breaking for c in item.changes):
             return item
         features = set(affected_features(self._registry.current(table.name).definition, item.changes))
-        sets = {m.training_set_id for m in self._training.manifests()
-                if any(lk.table_name == table.name and features & {f.name for f in lk.features} for lk in m.lookups)}
+        sets = {
+            m.training_set_id
+            for m in self._training.manifests()
+            if any(lk.table_name == table.name and features & {f.name for f in lk.features} for lk in m.lookups)
+        }
         models = [v for v in self.models.versions() if sets & set(v.training_set_ids)]
         ids = {v.model_version_id for v in models}
         impact = [f"model {v.model_name} v{v.version} ({v.model_version_id})" for v in models]
-        impact += [f"deployment {d.environment}: {d.model_name} v{d.model_version} (live)"
-                   for d in self.models.live_everywhere() if d.model_version_id in ids]
+        impact += [
+            f"deployment {d.environment}: {d.model_name} v{d.model_version} (live)"
+            for d in self.models.live_everywhere()
+            if d.model_version_id in ids
+        ]
         return replace(item, impact=impact)
 
     def get_table(self, name: str) -> FeatureTable:
@@ -187,7 +200,9 @@ class FeatureStore:
         definition = self._registry.at_version(version.table_name, version.definition_version).definition
         return self._access.redacted(version, definition)
 
-    def version(self, table: str, version: int | str | None = None, as_of: datetime | None = None) -> FeatureVersion | None:
+    def version(
+        self, table: str, version: int | str | None = None, as_of: datetime | None = None
+    ) -> FeatureVersion | None:
         """Resolve a version number, version ID or point in time to one feature version.
 
         Numbers count within the current definition version; IDs are global. With neither,
@@ -196,6 +211,13 @@ class FeatureStore:
         found = self._resolve(table, version, as_of)[0]
         return None if found is None else self._redacted(found)
 
+    def _exact(self, table: str, version: int | str) -> FeatureVersion:
+        """The version a number or ID names (VersionNotFoundError when none does)."""
+        found = self._resolve(table, version, None)[0]
+        if found is None:
+            raise VersionNotFoundError(table, version, "the table has no versions yet")
+        return found
+
     def _resolve(self, table: str, version, as_of) -> tuple[FeatureVersion | None, FeatureVersion | None]:
         """The version asked for, and the next version of the same table and definition version."""
         applied = self._registry.current(table)
@@ -203,6 +225,7 @@ class FeatureStore:
         if version is not None and as_of is not None:
             raise ValueError("pass either version or as_of, not both")
         every = self._catalog.versions(table)
+        chosen: FeatureVersion | None
         if isinstance(version, str):
             if not is_id(version):
                 raise VersionNotFoundError(table, version, "a version ID is a UUIDv7 string")
@@ -232,8 +255,13 @@ class FeatureStore:
         if chosen is None:
             return None, None
         # The next version that committed to Delta after it (a rollback commits nothing).
-        later = [v for v in every if v.definition_version == chosen.definition_version
-                 and v.version_number > chosen.version_number and v.delta_version > chosen.delta_version]
+        later = [
+            v
+            for v in every
+            if v.definition_version == chosen.definition_version
+            and v.version_number > chosen.version_number
+            and v.delta_version > chosen.delta_version
+        ]
         return chosen, (later[0] if later else None)
 
     def read(
@@ -258,8 +286,16 @@ class FeatureStore:
         """
         return self._read(table, version, as_of, features, include_version_column, allow_quarantined)[0]
 
-    def _read(self, table: str, version, as_of, features, include_version_column: bool = False,
-              allow_quarantined: bool = False, copy_to: str | None = None):
+    def _read(
+        self,
+        table: str,
+        version,
+        as_of,
+        features,
+        include_version_column: bool = False,
+        allow_quarantined: bool = False,
+        copy_to: str | None = None,
+    ):
         """The rows, the version they are of, and the Delta version and path they were read at."""
         resolved, following = self._resolve(table, version, as_of)
         if resolved is None:
@@ -271,15 +307,32 @@ class FeatureStore:
         if resolved is not None and not allow_quarantined:
             refuse_quarantined(every, resolved, self._catalog.quarantined())
         delta_version = readable_delta_version(self.spark, applied.storage_path, resolved, following)
-        frame = read_version(self.spark, applied.definition, resolved, delta_version, applied.storage_path,
-                             features, include_version_column, excluded(every, resolved))
+        frame = read_version(
+            self.spark,
+            applied.definition,
+            resolved,
+            delta_version,
+            applied.storage_path,
+            features,
+            include_version_column,
+            excluded(every, resolved),
+        )
         return frame, resolved, delta_version, applied.storage_path
 
     # --- exports ------------------------------------------------------------------------------
 
-    def export(self, table: str, path: str, *, version: int | str | None = None, as_of: datetime | None = None,
-               features: list[str] | None = None, format: str = "parquet", mode: str = "error",
-               run: Run | RunRef | None = None) -> Export:
+    def export(
+        self,
+        table: str,
+        path: str,
+        *,
+        version: int | str | None = None,
+        as_of: datetime | None = None,
+        features: list[str] | None = None,
+        format: str = "parquet",
+        mode: str = "error",
+        run: Run | RunRef | None = None,
+    ) -> Export:
         """Copy a table's rows as of one version (default: the latest) out of the store.
 
         The policy must allow reading the features and copying the table's data to the region
@@ -298,12 +351,23 @@ class FeatureStore:
         frame, resolved, delta_version, storage = self._read(table, version, as_of, features, copy_to=region)
         if resolved is None:
             raise ExportError(what, path, "the table has no versions yet")
-        source = {"source_kind": "feature_version", "source_id": resolved.version_id, "table_name": table,
-                  "delta_version": delta_version}
+        source = {
+            "source_kind": "feature_version",
+            "source_id": resolved.version_id,
+            "table_name": table,
+            "delta_version": delta_version,
+        }
         return self._export(what, frame, source, storage, path, region, format, mode, as_run_ref(run))
 
-    def export_training_set(self, training_set_id: str, path: str, *, format: str = "parquet", mode: str = "error",
-                            run: Run | RunRef | None = None) -> Export:
+    def export_training_set(
+        self,
+        training_set_id: str,
+        path: str,
+        *,
+        format: str = "parquet",
+        mode: str = "error",
+        run: Run | RunRef | None = None,
+    ) -> Export:
         """Copy a stored training set's rows out of the store, under the same rules as `export`."""
         what = f"training set {training_set_id}"
         check_request(what, path, format, mode)
@@ -311,24 +375,59 @@ class FeatureStore:
         self._require_training_set(training_set_id, copy_to=region)
         stored = self._training.open(training_set_id)
         manifest = stored.manifest
-        source = {"source_kind": "training_set", "source_id": training_set_id, "table_name": None,
-                  "delta_version": manifest.output_delta_version}
-        return self._export(what, stored.load_df(), source, manifest.output_path, path, region, format, mode,
-                            as_run_ref(run))
+        source = {
+            "source_kind": "training_set",
+            "source_id": training_set_id,
+            "table_name": None,
+            "delta_version": manifest.output_delta_version,
+        }
+        return self._export(
+            what, stored.load_df(), source, manifest.output_path, path, region, format, mode, as_run_ref(run)
+        )
 
-    def _export(self, what: str, frame: DataFrame, source: dict, read_path: str, path: str, region: str | None,
-                format: str, mode: str, run: RunRef | None) -> Export:
-        with self.events.job(f"export.{source['table_name'] or 'training_set'}", run=run,
-                             inputs=[(read_path, source["delta_version"])]) as job:
+    def _export(
+        self,
+        what: str,
+        frame: DataFrame,
+        source: dict,
+        read_path: str,
+        path: str,
+        region: str | None,
+        format: str,
+        mode: str,
+        run: RunRef | None,
+    ) -> Export:
+        with self.events.job(
+            f"export.{source['table_name'] or 'training_set'}", run=run, inputs=[(read_path, source["delta_version"])]
+        ) as job:
             rows = write_export(what, frame, path, format, mode)
             job.output(path, None, {"fs_spark.source": f"{source['source_kind']}:{source['source_id']}"})
-        made = Export(new_id(), f"{source['source_kind']}:{source['source_id']}", path, format, region, rows,
-                      datetime.now(timezone.utc))
-        self._catalog.append(EXPORTS, [{
-            **source, "export_id": made.export_id, "features": list(frame.columns), "path": path, "format": format,
-            "region": made.region, "row_count": rows, "run_id": run.run_id if run else None, "user": self.user,
-            "at": made.at,
-        }])
+        made = Export(
+            new_id(),
+            f"{source['source_kind']}:{source['source_id']}",
+            path,
+            format,
+            region,
+            rows,
+            datetime.now(UTC),
+        )
+        self._catalog.append(
+            EXPORTS,
+            [
+                {
+                    **source,
+                    "export_id": made.export_id,
+                    "features": list(frame.columns),
+                    "path": path,
+                    "format": format,
+                    "region": made.region,
+                    "row_count": rows,
+                    "run_id": run.run_id if run else None,
+                    "user": self.user,
+                    "at": made.at,
+                }
+            ],
+        )
         return made
 
     # --- version status -----------------------------------------------------------------------
@@ -345,7 +444,7 @@ class FeatureStore:
     def recall(self, table: str, version: int | str) -> Recall:
         """Everything that used a version's rows: training sets, model versions, deployments (the
         live ones marked), found downstream in the lineage graph."""
-        resolved = self.version(table, version)
+        resolved = self._exact(table, version)
         return recall(self.lineage.graph(), resolved, self.models.deployments(), self.models.live_everywhere())
 
     def rollback(self, table: str, to_version: int | str, *, reason: str) -> FeatureVersion:
@@ -356,13 +455,23 @@ class FeatureStore:
         self._access.require(Request("admin", table))
         return rollback(self, table, to_version, reason)
 
-    def deprecate(self, table: str, feature: str | None = None, *, announce: datetime, end: datetime,
-                  replacement: str | None = None, reason: str, withdrawn: bool = False) -> Deprecation:
+    def deprecate(
+        self,
+        table: str,
+        feature: str | None = None,
+        *,
+        announce: datetime,
+        end: datetime,
+        replacement: str | None = None,
+        reason: str,
+        withdrawn: bool = False,
+    ) -> Deprecation:
         """Schedule the deprecation of a feature (or, without `feature`, of the whole table):
         builds warn from `announce` and refuse from `end`. A later schedule of the same feature
         replaces it; `withdrawn=True` withdraws it."""
-        return self._deprecations.schedule(table, feature, announce=announce, end=end, replacement=replacement,
-                                           reason=reason, withdrawn=withdrawn)
+        return self._deprecations.schedule(
+            table, feature, announce=announce, end=end, replacement=replacement, reason=reason, withdrawn=withdrawn
+        )
 
     def deprecations(self) -> list[Deprecation]:
         """The deprecation schedules in force."""
@@ -372,16 +481,28 @@ class FeatureStore:
         """Model versions trained on these training sets, and the deployments of those."""
         models = [m for m in self.models.versions() if set(m.training_set_ids) & set(training_set_ids)]
         ids = {m.model_version_id for m in models}
-        deployments = [f"{d.environment}:{d.deployment_id}" for d in self.models.deployments() if d.model_version_id in ids]
+        deployments = [
+            f"{d.environment}:{d.deployment_id}" for d in self.models.deployments() if d.model_version_id in ids
+        ]
         return [f"{m.model_name} v{m.version}" for m in models], deployments
 
     def _set_status(self, table: str, version: int | str, status: str, reason: str) -> FeatureVersion:
         self._access.require(Request("admin", table))
-        resolved = self.version(table, version)
-        self._catalog.append(VERSION_STATUS, [{
-            "event_id": new_id(), "version_id": resolved.version_id, "table_name": table, "status": status,
-            "reason": reason, "user": self.user, "at": datetime.now(timezone.utc),
-        }])
+        resolved = self._exact(table, version)
+        self._catalog.append(
+            VERSION_STATUS,
+            [
+                {
+                    "event_id": new_id(),
+                    "version_id": resolved.version_id,
+                    "table_name": table,
+                    "status": status,
+                    "reason": reason,
+                    "user": self.user,
+                    "at": datetime.now(UTC),
+                }
+            ],
+        )
         return resolved
 
     # --- training sets ------------------------------------------------------------------------
@@ -432,12 +553,22 @@ class FeatureStore:
         """
         lookups = as_lookups(feature_lookups)
         copy_to = self._access.region_of(path) if path is not None else None
-        self._access.require(*(Request("read", lk.table_name, lk.feature_names or None, copy_to=copy_to) for lk in lookups),
-                            *(Request("read", name) for name in self._access.tables_read_by(df)))
+        self._access.require(
+            *(Request("read", lk.table_name, lk.feature_names or None, copy_to=copy_to) for lk in lookups),
+            *(Request("read", name) for name in self._access.tables_read_by(df)),
+        )
         self._deprecations.check_build(lookups, accept_deprecated)
         return self._training.create(
-            df, lookups, label=label, exclude_columns=exclude_columns, as_of=as_of,
-            timezone_name=timezone, name=name, path=path, run=as_run_ref(run), context=context,
+            df,
+            lookups,
+            label=label,
+            exclude_columns=exclude_columns,
+            as_of=as_of,
+            timezone_name=timezone,
+            name=name,
+            path=path,
+            run=as_run_ref(run),
+            context=context,
             allow_quarantined=allow_quarantined,
         )
 
@@ -453,11 +584,18 @@ class FeatureStore:
     def _require_training_set(self, training_set_id: str, copy_to: str | None = None) -> None:
         """A training set's rows hold feature values: opening it is reading them."""
         if self._access.enabled:
-            self._access.require(*(
-                Request("read", lk.table_name, [f.name for f in lk.features],
+            self._access.require(
+                *(
+                    Request(
+                        "read",
+                        lk.table_name,
+                        [f.name for f in lk.features],
                         definition=self._registry.at_version(lk.table_name, lk.definition_version).definition,
-                        copy_to=copy_to)
-                for lk in self._training.manifest(training_set_id).lookups))
+                        copy_to=copy_to,
+                    )
+                    for lk in self._training.manifest(training_set_id).lookups
+                )
+            )
 
     def load_training_set(self, training_set_id: str, *, verify: bool = True) -> TrainingSet:
         """Rebuild a training set from its manifest alone: the entity rows and every feature table
@@ -498,8 +636,16 @@ class FeatureStore:
             ...     ts = run.create_training_set(entities, ["customer_activity:spend_7d"], label="churned")
             ...     run.log_metrics({"val_auc": 0.81})
         """
-        return self.tracking.start_run(experiment, name=name, hypothesis=hypothesis, stage=stage, params=params,
-                                       tags=tags, mlflow_run_id=mlflow_run_id, accept_deprecated=accept_deprecated)
+        return self.tracking.start_run(
+            experiment,
+            name=name,
+            hypothesis=hypothesis,
+            stage=stage,
+            params=params,
+            tags=tags,
+            mlflow_run_id=mlflow_run_id,
+            accept_deprecated=accept_deprecated,
+        )
 
     def register_model(
         self,
@@ -512,18 +658,33 @@ class FeatureStore:
         mlflow_model_id: str | None = None,
     ) -> ModelVersion:
         """Register a new version of model `name`, trained on `training_sets` (objects or IDs)."""
-        return self.models.register(name, training_sets=training_sets, run=as_run_ref(run), artifact_uri=artifact_uri,
-                                    description=description, mlflow_model_id=mlflow_model_id)
+        return self.models.register(
+            name,
+            training_sets=training_sets,
+            run=as_run_ref(run),
+            artifact_uri=artifact_uri,
+            description=description,
+            mlflow_model_id=mlflow_model_id,
+        )
 
-    def deploy(self, model_version: str | tuple[str, int], environment: str, *, run: Run | RunRef | None = None) -> Deployment:
+    def deploy(
+        self, model_version: str | tuple[str, int], environment: str, *, run: Run | RunRef | None = None
+    ) -> Deployment:
         """Record that a model version (ID, or (name, version)) is live in `environment`, with its
         active feature set and a snapshot of its lineage."""
         return self.models.deploy(model_version, environment, run=as_run_ref(run))
 
     # --- retention ----------------------------------------------------------------------------
 
-    def vacuum(self, table: str, *, retention_hours: float | None = None, force: bool = False,
-               keep_held: bool = False, reason: str = "") -> VacuumResult:
+    def vacuum(
+        self,
+        table: str,
+        *,
+        retention_hours: float | None = None,
+        force: bool = False,
+        keep_held: bool = False,
+        reason: str = "",
+    ) -> VacuumResult:
         """Delta VACUUM of a feature table (every definition version), refused with
         RetentionGuardError when it would delete files a recorded training set still reads.
 
@@ -540,20 +701,37 @@ class FeatureStore:
             self._registry.current(table)  # raises TableNotFoundError
         self._access.require(Request("admin", table))
         storage = sorted(set(paths))
-        result = vacuum(self.spark, table, storage, self._training.manifests(), retention_hours, force, self._held_by,
-                        keep_held)
-        self._catalog.append(MAINTENANCE_EVENTS, [{
-            "event_id": new_id(), "action": "vacuum", "table_name": table, "storage_paths": storage, "forced": force,
-            "deleted_files": result.deleted_files, "affected_training_sets": list(result.expired), "reason": reason,
-            "user": self.user, "at": datetime.now(timezone.utc),
-        }])
+        result = vacuum(
+            self.spark, table, storage, self._training.manifests(), retention_hours, force, self._held_by, keep_held
+        )
+        self._catalog.append(
+            MAINTENANCE_EVENTS,
+            [
+                {
+                    "event_id": new_id(),
+                    "action": "vacuum",
+                    "table_name": table,
+                    "storage_paths": storage,
+                    "forced": force,
+                    "deleted_files": result.deleted_files,
+                    "affected_training_sets": list(result.expired),
+                    "reason": reason,
+                    "user": self.user,
+                    "at": datetime.now(UTC),
+                }
+            ],
+        )
         return result
 
-    def run_retention(self, tables: Sequence[str] | None = None, *, reason: str = "scheduled retention") -> list[VacuumResult]:
+    def run_retention(
+        self, tables: Sequence[str] | None = None, *, reason: str = "scheduled retention"
+    ) -> list[VacuumResult]:
         """The scheduled retention pass: VACUUM every table (or `tables`) with its retention from
         settings (`retention.hours`, `retention.tables`), keeping the files recorded training
         sets need and naming what holds them. Run it from cron or a scheduler:
         `fs-spark vacuum --all` or `spark-submit jobs/retention.py`."""
         settings = self.settings.retention
-        return [self.vacuum(name, retention_hours=settings.hours_for(name), keep_held=True, reason=reason)
-                for name in (tables or self.list_tables())]
+        return [
+            self.vacuum(name, retention_hours=settings.hours_for(name), keep_held=True, reason=reason)
+            for name in (tables or self.list_tables())
+        ]

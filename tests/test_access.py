@@ -175,6 +175,7 @@ def test_exports_are_reads_that_leave_the_store(governed, tmp_path):
     assert ("read", "secrets:score", "deny", "regions of secrets: ['eu-west-1'], no copy to 'us-east-1'") in _audit(root, "root")
 
 
+@pytest.mark.slow
 def test_jobs_refuse_a_denied_principal_under_spark_submit_and_in_process(governed, spark, tmp_path, monkeypatch):
     """The jobs take the principal and the policy from settings, like the library."""
     import os

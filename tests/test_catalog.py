@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from pyspark.errors import UnsupportedOperationException
 
-from conftest import activity_rows, activity_table
+from fs_spark.catalog.schema import VERSION_STATUS
+from fs_spark.errors import CatalogRowError
+
+from conftest import activity_rows, activity_table, make_store
 
 
 def test_catalog_answers_plain_spark_sql(store, activity, spark):
@@ -46,3 +51,28 @@ def test_every_definition_change_is_a_new_row(store):
     assert [(r["revision"], r["change_kind"]) for r in rows] == [(1, "create"), (2, "update")]
     assert rows[1]["changes"] == ["change_description customer_activity: updated"]
     assert store.get_table("customer_activity").description == "now documented"
+
+
+def test_a_catalog_row_with_a_misspelt_or_missing_column_is_refused_before_writing(store):
+    store.init()
+    row = {"event_id": "e1", "version_id": "v1", "table_name": "t", "status": "quarantined", "reason": "r",
+           "user": "u", "at": datetime.now(UTC)}
+    with pytest.raises(CatalogRowError, match=r"unknown column\(s\) \['resaon'\] and lacks column\(s\) \['reason'\]"):
+        store.catalog.append(VERSION_STATUS, [{**{k: v for k, v in row.items() if k != "reason"}, "resaon": "r"}])
+    with pytest.raises(CatalogRowError, match=r"lacks column\(s\) \['at'\]"):
+        store.catalog.append(VERSION_STATUS, [{k: v for k, v in row.items() if k != "at"}])
+    assert store.catalog.rows(VERSION_STATUS.name) == []
+    store.catalog.append(VERSION_STATUS, [row])
+    assert [r["reason"] for r in store.catalog.rows(VERSION_STATUS.name)] == ["r"]
+
+
+def test_rows_appended_through_delta_rs_read_back_the_same_in_spark_and_in_the_cache(store, activity, spark):
+    version = store.write("customer_activity", activity(activity_rows(4)))
+    cached = store.catalog.rows("feature_versions")
+    fresh = make_store(spark, store.root).catalog.rows("feature_versions")  # no cache: read through delta-rs
+    by_spark = [r.asDict(recursive=True) for r in store.catalog.table("feature_versions").collect()]
+    assert cached == fresh
+    assert [r["version_id"] for r in by_spark] == [version.version_id]
+    assert {k: v for k, v in by_spark[0].items() if not isinstance(v, datetime)} == {
+        k: v for k, v in fresh[0].items() if not isinstance(v, datetime)}
+    assert by_spark[0]["committed_at"].astimezone(UTC) == fresh[0]["committed_at"] == version.committed_at

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import io
 import json
 import os
@@ -62,6 +64,7 @@ def test_the_catalog_docs_match_the_catalog_schema():
     assert describe_catalog() in cli("catalog")
 
 
+@pytest.mark.slow
 def test_quickstart_runs_as_written(spark, tmp_path, capsys):
     quickstart.main(["--root", str(tmp_path / "qs"), "--customers", "200"])
     out = capsys.readouterr().out
@@ -78,6 +81,7 @@ def _submit(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
 
 
+@pytest.mark.slow
 def test_ingest_job_runs_under_spark_submit(spark, tmp_path):
     root = str(tmp_path / "store")
     data = str(tmp_path / "batch.parquet")
@@ -109,6 +113,7 @@ for n in range(2):
 """
 
 
+@pytest.mark.slow
 def test_two_processes_writing_one_table_at_once_lose_nothing(spark, tmp_path):
     from conftest import activity_table
 

@@ -170,6 +170,7 @@ def test_drift_cli_prints_the_report_and_fails_on_breach(drifting):
     assert "temp" in out.getvalue() and "BREACH" in out.getvalue()
 
 
+@pytest.mark.slow
 def test_drift_job_runs_under_spark_submit(drifting):
     import os
     import subprocess

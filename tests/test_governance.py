@@ -113,7 +113,8 @@ def test_scheduled_retention_deletes_what_nothing_holds_and_names_what_holds_the
         store.read("spend", version=2)  # removed by the schedule
     assert store.read("spend").count() == 4  # the compacted latest state
     assert out.getvalue() == f"spend: 0 file(s) deleted\n  1 file(s) kept, held by: {', '.join(result.held_by)}\n"
-    [event, _] = [r for r in store.catalog.rows(MAINTENANCE_EVENTS.name) if r["table_name"] == "spend"]
+    [event, by_cli] = [r for r in store.catalog.rows(MAINTENANCE_EVENTS.name) if r["table_name"] == "spend"]
+    assert by_cli["deleted_files"] == 0  # the CLI's pass came second and found nothing more
     assert (event["reason"], event["user"], event["forced"], event["deleted_files"]) == ("scheduled retention", "scheduler", False, 2)
 
 

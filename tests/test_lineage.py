@@ -73,6 +73,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+@pytest.mark.slow
 def test_html_picture_renders_in_a_real_headless_browser(experiment, tmp_path):
     page = tmp_path / "lineage.html"
     shown = experiment.store.lineage.render(experiment.models["v2"].model_version_id, html=page)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import runpy
 from pathlib import Path
 
@@ -37,6 +39,7 @@ def test_local_widgets_fall_back_to_environment_then_default(monkeypatch):
     assert [dbutils.widgets.get(n) for n in "abc"] == ["given", "from-env", "default-c"]
 
 
+@pytest.mark.slow
 def test_experiment_notebook_runs_end_to_end(spark, tmp_path, capsys):
     import mlflow
 

@@ -74,6 +74,7 @@ def test_files_deleted_by_hand_and_records_that_point_nowhere_are_unauthorised(s
     assert "UNAUTHORISED" in out.getvalue() and ghost in out.getvalue()
 
 
+@pytest.mark.slow
 def test_reconcile_job_runs_under_spark_submit(store, built, spark):
     _delete_a_data_file(spark, built.manifest.output_path)
     env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}

@@ -59,6 +59,7 @@ def test_spark_submit_jobs_and_the_local_session_run_with_the_same_settings(spar
         assert value in conf.get(key), key  # Spark adds its own JVM options to ours
 
 
+@pytest.mark.slow
 def test_a_session_without_delta_is_refused_at_once(tmp_path):
     code = (
         "from pyspark.sql import SparkSession\n"
@@ -73,6 +74,7 @@ def test_a_session_without_delta_is_refused_at_once(tmp_path):
     assert "make setup" in done.stderr
 
 
+@pytest.mark.slow
 def test_a_join_in_a_session_without_the_fs_spark_jar_names_it(tmp_path):
     code = (
         "from datetime import datetime, timezone\n"

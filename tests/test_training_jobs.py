@@ -107,6 +107,7 @@ def _check_job(done, store, output):
     return result
 
 
+@pytest.mark.slow
 def test_build_job_runs_under_spark_submit(spark, tmp_path):
     store, labels = _store_with_labels(spark, tmp_path)
     output = str(tmp_path / "out")
@@ -148,6 +149,7 @@ def standalone_cluster(tmp_path):
             log.close()
 
 
+@pytest.mark.slow
 def test_build_job_runs_on_a_standalone_cluster(spark, tmp_path, standalone_cluster):
     store, labels = _store_with_labels(spark, tmp_path)
     package = shutil.make_archive(str(tmp_path / "fs_spark"), "zip", root_dir=ROOT, base_dir="fs_spark")

@@ -14,6 +14,7 @@ of the Delta log, and a Spark job only when another writer has committed since.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,7 @@ from typing import Any
 
 import deltalake
 import pyarrow as pa
+import pyarrow.compute as pc
 from delta.tables import DeltaTable
 from deltalake import write_deltalake
 from pyspark.sql import DataFrame, SparkSession
@@ -28,10 +30,10 @@ from pyspark.sql.pandas.types import to_arrow_schema
 
 from fs_spark.catalog.records import FeatureVersion
 from fs_spark.catalog.schema import ALL_TABLES, FEATURE_TABLES, FEATURE_VERSIONS, VERSION_STATUS, CatalogTable
+from fs_spark.errors import CatalogRowError
 from fs_spark.locks import store_lock
 from fs_spark.provenance import from_spark
 from fs_spark.storage.delta_log import latest_version
-from fs_spark.errors import CatalogRowError
 from fs_spark.storage.paths import StorePaths, local_path
 
 _BY_NAME = {t.name: t for t in ALL_TABLES}
@@ -50,6 +52,24 @@ class WriteState:
 @functools.cache
 def _arrow_schema(table: CatalogTable) -> pa.Schema:
     return to_arrow_schema(table.schema)
+
+
+def _in_commit_order(table: deltalake.DeltaTable) -> pa.Table:
+    """A catalog table's rows in the order they were appended: files by the time they were
+    added (appends hold the catalog lock, so each file is newer than the last commit), rows in
+    file order. Ties within a millisecond keep delta-rs's own order, newest file first, reversed."""
+    dataset = table.to_pyarrow_dataset()
+    added = {
+        os.path.basename(a["path"]): a["modification_time"]
+        for a in pa.table(table.get_add_actions(flatten=True)).select(["path", "modification_time"]).to_pylist()
+    }
+    files = [os.path.basename(f) for f in dataset.files]
+    ranked = sorted(range(len(files)), key=lambda i: (added.get(files[i], 0), -i))
+    position = {fragment: rank for rank, fragment in enumerate(ranked)}
+    rows = dataset.to_table(columns=[*dataset.schema.names, "__fragment_index"])
+    keys = pa.array([position[i] for i in rows.column("__fragment_index").to_pylist()], pa.int64())
+    order = pc.sort_indices(pa.table({"k": keys}), sort_keys=[("k", "ascending")])  # stable: rows keep file order
+    return rows.take(order).drop_columns(["__fragment_index"])
 
 
 def _plain(row: Row) -> Row:
@@ -110,7 +130,7 @@ class Catalog:
     def _read(self, name: str, version: int) -> list[Row]:
         local = local_path(self.path(name))
         if local is not None:  # delta-rs: milliseconds, where a Spark job costs a tenth of a second or more
-            return deltalake.DeltaTable(local, version=version).to_pyarrow_table().to_pylist()
+            return _in_commit_order(deltalake.DeltaTable(local, version=version)).to_pylist()
         frame = self.spark.read.format("delta").option("versionAsOf", version).load(self.path(name))
         return [r.asDict(recursive=True) for r in frame.collect()]
 
@@ -171,7 +191,8 @@ class Catalog:
 
     def write_state(self, table_name: str, definition_version: int, write_id: str) -> WriteState:
         rows = [
-            r for r in self.rows(FEATURE_VERSIONS.name)
+            r
+            for r in self.rows(FEATURE_VERSIONS.name)
             if r["table_name"] == table_name and r["definition_version"] == definition_version
         ]
         return WriteState(

@@ -17,8 +17,11 @@ ROLLBACK = "rollback"
 
 def series(versions: list[FeatureVersion], version: FeatureVersion) -> dict[int, FeatureVersion]:
     """The versions of `version`'s table and definition version, by number."""
-    return {v.version_number: v for v in versions
-            if v.table_name == version.table_name and v.definition_version == version.definition_version}
+    return {
+        v.version_number: v
+        for v in versions
+        if v.table_name == version.table_name and v.definition_version == version.definition_version
+    }
 
 
 def included(versions: list[FeatureVersion], version: FeatureVersion) -> set[int]:
@@ -41,8 +44,13 @@ def excluded(versions: list[FeatureVersion], version: FeatureVersion | None) -> 
     if version is None:
         return ()
     held = included(versions, version)
-    return tuple(sorted(n for n, v in series(versions, version).items()
-                        if n < version.version_number and n not in held and v.mode != ROLLBACK))
+    return tuple(
+        sorted(
+            n
+            for n, v in series(versions, version).items()
+            if n < version.version_number and n not in held and v.mode != ROLLBACK
+        )
+    )
 
 
 def refuse_quarantined(versions: list[FeatureVersion], version: FeatureVersion, quarantined: dict[str, str]) -> None:
@@ -50,4 +58,6 @@ def refuse_quarantined(versions: list[FeatureVersion], version: FeatureVersion, 
     held = included(versions, version)
     hit = [v for n, v in sorted(series(versions, version).items()) if n in held and v.version_id in quarantined]
     if hit:
-        raise VersionQuarantinedError(version.table_name, [v.version_id for v in hit], [quarantined[v.version_id] for v in hit])
+        raise VersionQuarantinedError(
+            version.table_name, [v.version_id for v in hit], [quarantined[v.version_id] for v in hit]
+        )

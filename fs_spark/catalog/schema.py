@@ -23,7 +23,7 @@ class CatalogTable:
         return T.StructType([T.StructField(n, t, True, {"comment": d}) for n, t, d in self.columns])
 
 
-S, L, I, TS, B = T.StringType(), T.LongType(), T.IntegerType(), T.TimestampType(), T.BooleanType()
+S, L, INT, TS, B = T.StringType(), T.LongType(), T.IntegerType(), T.TimestampType(), T.BooleanType()
 ARR = T.ArrayType(T.StringType())
 
 FEATURE_TABLES = CatalogTable(
@@ -32,8 +32,8 @@ FEATURE_TABLES = CatalogTable(
     (
         ("event_id", S, "Global ID of this definition event (UUIDv7)"),
         ("table_name", S, "Feature table name"),
-        ("definition_version", I, "Major definition version; a breaking change starts a new one"),
-        ("revision", I, "Compatible revision within the definition version, from 1"),
+        ("definition_version", INT, "Major definition version; a breaking change starts a new one"),
+        ("revision", INT, "Compatible revision within the definition version, from 1"),
         ("change_kind", S, "create, update or new_version"),
         ("changes", ARR, "What changed against the previous revision"),
         ("definition_json", S, "The full definition as canonical JSON"),
@@ -50,14 +50,18 @@ FEATURE_VERSIONS = CatalogTable(
     (
         ("version_id", S, "Global ID of the feature version (UUIDv7)"),
         ("table_name", S, "Feature table name"),
-        ("definition_version", I, "Definition version the data was written under"),
-        ("definition_revision", I, "Definition revision the data was validated against"),
+        ("definition_version", INT, "Definition version the data was written under"),
+        ("definition_revision", INT, "Definition revision the data was validated against"),
         ("version_number", L, "1, 2, 3... per table and definition version; the _fs_version column"),
         ("delta_version", L, "Delta commit version of the feature table"),
         ("committed_at", TS, "Delta commit timestamp (UTC)"),
         ("storage_path", S, "Delta table path"),
         ("write_id", S, "Write identity; a retry with the same identity creates no new version"),
-        ("content_digest", S, "Order-independent digest of the batch (before quarantine); null when the write had an explicit write_id"),
+        (
+            "content_digest",
+            S,
+            "Order-independent digest of the batch (before quarantine); null when the write had an explicit write_id",
+        ),
         ("mode", S, "strict, quarantine, or rollback (a version that wrote no rows)"),
         ("row_count", L, "Rows committed"),
         ("quarantined_row_count", L, "Rows sent to quarantine"),
@@ -86,7 +90,7 @@ QUARANTINE_EVENTS = CatalogTable(
     (
         ("event_id", S, "Global ID of the event (UUIDv7)"),
         ("table_name", S, "Feature table name"),
-        ("definition_version", I, "Definition version of the write"),
+        ("definition_version", INT, "Definition version of the write"),
         ("version_id", S, "Feature version that received the batch's good rows"),
         ("write_id", S, "Write identity of the batch"),
         ("quarantine_path", S, "Delta table holding the bad rows"),
@@ -340,7 +344,11 @@ ALERTS = CatalogTable(
         ("table_name", S, "Feature table"),
         ("version_id", S, "Feature version"),
         ("feature", S, "Feature (empty for table-level checks: schema, sampling)"),
-        ("metric", S, "What breached: psi, ks, wasserstein, null_rate, nan_rate, new_categories, schema, key_coverage, ..."),
+        (
+            "metric",
+            S,
+            "What breached: psi, ks, wasserstein, null_rate, nan_rate, new_categories, schema, key_coverage, ...",
+        ),
         ("value", D, "Measured value"),
         ("threshold", D, "Its threshold"),
         ("baseline", S, "What it was compared with"),
@@ -402,9 +410,26 @@ EXPORTS = CatalogTable(
 )
 
 ALL_TABLES = (
-    FEATURE_TABLES, FEATURE_VERSIONS, QUARANTINE_EVENTS, VERSION_STATUS, TRAINING_SETS, EXPERIMENTS, RUNS,
-    RUN_METRICS, RUN_INPUTS, MODELS, MODEL_VERSIONS, DEPLOYMENTS, LINEAGE_EDGES, MAINTENANCE_EVENTS, DRIFT_CHECKS,
-    DRIFT_SCORES, ALERTS, AUDIT_LOG, DEPRECATIONS, EXPORTS,
+    FEATURE_TABLES,
+    FEATURE_VERSIONS,
+    QUARANTINE_EVENTS,
+    VERSION_STATUS,
+    TRAINING_SETS,
+    EXPERIMENTS,
+    RUNS,
+    RUN_METRICS,
+    RUN_INPUTS,
+    MODELS,
+    MODEL_VERSIONS,
+    DEPLOYMENTS,
+    LINEAGE_EDGES,
+    MAINTENANCE_EVENTS,
+    DRIFT_CHECKS,
+    DRIFT_SCORES,
+    ALERTS,
+    AUDIT_LOG,
+    DEPRECATIONS,
+    EXPORTS,
 )
 
 

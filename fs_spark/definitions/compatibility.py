@@ -50,15 +50,38 @@ def diff(old: FeatureTable, new: FeatureTable) -> list[Change]:
             widened = after.dtype in WIDENINGS.get(before.dtype, frozenset())
             kind = "widen_type" if widened else "change_type"
             allowed = widened and old.evolution == "widening"
-            detail = f"{before.dtype.value} -> {after.dtype.value}" + ("" if allowed or not widened else " (evolution: additive)")
+            detail = f"{before.dtype.value} -> {after.dtype.value}" + (
+                "" if allowed or not widened else " (evolution: additive)"
+            )
             changes.append(Change(kind, name, detail, not allowed))
         if before.unit != after.unit:
             changes.append(Change("change_unit", name, f"{before.unit} -> {after.unit}", True))
-        for field in ("nullable", "min_value", "max_value", "allowed_values", "allow_nan", "description", "owner", "tags"):
+        for field in (
+            "nullable",
+            "min_value",
+            "max_value",
+            "allowed_values",
+            "allow_nan",
+            "description",
+            "owner",
+            "tags",
+        ):
             if getattr(before, field) != getattr(after, field):
-                changes.append(Change(f"change_{field}", name, f"{getattr(before, field)!r} -> {getattr(after, field)!r}", False))
-    for field in ("description", "owner", "tags", "ttl", "source", "transformation", "parents", "rules", "max_future",
-                  "evolution"):
+                changes.append(
+                    Change(f"change_{field}", name, f"{getattr(before, field)!r} -> {getattr(after, field)!r}", False)
+                )
+    for field in (
+        "description",
+        "owner",
+        "tags",
+        "ttl",
+        "source",
+        "transformation",
+        "parents",
+        "rules",
+        "max_future",
+        "evolution",
+    ):
         if getattr(old, field) != getattr(new, field):
             changes.append(Change(f"change_{field}", old.name, "updated", False))
     return sorted(changes, key=lambda c: (not c.breaking, c.kind, c.subject))

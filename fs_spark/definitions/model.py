@@ -251,7 +251,9 @@ class FeatureTable(_Definition):
             raise ValueError(f"feature table {self.name!r}: column names used twice: {duplicates}")
         reserved = [c for c in columns if c.startswith(RESERVED_PREFIX)]
         if reserved:
-            raise ValueError(f"feature table {self.name!r}: names starting with {RESERVED_PREFIX!r} are reserved: {reserved}")
+            raise ValueError(
+                f"feature table {self.name!r}: names starting with {RESERVED_PREFIX!r} are reserved: {reserved}"
+            )
         numeric = {f.name for f in self.features if f.dtype.is_numeric}
         for rule in self.rules:
             left, _, right = rule.parts()

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from fnmatch import fnmatchcase
-from datetime import datetime, timezone
 
 from pyspark.sql import DataFrame
 
@@ -56,8 +56,14 @@ class AccessControl:
         table_root: where feature tables live, to recognise raw reads of their files.
     """
 
-    def __init__(self, settings: GovernanceSettings, principal: str, catalog: Catalog,
-                 definition_of: Callable[[str], FeatureTable], table_root: str):
+    def __init__(
+        self,
+        settings: GovernanceSettings,
+        principal: str,
+        catalog: Catalog,
+        definition_of: Callable[[str], FeatureTable],
+        table_root: str,
+    ):
         self.policy: Policy | None = load_policy(settings.policy_file) if settings.policy_file else None
         self.region = settings.region
         self._locations = dict(settings.locations)
@@ -83,8 +89,12 @@ class AccessControl:
         allowed_regions = self.policy.regions_for(table.name) if request.action == "read" else None
         if allowed and allowed_regions is not None and self.region not in allowed_regions:
             allowed, rule = False, f"regions of {table.name}: {list(allowed_regions)}, not {self.region!r}"
-        elif allowed and allowed_regions is not None and request.copy_to is not None \
-                and request.copy_to not in allowed_regions:
+        elif (
+            allowed
+            and allowed_regions is not None
+            and request.copy_to is not None
+            and request.copy_to not in allowed_regions
+        ):
             allowed, rule = False, f"regions of {table.name}: {list(allowed_regions)}, no copy to {request.copy_to!r}"
         return allowed, rule
 
@@ -92,16 +102,25 @@ class AccessControl:
         """Decide every feature of every request, audit them all, then raise on the first denial."""
         if self.policy is None or not requests:
             return
-        at, request_id = datetime.now(timezone.utc), new_id()
+        at, request_id = datetime.now(UTC), new_id()
         rows, denied = [], None
         for request in requests:
             table = request.definition or self._definition_of(request.table)
             names = list(request.features) if request.features else list(table.feature_names)
             for name in names:
                 allowed, rule = self._decide(request, table, name)
-                rows.append({"event_id": new_id(), "request_id": request_id, "principal": self._principal,
-                             "action": request.action, "object": f"{table.name}:{name}",
-                             "decision": "allow" if allowed else "deny", "rule": rule, "at": at})
+                rows.append(
+                    {
+                        "event_id": new_id(),
+                        "request_id": request_id,
+                        "principal": self._principal,
+                        "action": request.action,
+                        "object": f"{table.name}:{name}",
+                        "decision": "allow" if allowed else "deny",
+                        "rule": rule,
+                        "at": at,
+                    }
+                )
                 if not allowed and denied is None:
                     denied = AccessDeniedError(self._principal, request.action, table.name, name, rule)
         self._catalog.append(AUDIT_LOG, rows)
@@ -146,10 +165,9 @@ class AccessControl:
         for uri in frame.inputFiles():
             path = local_path(uri) or uri
             if path.startswith(prefix):
-                names.add(path[len(prefix):].split("/", 1)[0])
+                names.add(path[len(prefix) :].split("/", 1)[0])
         return sorted(names)
 
     def require_frame(self, frame: DataFrame) -> None:
         """An entity frame read from a feature table's files is a read of all its features."""
         self.require(*(Request("read", name) for name in self.tables_read_by(frame)))
-

@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from fs_spark.catalog.catalog import Catalog
@@ -49,15 +49,25 @@ class Deprecations:
     """Deprecation schedules of one store. Scheduling needs `deprecate` on what it retires,
     checked here, where the schedule is written."""
 
-    def __init__(self, catalog: Catalog, access: AccessControl, definition_of: Callable[[str], FeatureTable],
-                 user: str):
+    def __init__(
+        self, catalog: Catalog, access: AccessControl, definition_of: Callable[[str], FeatureTable], user: str
+    ):
         self._catalog = catalog
         self._access = access
         self._definition_of = definition_of
         self._user = user
 
-    def schedule(self, table: str, feature: str | None, *, announce: datetime, end: datetime,
-                 replacement: str | None, reason: str, withdrawn: bool = False) -> Deprecation:
+    def schedule(
+        self,
+        table: str,
+        feature: str | None,
+        *,
+        announce: datetime,
+        end: datetime,
+        replacement: str | None,
+        reason: str,
+        withdrawn: bool = False,
+    ) -> Deprecation:
         definition = self._definition_of(table)
         if feature is not None:
             definition.feature(feature)  # raises, naming the features that exist
@@ -65,24 +75,41 @@ class Deprecations:
         announce, end = require_utc(announce, "announce"), require_utc(end, "end")
         if end < announce:
             raise ValueError(f"deprecation of {table}: end {end.isoformat()} is before announce {announce.isoformat()}")
-        self._catalog.append(DEPRECATIONS, [{
-            "event_id": new_id(), "table_name": table, "feature": feature, "announce_at": announce, "end_at": end,
-            "replacement": replacement, "reason": reason, "withdrawn": withdrawn, "user": self._user,
-            "at": datetime.now(timezone.utc),
-        }])
+        self._catalog.append(
+            DEPRECATIONS,
+            [
+                {
+                    "event_id": new_id(),
+                    "table_name": table,
+                    "feature": feature,
+                    "announce_at": announce,
+                    "end_at": end,
+                    "replacement": replacement,
+                    "reason": reason,
+                    "withdrawn": withdrawn,
+                    "user": self._user,
+                    "at": datetime.now(UTC),
+                }
+            ],
+        )
         return Deprecation(table, feature, announce, end, replacement, reason, withdrawn)
 
     def in_force(self) -> list[Deprecation]:
         latest: dict[tuple[str, str | None], dict] = {}
         for row in sorted(self._catalog.rows(DEPRECATIONS.name), key=lambda r: r["event_id"]):
             latest[(row["table_name"], row["feature"])] = row
-        return [Deprecation(r["table_name"], r["feature"], r["announce_at"], r["end_at"], r["replacement"], r["reason"])
-                for r in latest.values() if not r["withdrawn"]]
+        return [
+            Deprecation(r["table_name"], r["feature"], r["announce_at"], r["end_at"], r["replacement"], r["reason"])
+            for r in latest.values()
+            if not r["withdrawn"]
+        ]
 
-    def check_build(self, lookups: Sequence[FeatureLookup], accept: bool, now: datetime | None = None) -> list[Deprecation]:
+    def check_build(
+        self, lookups: Sequence[FeatureLookup], accept: bool, now: datetime | None = None
+    ) -> list[Deprecation]:
         """Warn for announced deprecations the lookups touch; refuse ended ones unless `accept`.
         Returns the deprecations that applied."""
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         schedules = self.in_force()
         applied = []
         for lookup in lookups:
@@ -96,6 +123,10 @@ class Deprecations:
                 instead = f"; use {schedule.replacement} instead" if schedule.replacement else ""
                 if now >= schedule.end and not accept:
                     raise DeprecatedFeatureError(schedule.subject, schedule.end, schedule.replacement, schedule.reason)
-                warnings.warn(f"{schedule.subject} is deprecated ({schedule.reason}) and retires on "
-                              f"{schedule.end.isoformat()}{instead}", DeprecatedFeatureWarning, stacklevel=4)
+                warnings.warn(
+                    f"{schedule.subject} is deprecated ({schedule.reason}) and retires on "
+                    f"{schedule.end.isoformat()}{instead}",
+                    DeprecatedFeatureWarning,
+                    stacklevel=4,
+                )
         return applied

@@ -64,9 +64,14 @@ def conform(df: DataFrame, table: FeatureTable) -> DataFrame:
     # One SQL projection is one py4j call; a Column per cast is a hundred (names are validated
     # identifiers, so quoting them is safe). A long bound for a double keeps its source value
     # beside it, so the validation pass can refuse values a double cannot hold exactly.
-    casts = [f"CAST(`{name}` AS {dtype.spark_type.simpleString()}) AS `{name}`" for name, (dtype, _, _) in declared.items()]
-    kept = [f"`{name}` AS `{SOURCE_PREFIX}{name}`" for name, (dtype, _, _) in declared.items()
-            if dtype is FeatureType.DOUBLE and isinstance(fields[name].dataType, T.LongType)]
+    casts = [
+        f"CAST(`{name}` AS {dtype.spark_type.simpleString()}) AS `{name}`" for name, (dtype, _, _) in declared.items()
+    ]
+    kept = [
+        f"`{name}` AS `{SOURCE_PREFIX}{name}`"
+        for name, (dtype, _, _) in declared.items()
+        if dtype is FeatureType.DOUBLE and isinstance(fields[name].dataType, T.LongType)
+    ]
     return df.selectExpr(*casts, *kept)
 
 

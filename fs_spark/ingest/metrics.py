@@ -8,7 +8,8 @@ the statistics Delta writes into the commit, at no cost of a pass of their own.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from collections.abc import Collection
+from datetime import UTC, datetime
 from typing import Any
 
 from pyspark.sql import Column, DataFrame
@@ -40,11 +41,12 @@ def rule_counts(metrics: dict[str, Any]) -> dict[str, int]:
 def _timestamp(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def version_stats(table: FeatureTable, file_stats: dict[str, Any], withheld: set[str] = frozenset()
-                  ) -> tuple[str, datetime | None, datetime | None]:
+def version_stats(
+    table: FeatureTable, file_stats: dict[str, Any], withheld: Collection[str] = ()
+) -> tuple[str, datetime | None, datetime | None]:
     """(stats JSON, earliest event time, latest event time) from a commit's file statistics.
     `withheld` features (tagged sensitive) get no min or max: their values are never stored."""
     features = {

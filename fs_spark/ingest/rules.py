@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -20,9 +20,15 @@ from fs_spark.definitions.types import parse_duration
 from fs_spark.storage.layout import time_bucket
 
 DUPLICATE_COUNT = "_fs_duplicates"
-EARLIEST_EVENT_TIME = datetime(1900, 1, 1, tzinfo=timezone.utc)
-_OPS = {"<": Column.__lt__, "<=": Column.__le__, ">": Column.__gt__, ">=": Column.__ge__,
-        "==": Column.__eq__, "!=": Column.__ne__}
+EARLIEST_EVENT_TIME = datetime(1900, 1, 1, tzinfo=UTC)
+_OPS = {
+    "<": Column.__lt__,
+    "<=": Column.__le__,
+    ">": Column.__gt__,
+    ">=": Column.__ge__,
+    "==": Column.__eq__,
+    "!=": Column.__ne__,
+}
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,7 @@ def latest_plausible(table: FeatureTable, now: datetime) -> datetime:
     Whole hours keep the generated code of the check the same from one write to the next, so
     Spark reuses it instead of compiling it again.
     """
-    hour = now.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     return hour + timedelta(hours=1) + parse_duration(table.max_future)
 
 
@@ -135,9 +141,11 @@ def exact_rules(sources: dict[str, str]) -> list[RowRule]:
         size = F.abs(value)
         # Beyond 2**53 a double keeps the 53 leading bits: exact when the bits below them are 0.
         dropped_bits = F.length(F.bin(size)) - 53
-        exact = (F.when(value == F.lit(-(2**63)), True)  # a power of two; abs() would overflow
-                 .when(size <= F.lit(_EXACT_DOUBLE_LIMIT), True)
-                 .otherwise(size % F.pow(F.lit(2), dropped_bits).cast("long") == 0))  # 2**(1..10): exact
+        exact = (
+            F.when(value == F.lit(-(2**63)), True)  # a power of two; abs() would overflow
+            .when(size <= F.lit(_EXACT_DOUBLE_LIMIT), True)
+            .otherwise(size % F.pow(F.lit(2), dropped_bits).cast("long") == 0)
+        )  # 2**(1..10): exact
         rules.append(RowRule(feature, "exact[long->double]", F.coalesce(~exact, F.lit(False)), _show(source)))
     return rules
 

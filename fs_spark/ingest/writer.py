@@ -18,7 +18,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from delta.tables import DeltaTable
@@ -43,13 +43,13 @@ from fs_spark.ingest.rules import (
     row_rules,
     with_duplicate_count,
 )
-from fs_spark.store_part import StorePart
 from fs_spark.provenance import RunRef, SourceInfo, from_spark
 from fs_spark.spark_jobs import describe, described
 from fs_spark.storage.delta_log import Commit, added_file_stats, latest_commit, latest_version
 from fs_spark.storage.layout import VERSION_COLUMN, data_columns, layout
 from fs_spark.storage.orphans import remove_uncommitted
 from fs_spark.storage.paths import StorePaths
+from fs_spark.store_part import StorePart
 
 Mode = Literal["strict", "quarantine"]
 MODES = ("strict", "quarantine")
@@ -60,8 +60,15 @@ METADATA_KEY = "fs_spark"
 
 
 class FeatureWriter(StorePart):
-    def __init__(self, spark: SparkSession, paths: StorePaths, catalog: Catalog, user: str, lock_timeout: float,
-                 sensitive_tags: frozenset[str]):
+    def __init__(
+        self,
+        spark: SparkSession,
+        paths: StorePaths,
+        catalog: Catalog,
+        user: str,
+        lock_timeout: float,
+        sensitive_tags: frozenset[str],
+    ):
         super().__init__(spark, paths, catalog, user, lock_timeout)
         self._sensitive_tags = sensitive_tags
         self._checks: dict[tuple[str, datetime], _Checks] = {}
@@ -110,8 +117,9 @@ class FeatureWriter(StorePart):
                 return self._retried(table, batch, write_id, state.version_id_for_write, digest)
             number = state.last_version_number + 1
             version_id = new_id()
-            context = _Context(table, revision, version_id, number, write_id, mode, source or SourceInfo(),
-                               run or RunRef(), self.user)
+            context = _Context(
+                table, revision, version_id, number, write_id, mode, source or SourceInfo(), run or RunRef(), self.user
+            )
             text = f"fs_spark write {table.name} v{table.definition_version} #{number} ({version_id})"
             with described(self.spark, describe(text, run)):
                 return self._commit(context, batch, path, digest)
@@ -126,13 +134,15 @@ class FeatureWriter(StorePart):
         Spark reuses the code for the rules from one write to the next. Metrics are observed
         after the shuffle for the same reason."""
         table = ctx.table
-        checks = self._checks_for(table, datetime.now(timezone.utc))
+        checks = self._checks_for(table, datetime.now(UTC))
         exact = exact_rules(source_values(batch))  # of this batch's source types, not cached
         rules, duplicates = [*checks.rules, *exact], checks.duplicates
         columns = [name for name, _ in data_columns(table)]
         number = F.lit(ctx.number).cast("long")
         if ctx.mode == "strict":
-            flagged = layout(batch, table).withColumn(_BAD_COLUMN, checks.any_broken | any_broken(exact) if exact else checks.any_broken)
+            flagged = layout(batch, table).withColumn(
+                _BAD_COLUMN, checks.any_broken | any_broken(exact) if exact else checks.any_broken
+            )
             checked = with_duplicate_count(flagged, table)
             # The details come from `diagnose` afterwards; a constant keeps the hot path small.
             failure = F.raise_error(F.lit(f"{_MARKER} in {table.name}")).cast("long")
@@ -152,7 +162,11 @@ class FeatureWriter(StorePart):
             checked = with_duplicate_count(flagged, table)
             labels = F.when(duplicates.broken, F.concat(F.col(_RULES_COLUMN), F.array(F.lit(duplicates.label))))
             checked = checked.withColumn(_RULES_COLUMN, labels.otherwise(F.col(_RULES_COLUMN)))
-            checked = checked.observe(whole, F.count(F.lit(1)).alias("rows"), *M.label_counts(_RULES_COLUMN, [r.label for r in [*rules, duplicates]]))
+            checked = checked.observe(
+                whole,
+                F.count(F.lit(1)).alias("rows"),
+                *M.label_counts(_RULES_COLUMN, [r.label for r in [*rules, duplicates]]),
+            )
             out = checked.where(F.size(_RULES_COLUMN) == 0).withColumn(VERSION_COLUMN, number).select(columns)
             self._append(out, path, ctx, digest)
             batch_rows = int(whole.get["rows"])
@@ -190,15 +204,12 @@ class FeatureWriter(StorePart):
     def _quarantine(self, ctx: _Context, flagged: DataFrame, bad_rows: int, counts: dict[str, int]) -> dict[str, Any]:
         table = ctx.table
         path = self.paths.quarantine(table.name, table.definition_version)
-        bad = (
-            flagged.where(F.size(_RULES_COLUMN) > 0)
-            .select(
-                *[c for c, _ in data_columns(table) if c != VERSION_COLUMN],
-                _RULES_COLUMN,
-                F.lit(ctx.version_id).alias("_fs_version_id"),
-                F.lit(ctx.write_id).alias("_fs_write_id"),
-                F.current_timestamp().alias("_fs_quarantined_at"),
-            )
+        bad = flagged.where(F.size(_RULES_COLUMN) > 0).select(
+            *[c for c, _ in data_columns(table) if c != VERSION_COLUMN],
+            _RULES_COLUMN,
+            F.lit(ctx.version_id).alias("_fs_version_id"),
+            F.lit(ctx.write_id).alias("_fs_write_id"),
+            F.current_timestamp().alias("_fs_quarantined_at"),
         )
         bad.write.format("delta").mode("append").option("mergeSchema", "true").save(path)
         return {
@@ -212,7 +223,7 @@ class FeatureWriter(StorePart):
             "row_count": bad_rows,
             "rule_counts_json": json.dumps(counts, sort_keys=True),
             "user": self.user,
-            "at": datetime.now(timezone.utc),
+            "at": datetime.now(UTC),
         }
 
     # --- commit bookkeeping -------------------------------------------------------------------
@@ -245,6 +256,8 @@ class FeatureWriter(StorePart):
 
     def _retried(self, table, batch, write_id, version_id, digest) -> FeatureVersion:
         existing = self.catalog.version(version_id)
+        if existing is None:
+            raise FsSparkError(f"feature version {version_id} of {table.name} is not in the catalog")
         stored = existing.content_digest or M.content_digest(self._stored_batch(table, existing), table)
         if (digest or M.content_digest(batch, table)) != stored:
             raise WriteConflictError(table.name, write_id, version_id)
@@ -257,8 +270,8 @@ class FeatureWriter(StorePart):
         def columns(frame: DataFrame) -> list:
             return [F.col(c) if c in frame.columns else F.lit(None).cast(t).alias(c) for c, t in types.items()]
 
-        committed = self.spark.read.format("delta").option("versionAsOf", version.delta_version)
-        committed = committed.load(version.storage_path).where(F.col(VERSION_COLUMN) == version.version_number)
+        reader = self.spark.read.format("delta").option("versionAsOf", version.delta_version)
+        committed = reader.load(version.storage_path).where(F.col(VERSION_COLUMN) == version.version_number)
         batch = conform(committed.select(columns(committed)), table)
         if version.quarantined_row_count:
             path = self.paths.quarantine(table.name, table.definition_version)
@@ -271,7 +284,11 @@ class FeatureWriter(StorePart):
         latest = latest_version(self.spark, path)
         if latest is None or latest <= (last_recorded if last_recorded is not None else 0):
             return False
-        history = DeltaTable.forPath(self.spark, path).history().where(F.col("version") > (last_recorded if last_recorded is not None else -1))
+        history = (
+            DeltaTable.forPath(self.spark, path)
+            .history()
+            .where(F.col("version") > (last_recorded if last_recorded is not None else -1))
+        )
         missing = []
         for commit in history.where(F.col("userMetadata").isNotNull()).orderBy("version").collect():
             meta = json.loads(commit.userMetadata).get(METADATA_KEY)
@@ -303,7 +320,7 @@ def diagnose(batch: DataFrame, table: FeatureTable, rules) -> list[Violation]:
     for i, rule in enumerate(rules):
         aggregates.append(F.sum(rule.broken.cast("long")).alias(f"n{i}"))
         aggregates.append(F.first(F.when(rule.broken, _shortened(rule.example())), ignorenulls=True).alias(f"e{i}"))
-    row = with_duplicate_count(batch, table).agg(*aggregates).first()
+    row = with_duplicate_count(batch, table).agg(*aggregates).collect()[0]
     return [
         Violation(rule.subject, rule.rule, int(row[f"n{i}"]), row[f"e{i}"])
         for i, rule in enumerate(rules)
@@ -338,9 +355,20 @@ class _Context:
     """Everything one write records about itself."""
 
     PROVENANCE_FIELDS = (
-        "version_id", "table_name", "definition_version", "definition_revision", "version_number", "write_id",
-        "mode", "user", "source_description", "transformation_fingerprint", "transformation_json",
-        "experiment_id", "run_id", "hypothesis",
+        "version_id",
+        "table_name",
+        "definition_version",
+        "definition_revision",
+        "version_number",
+        "write_id",
+        "mode",
+        "user",
+        "source_description",
+        "transformation_fingerprint",
+        "transformation_json",
+        "experiment_id",
+        "run_id",
+        "hypothesis",
     )
 
     def __init__(self, table, revision, version_id, number, write_id, mode, source: SourceInfo, run: RunRef, user):
@@ -365,7 +393,8 @@ class _Context:
             "write_id": self.write_id,
             "mode": self.mode,
             "user": self.user,
-            "source_description": self.source.description or (self.table.source.description if self.table.source else None),
+            "source_description": self.source.description
+            or (self.table.source.description if self.table.source else None),
             "source_start": self.source.start,
             "source_end": self.source.end,
             "transformation_fingerprint": t.fingerprint if t else None,

@@ -29,7 +29,7 @@ def _text(value: Any) -> str:
 class MlflowBridge:
     def __init__(self, settings: MlflowSettings):
         self.settings = settings
-        self._client = None
+        self._client: Any = None
         self._started: set[str] = set()
 
     def client(self):
@@ -48,7 +48,9 @@ class MlflowBridge:
 
     # --- runs ---------------------------------------------------------------------------------
 
-    def link_run(self, mlflow_run_id: str | None, experiment: str, name: str | None, tags: Mapping[str, str]) -> str | None:
+    def link_run(
+        self, mlflow_run_id: str | None, experiment: str, name: str | None, tags: Mapping[str, str]
+    ) -> str | None:
         """The MLflow run an fs_spark run is linked to (tagged with our IDs), or None."""
         chosen = mlflow_run_id or self.active_run_id()
         if chosen is None and self.settings.start_runs:
@@ -112,13 +114,17 @@ class MlflowBridge:
         if run_id is None or record.get("mlflow_model_id"):
             return {}
         client = self.client()
-        tags = {"fs_spark.model_version_id": record["model_version_id"], "fs_spark.run_id": record["run_id"] or "",
-                "fs_spark.training_set_ids": ",".join(record["training_set_ids"])}
+        tags = {
+            "fs_spark.model_version_id": record["model_version_id"],
+            "fs_spark.run_id": record["run_id"] or "",
+            "fs_spark.training_set_ids": ",".join(record["training_set_ids"]),
+        }
         experiment_id = client.get_run(run_id).info.experiment_id
         logged = client.create_logged_model(experiment_id, name=record["model_name"], source_run_id=run_id, tags=tags)
         name = record["model_name"]
         if client.search_registered_models(filter_string=f"name = '{name}'") == []:
             client.create_registered_model(name)
-        registered = client.create_model_version(name, source=f"models:/{logged.model_id}", run_id=run_id,
-                                                 tags=tags, model_id=logged.model_id)
+        registered = client.create_model_version(
+            name, source=f"models:/{logged.model_id}", run_id=run_id, tags=tags, model_id=logged.model_id
+        )
         return {"mlflow_model_id": logged.model_id, "mlflow_registered_version": str(registered.version)}

@@ -33,8 +33,18 @@ from fs_spark.catalog.schema import (
 from fs_spark.errors import LineageNodeNotFoundError
 
 KINDS = (
-    "source", "transformation", "feature", "feature_table", "experiment", "run", "feature_version",
-    "training_set", "model", "model_version", "deployment", "export",
+    "source",
+    "transformation",
+    "feature",
+    "feature_table",
+    "experiment",
+    "run",
+    "feature_version",
+    "training_set",
+    "model",
+    "model_version",
+    "deployment",
+    "export",
 )
 
 
@@ -119,9 +129,17 @@ class LineageGraph:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "nodes": [{"key": n.key, "kind": n.kind, "id": n.id, "label": n.label, "detail": n.detail,
-                       "attrs": {k: _plain(v) for k, v in n.attrs.items()}}
-                      for n in sorted(self.nodes.values(), key=lambda n: n.key)],
+            "nodes": [
+                {
+                    "key": n.key,
+                    "kind": n.kind,
+                    "id": n.id,
+                    "label": n.label,
+                    "detail": n.detail,
+                    "attrs": {k: _plain(v) for k, v in n.attrs.items()},
+                }
+                for n in sorted(self.nodes.values(), key=lambda n: n.key)
+            ],
             "edges": [{"src": e.src, "dst": e.dst, "relation": e.relation} for e in self.edges],
         }
 
@@ -145,23 +163,46 @@ def build_graph(catalog) -> LineageGraph:
     for row in catalog.rows(FEATURE_TABLES.name):
         key = f"feature_table:{row['table_name']}"
         if key not in nodes or nodes[key].attrs["definition_version"] < row["definition_version"]:
-            nodes[key] = Node("feature_table", row["table_name"], row["table_name"],
-                              f"definition v{row['definition_version']}.{row['revision']}",
-                              {"definition_version": row["definition_version"]})
+            nodes[key] = Node(
+                "feature_table",
+                row["table_name"],
+                row["table_name"],
+                f"definition v{row['definition_version']}.{row['revision']}",
+                {"definition_version": row["definition_version"]},
+            )
 
-    versions = sorted(catalog.rows(FEATURE_VERSIONS.name),
-                      key=lambda r: (r["table_name"], r["definition_version"], r["version_number"]))
+    versions = sorted(
+        catalog.rows(FEATURE_VERSIONS.name),
+        key=lambda r: (r["table_name"], r["definition_version"], r["version_number"]),
+    )
     previous: dict[tuple[str, int], str] = {}
     numbered: dict[tuple[str, int, int], str] = {}
     for row in versions:
-        key = add(Node(
-            "feature_version", row["version_id"],
-            f"{row['table_name']} #{row['version_number']}",
-            f"definition v{row['definition_version']}, delta v{row['delta_version']}, {row['row_count']} rows",
-            {k: row[k] for k in ("table_name", "definition_version", "version_number", "delta_version", "committed_at",
-                                 "row_count", "user", "source_start", "source_end", "experiment_id", "hypothesis",
-                                 "storage_path")},
-        ))
+        key = add(
+            Node(
+                "feature_version",
+                row["version_id"],
+                f"{row['table_name']} #{row['version_number']}",
+                f"definition v{row['definition_version']}, delta v{row['delta_version']}, {row['row_count']} rows",
+                {
+                    k: row[k]
+                    for k in (
+                        "table_name",
+                        "definition_version",
+                        "version_number",
+                        "delta_version",
+                        "committed_at",
+                        "row_count",
+                        "user",
+                        "source_start",
+                        "source_end",
+                        "experiment_id",
+                        "hypothesis",
+                        "storage_path",
+                    )
+                },
+            )
+        )
         table = add(Node("feature_table", row["table_name"], row["table_name"]))
         link(table, key, "version")
         series = (row["table_name"], row["definition_version"])
@@ -177,10 +218,25 @@ def build_graph(catalog) -> LineageGraph:
             link(add(Node("source", source_key(row["source_description"]), row["source_description"])), key, "source")
         if row["transformation_fingerprint"]:
             spec = json.loads(row["transformation_json"] or "{}")
-            detail = ", ".join([*(f"{k}={v}" for k, v in sorted((spec.get("parameters") or {}).items())),
-                                *(f"window {w}" for w in spec.get("windows") or ())])
-            link(add(Node("transformation", row["transformation_fingerprint"], spec.get("name") or "transformation",
-                          detail, {"spec": spec})), key, "transformation")
+            detail = ", ".join(
+                [
+                    *(f"{k}={v}" for k, v in sorted((spec.get("parameters") or {}).items())),
+                    *(f"window {w}" for w in spec.get("windows") or ()),
+                ]
+            )
+            link(
+                add(
+                    Node(
+                        "transformation",
+                        row["transformation_fingerprint"],
+                        spec.get("name") or "transformation",
+                        detail,
+                        {"spec": spec},
+                    )
+                ),
+                key,
+                "transformation",
+            )
         for parent in row["parents"] or []:
             link(add(Node("feature", parent, parent)), key, "parent")
         if row["run_id"]:
@@ -197,20 +253,43 @@ def build_graph(catalog) -> LineageGraph:
         latest_runs[row["run_id"]] = row
     for run_id, row in latest_runs.items():
         shown = ", ".join(f"{k}={v:.4g}" for k, v in sorted(metrics.get(run_id, {}).items()))
-        key = add(Node("run", run_id, row["name"] or f"run …{_short(run_id)}",
-                       f"{row['stage']}, {row['status']}" + (f"; {shown}" if shown else ""),
-                       {"stage": row["stage"], "status": row["status"], "hypothesis": row["hypothesis"],
-                        "params": json.loads(row["params_json"] or "{}"), "metrics": metrics.get(run_id, {}),
-                        "mlflow_run_id": row["mlflow_run_id"], "experiment_id": row["experiment_id"]}))
+        key = add(
+            Node(
+                "run",
+                run_id,
+                row["name"] or f"run …{_short(run_id)}",
+                f"{row['stage']}, {row['status']}" + (f"; {shown}" if shown else ""),
+                {
+                    "stage": row["stage"],
+                    "status": row["status"],
+                    "hypothesis": row["hypothesis"],
+                    "params": json.loads(row["params_json"] or "{}"),
+                    "metrics": metrics.get(run_id, {}),
+                    "mlflow_run_id": row["mlflow_run_id"],
+                    "experiment_id": row["experiment_id"],
+                },
+            )
+        )
         link(f"experiment:{row['experiment_id']}", key, "contains")
     for row in catalog.rows(RUN_INPUTS.name):
         link(f"feature_version:{row['version_id']}", f"run:{row['run_id']}", "read")
 
     for row in catalog.rows(TRAINING_SETS.name):
-        key = add(Node("training_set", row["training_set_id"], row["name"] or f"training set …{_short(row['training_set_id'])}",
-                       f"{row['row_count']} rows" + (f", {row['context']}" if row.get("context") else ""),
-                       {"row_count": row["row_count"], "created_at": row["created_at"], "context": row.get("context"),
-                        "output_path": row["output_path"], "mlflow_run_id": row.get("mlflow_run_id")}))
+        key = add(
+            Node(
+                "training_set",
+                row["training_set_id"],
+                row["name"] or f"training set …{_short(row['training_set_id'])}",
+                f"{row['row_count']} rows" + (f", {row['context']}" if row.get("context") else ""),
+                {
+                    "row_count": row["row_count"],
+                    "created_at": row["created_at"],
+                    "context": row.get("context"),
+                    "output_path": row["output_path"],
+                    "mlflow_run_id": row.get("mlflow_run_id"),
+                },
+            )
+        )
         for version_id in row["feature_version_ids"] or []:
             link(f"feature_version:{version_id}", key, "input")
         if row["run_id"]:
@@ -219,10 +298,20 @@ def build_graph(catalog) -> LineageGraph:
     for row in catalog.rows(MODELS.name):
         add(Node("model", row["model_id"], row["name"], row["description"] or ""))
     for row in catalog.rows(MODEL_VERSIONS.name):
-        key = add(Node("model_version", row["model_version_id"], f"{row['model_name']} v{row['version']}",
-                       f"mlflow {row['mlflow_model_id']}" if row["mlflow_model_id"] else "",
-                       {"model_name": row["model_name"], "version": row["version"], "artifact_uri": row["artifact_uri"],
-                        "mlflow_model_id": row["mlflow_model_id"]}))
+        key = add(
+            Node(
+                "model_version",
+                row["model_version_id"],
+                f"{row['model_name']} v{row['version']}",
+                f"mlflow {row['mlflow_model_id']}" if row["mlflow_model_id"] else "",
+                {
+                    "model_name": row["model_name"],
+                    "version": row["version"],
+                    "artifact_uri": row["artifact_uri"],
+                    "mlflow_model_id": row["mlflow_model_id"],
+                },
+            )
+        )
         link(f"model:{row['model_id']}", key, "version")
         for ts in row["training_set_ids"] or []:
             link(f"training_set:{ts}", key, "trained_on")
@@ -230,16 +319,33 @@ def build_graph(catalog) -> LineageGraph:
             link(f"run:{row['run_id']}", key, "trained")
 
     for row in catalog.rows(DEPLOYMENTS.name):
-        key = add(Node("deployment", row["deployment_id"], f"{row['environment']}: {row['model_name']} v{row['model_version']}",
-                       f"{row['status']} since {_plain(row['at'])[:19]}",
-                       {"environment": row["environment"], "status": row["status"], "at": row["at"]}))
+        key = add(
+            Node(
+                "deployment",
+                row["deployment_id"],
+                f"{row['environment']}: {row['model_name']} v{row['model_version']}",
+                f"{row['status']} since {_plain(row['at'])[:19]}",
+                {"environment": row["environment"], "status": row["status"], "at": row["at"]},
+            )
+        )
         link(f"model_version:{row['model_version_id']}", key, "deployed")
 
     for row in catalog.rows(EXPORTS.name):
-        key = add(Node("export", row["export_id"], f"export to {row['path']}",
-                       f"{row['format']}, {row['row_count']} rows" + (f", {row['region']}" if row["region"] else ""),
-                       {"path": row["path"], "format": row["format"], "region": row["region"], "user": row["user"],
-                        "at": row["at"]}))
+        key = add(
+            Node(
+                "export",
+                row["export_id"],
+                f"export to {row['path']}",
+                f"{row['format']}, {row['row_count']} rows" + (f", {row['region']}" if row["region"] else ""),
+                {
+                    "path": row["path"],
+                    "format": row["format"],
+                    "region": row["region"],
+                    "user": row["user"],
+                    "at": row["at"],
+                },
+            )
+        )
         link(f"{row['source_kind']}:{row['source_id']}", key, "exported")
         if row["run_id"]:
             link(f"run:{row['run_id']}", key, "exported")

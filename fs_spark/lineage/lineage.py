@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,7 @@ class InputsDiff:
     """What changed between two model versions' inputs."""
 
     tables: dict[str, tuple[list[int], list[int]]]  # table -> (version numbers read by a, by b), changed only
-    added: dict[str, list[str]] = field(default_factory=dict)    # kind -> upstream node keys only b has
+    added: dict[str, list[str]] = field(default_factory=dict)  # kind -> upstream node keys only b has
     removed: dict[str, list[str]] = field(default_factory=dict)  # kind -> upstream node keys only a has
 
     @property
@@ -75,10 +75,21 @@ class Lineage:
             if not sep or kind not in KINDS or not ident:
                 raise LineageNodeNotFoundError(node)
             parts.append((kind, ident))
-        self._store._catalog.append(LINEAGE_EDGES, [{
-            "src_kind": parts[0][0], "src_id": parts[0][1], "dst_kind": parts[1][0], "dst_id": parts[1][1],
-            "relation": relation, "run_id": getattr(run, "run_id", None), "user": self._store.user,
-            "at": datetime.now(timezone.utc)}])
+        self._store._catalog.append(
+            LINEAGE_EDGES,
+            [
+                {
+                    "src_kind": parts[0][0],
+                    "src_id": parts[0][1],
+                    "dst_kind": parts[1][0],
+                    "dst_id": parts[1][1],
+                    "relation": relation,
+                    "run_id": getattr(run, "run_id", None),
+                    "user": self._store.user,
+                    "at": datetime.now(UTC),
+                }
+            ],
+        )
 
     def diff(self, model_version_a: str, model_version_b: str) -> InputsDiff:
         """What changed between the inputs of two model versions: the feature versions read per table,
@@ -86,9 +97,9 @@ class Lineage:
         graph = self.graph()
         ups = [graph.upstream(f"model_version:{m}" if ":" not in m else m) for m in (model_version_a, model_version_b)]
         direct = []
-        for key, up in zip((model_version_a, model_version_b), ups):
+        for key, up in zip((model_version_a, model_version_b), ups, strict=True):
             record = graph.node(key)
-            read: dict[str, list[int]] = {}
+            read: dict[str, list[Any]] = {}
             for edge in up.edges:
                 if edge.relation == "input":
                     node = graph.nodes[edge.src]
@@ -117,8 +128,11 @@ class Lineage:
         """The fs_spark runs, training sets, feature versions and model versions behind an MLflow run."""
         catalog = self._store._catalog
         runs = sorted({r["run_id"] for r in catalog.rows(RUNS.name) if r["mlflow_run_id"] == mlflow_run_id})
-        sets = [r for r in catalog.rows(TRAINING_SETS.name)
-                if r.get("mlflow_run_id") == mlflow_run_id or (r["run_id"] in runs)]
+        sets = [
+            r
+            for r in catalog.rows(TRAINING_SETS.name)
+            if r.get("mlflow_run_id") == mlflow_run_id or (r["run_id"] in runs)
+        ]
         models = [r for r in catalog.rows(MODEL_VERSIONS.name) if r["run_id"] in runs]
         return self._summary([mlflow_run_id], runs, sets, models)
 
@@ -129,7 +143,9 @@ class Lineage:
         wanted = {t for m in models for t in m["training_set_ids"] or []}
         sets = [r for r in catalog.rows(TRAINING_SETS.name) if r["training_set_id"] in wanted]
         runs = sorted({m["run_id"] for m in models if m["run_id"]})
-        mlflow_runs = sorted({r["mlflow_run_id"] for r in catalog.rows(RUNS.name) if r["run_id"] in runs and r["mlflow_run_id"]})
+        mlflow_runs = sorted(
+            {r["mlflow_run_id"] for r in catalog.rows(RUNS.name) if r["run_id"] in runs and r["mlflow_run_id"]}
+        )
         return self._summary(mlflow_runs, runs, sets, models)
 
     def mlflow_runs(self, node: str) -> list[str]:
@@ -139,7 +155,9 @@ class Lineage:
         return sorted(f for f in found if f)
 
     @staticmethod
-    def _summary(mlflow_runs: Sequence[str], runs: Sequence[str], sets: list[dict[str, Any]], models: list[dict[str, Any]]) -> MlflowLineage:
+    def _summary(
+        mlflow_runs: Sequence[str], runs: Sequence[str], sets: list[dict[str, Any]], models: list[dict[str, Any]]
+    ) -> MlflowLineage:
         return MlflowLineage(
             mlflow_run_ids=sorted(mlflow_runs),
             run_ids=sorted(runs),
@@ -155,8 +173,9 @@ class Lineage:
 
     # --- pictures -----------------------------------------------------------------------------
 
-    def render(self, node: str, *, html: str | Path | None = None, dot: str | Path | None = None,
-               direction: str = "both") -> LineageGraph:
+    def render(
+        self, node: str, *, html: str | Path | None = None, dot: str | Path | None = None, direction: str = "both"
+    ) -> LineageGraph:
         """Write the lineage around `node` as an HTML page and/or Graphviz DOT.
 
         Args:

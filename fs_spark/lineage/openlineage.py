@@ -14,7 +14,7 @@ import time
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -61,8 +61,10 @@ class LineageEvents:
         self.namespace = settings.namespace
         self.store_root = store_root
         self._config = settings.openlineage
-        self._client = None
-        self.enabled = self._config is not None or bool(os.environ.get("OPENLINEAGE_URL") or os.environ.get("OPENLINEAGE_CONFIG"))
+        self._client: Any = None
+        self.enabled = self._config is not None or bool(
+            os.environ.get("OPENLINEAGE_URL") or os.environ.get("OPENLINEAGE_CONFIG")
+        )
 
     def _get_client(self):
         if self._client is None:
@@ -73,10 +75,14 @@ class LineageEvents:
 
     def _path(self, path: str) -> str:
         """Paths of models are relative to the store root; storage paths are absolute already."""
-        return path if "/" in path and (path.startswith("/") or "://" in path) else f"{self.store_root.rstrip('/')}/{path}"
+        return (
+            path if "/" in path and (path.startswith("/") or "://" in path) else f"{self.store_root.rstrip('/')}/{path}"
+        )
 
     @contextmanager
-    def job(self, name: str, *, run: RunRef | None = None, inputs: Sequence[tuple[str, int | None]] = ()) -> Iterator[_Job]:
+    def job(
+        self, name: str, *, run: RunRef | None = None, inputs: Sequence[tuple[str, int | None]] = ()
+    ) -> Iterator[_Job]:
         """Wrap one operation: START now, then COMPLETE or FAIL.
 
         Example:
@@ -96,7 +102,9 @@ class LineageEvents:
             raise
         self._emit("COMPLETE", name, run_id, run, job)
 
-    def _emit(self, state: str, name: str, run_id: str, parent: RunRef | None, job: _Job, error: BaseException | None = None) -> None:
+    def _emit(
+        self, state: str, name: str, run_id: str, parent: RunRef | None, job: _Job, error: BaseException | None = None
+    ) -> None:
         started = time.perf_counter()
         from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
         from openlineage.client.facet_v2 import (
@@ -116,10 +124,13 @@ class LineageEvents:
                 job=parent_run.Job(namespace=self.namespace, name=f"experiment.{parent.experiment_id}"),
             )
         if tags:
-            facets["tags"] = tags_run.TagsRunFacet(tags=[tags_run.TagsRunFacetFields(k, v, "fs_spark") for k, v in sorted(tags.items())])
+            facets["tags"] = tags_run.TagsRunFacet(
+                tags=[tags_run.TagsRunFacetFields(k, v, "fs_spark") for k, v in sorted(tags.items())]
+            )
         if error is not None:
             facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-                message=str(error), programmingLanguage="python",
+                message=str(error),
+                programmingLanguage="python",
                 stackTrace="".join(traceback.format_exception(error))[-8000:],
             )
 
@@ -133,11 +144,17 @@ class LineageEvents:
         done = state != "START"
         event = RunEvent(
             eventType=getattr(RunState, state),
-            eventTime=datetime.now(timezone.utc).isoformat(),
+            eventTime=datetime.now(UTC).isoformat(),
             run=Run(runId=run_id, facets=facets),
-            job=Job(namespace=self.namespace, name=f"fs_spark.{name}", facets={
-                "jobType": job_type_job.JobTypeJobFacet(processingType="BATCH", integration="FS_SPARK", jobType="JOB"),
-            }),
+            job=Job(
+                namespace=self.namespace,
+                name=f"fs_spark.{name}",
+                facets={
+                    "jobType": job_type_job.JobTypeJobFacet(
+                        processingType="BATCH", integration="FS_SPARK", jobType="JOB"
+                    ),
+                },
+            ),
             inputs=[dataset(InputDataset, p, v) for p, v in job.inputs],
             outputs=[dataset(OutputDataset, p, v) for p, v in job.outputs] if done else [],
             producer=PRODUCER,

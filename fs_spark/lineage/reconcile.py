@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class DanglingLink:
-    holder: str          # kind:id of the record that refers
-    target: str          # kind:id of what it refers to
+    holder: str  # kind:id of the record that refers
+    target: str  # kind:id of what it refers to
     problem: str
     authorised_by: str | None = None  # the maintenance event that explains it, if any
 
@@ -62,7 +62,7 @@ class ReconcileReport:
         return "\n".join([head, *(f"  {d}" for d in self.dangling)])
 
 
-class _Unreadable(Exception):
+class _UnreadableError(Exception):
     pass
 
 
@@ -79,14 +79,15 @@ def reconcile(store: FeatureStore) -> ReconcileReport:
     def problem_reading(path: str, delta_version: int) -> str | None:
         if (path, delta_version) not in readable:
             try:
-                load_delta_version(store.spark, path, delta_version, _Unreadable)
+                load_delta_version(store.spark, path, delta_version, _UnreadableError)
                 readable[(path, delta_version)] = None
-            except _Unreadable as exc:
+            except _UnreadableError as exc:
                 readable[(path, delta_version)] = f"unreadable at Delta version {delta_version}: {exc}"
         return readable[(path, delta_version)]
 
-    deprecations = {(r["table_name"], r["feature"]): r["event_id"] for r in catalog.rows(DEPRECATIONS.name)
-                    if not r["withdrawn"]}
+    deprecations = {
+        (r["table_name"], r["feature"]): r["event_id"] for r in catalog.rows(DEPRECATIONS.name) if not r["withdrawn"]
+    }
 
     def authorised(path: str, holder_id: str) -> str | None:
         if path.startswith("feature:"):  # a feature gone from its definition: was it deprecated?
@@ -111,8 +112,18 @@ def reconcile(store: FeatureStore) -> ReconcileReport:
                     yield holder, target, "no such feature version record", None
                     continue
                 yield holder, target, problem_reading(lookup["storage_path"], delta_version), lookup["storage_path"]
-            yield holder, f"delta:{row['entity_path']}", problem_reading(row["entity_path"], row["entity_delta_version"]), row["entity_path"]
-            yield holder, f"delta:{row['output_path']}", problem_reading(row["output_path"], row["output_delta_version"]), row["output_path"]
+            yield (
+                holder,
+                f"delta:{row['entity_path']}",
+                problem_reading(row["entity_path"], row["entity_delta_version"]),
+                row["entity_path"],
+            )
+            yield (
+                holder,
+                f"delta:{row['output_path']}",
+                problem_reading(row["output_path"], row["output_delta_version"]),
+                row["output_path"],
+            )
             if row["run_id"] and row["run_id"] not in runs:
                 yield holder, f"run:{row['run_id']}", "no such run record", None
         for mv_id, row in models.items():
@@ -120,28 +131,46 @@ def reconcile(store: FeatureStore) -> ReconcileReport:
             for ts_id in row["training_set_ids"] or []:
                 yield holder, f"training_set:{ts_id}", None if ts_id in sets else "no such training set record", None
             for version_id in row["feature_version_ids"] or []:
-                yield holder, f"feature_version:{version_id}", None if version_id in versions else "no such feature version record", None
+                yield (
+                    holder,
+                    f"feature_version:{version_id}",
+                    None if version_id in versions else "no such feature version record",
+                    None,
+                )
             if row["run_id"] and row["run_id"] not in runs:
                 yield holder, f"run:{row['run_id']}", "no such run record", None
         for row in catalog.rows(DEPLOYMENTS.name):
             target = row["model_version_id"]
-            yield (f"deployment:{row['deployment_id']}", f"model_version:{target}",
-                   None if target in models else "no such model version record", None)
+            yield (
+                f"deployment:{row['deployment_id']}",
+                f"model_version:{target}",
+                None if target in models else "no such model version record",
+                None,
+            )
         current = {r["table_name"]: r for r in catalog.definition_rows()}
         for live in store.models.live_everywhere():
             for needed in live.features:
                 table, _, feature = needed.partition(":")
                 definition = json.loads(current[table]["definition_json"]) if table in current else {"features": []}
                 if feature not in {f["name"] for f in definition["features"]}:
-                    yield (f"deployment:{live.deployment_id}", f"feature:{needed}",
-                           "live deployment needs a feature its table's current definition no longer has", f"feature:{needed}")
+                    yield (
+                        f"deployment:{live.deployment_id}",
+                        f"feature:{needed}",
+                        "live deployment needs a feature its table's current definition no longer has",
+                        f"feature:{needed}",
+                    )
         for row in catalog.rows(RUN_INPUTS.name):
             holder, target = f"run:{row['run_id']}", f"feature_version:{row['version_id']}"
             found = versions.get(row["version_id"])
             if found is None:
                 yield holder, target, "no such feature version record", None
             else:
-                yield holder, target, problem_reading(found["storage_path"], row["delta_version"]), found["storage_path"]
+                yield (
+                    holder,
+                    target,
+                    problem_reading(found["storage_path"], row["delta_version"]),
+                    found["storage_path"],
+                )
 
     checked, dangling = 0, []
     for holder, target, problem, path in links():

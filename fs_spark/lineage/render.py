@@ -13,9 +13,18 @@ import json
 from fs_spark.lineage.graph import LineageGraph, Node
 
 COLORS = {
-    "source": "#e8f1fb", "transformation": "#f3e8fb", "feature": "#eef7ee", "feature_table": "#e6f4ea",
-    "feature_version": "#c8e6c9", "experiment": "#fff3e0", "run": "#ffe0b2", "training_set": "#fff9c4",
-    "model": "#e0f7fa", "model_version": "#b2ebf2", "deployment": "#ffcdd2", "export": "#eceff1",
+    "source": "#e8f1fb",
+    "transformation": "#f3e8fb",
+    "feature": "#eef7ee",
+    "feature_table": "#e6f4ea",
+    "feature_version": "#c8e6c9",
+    "experiment": "#fff3e0",
+    "run": "#ffe0b2",
+    "training_set": "#fff9c4",
+    "model": "#e0f7fa",
+    "model_version": "#b2ebf2",
+    "deployment": "#ffcdd2",
+    "export": "#eceff1",
 }
 WIDTH, HEIGHT, GAP_X, GAP_Y, MARGIN = 230, 58, 80, 22, 24
 
@@ -121,10 +130,15 @@ def to_html(graph: LineageGraph, focus: str | None = None, title: str = "fs_spar
     for key, node in sorted(graph.nodes.items()):
         x, y = places[key]
         strong = " focus" if key == focus else ""
-        texts = [(node.kind.replace("_", " "), "kind"), (_clip(node.label), "label"), (_clip(node.detail, 40), "detail")]
+        texts = [
+            (node.kind.replace("_", " "), "kind"),
+            (_clip(node.label), "label"),
+            (_clip(node.detail, 40), "detail"),
+        ]
         lines = "".join(
             f'<text x="{x + 10}" y="{y + 16 + 17 * i}" class="{cls}">{html.escape(text)}</text>'
-            for i, (text, cls) in enumerate(texts) if text
+            for i, (text, cls) in enumerate(texts)
+            if text
         )
         parts.append(
             f'<g class="node{strong}" data-key="{html.escape(key)}" data-kind="{node.kind}">'
@@ -144,7 +158,7 @@ text.detail {{ font-size: 11px; fill: #333; }}
 path.edge {{ fill: none; stroke: #888; stroke-width: 1.4; }}
 .dim {{ opacity: 0.18; }}
 </style></head>
-<body data-focus="{html.escape(focus or '')}">
+<body data-focus="{html.escape(focus or "")}">
 <h1>{html.escape(title)}</h1>
 <p id="summary">(the summary needs JavaScript)</p><p>Selected: <code id="selected">none</code>; click a node to show what it came from and what it reached.</p>
 <svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}">

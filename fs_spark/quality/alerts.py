@@ -33,9 +33,17 @@ class LogSink:
 
     def send(self, alerts: list[dict[str, Any]]) -> None:
         for alert in alerts:
-            log.warning("fs_spark alert: %s %s.%s %s=%.4g > %.4g (version %s, baseline %s)", alert["alert_id"],
-                        alert["table_name"], alert["feature"], alert["metric"], alert["value"], alert["threshold"],
-                        alert["version_id"], alert["baseline"])
+            log.warning(
+                "fs_spark alert: %s %s.%s %s=%.4g > %.4g (version %s, baseline %s)",
+                alert["alert_id"],
+                alert["table_name"],
+                alert["feature"],
+                alert["metric"],
+                alert["value"],
+                alert["threshold"],
+                alert["version_id"],
+                alert["baseline"],
+            )
 
 
 class FileSink:
@@ -67,7 +75,9 @@ class WebhookSink:
 
     def send(self, alerts: list[dict[str, Any]]) -> None:
         body = json.dumps({"alerts": alerts}, sort_keys=True, default=str).encode()
-        request = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+        request = urllib.request.Request(
+            self.url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+        )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 if response.status >= 300:

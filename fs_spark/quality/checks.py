@@ -10,8 +10,8 @@ the version is quarantined, so builds refuse it until it is released.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -51,19 +51,31 @@ class DriftReport:
 
     def to_text(self) -> str:
         r = self.result
-        lines = [f"drift of {self.table} #{self.version.version_number} ({self.version.version_id}) against {self.baseline}: "
-                 f"{r.rows[1]} rows vs {r.rows[0]}; {len(r.breaches)} breach(es)"]
+        lines = [
+            f"drift of {self.table} #{self.version.version_number} ({self.version.version_id}) against {self.baseline}: "
+            f"{r.rows[1]} rows vs {r.rows[0]}; {len(r.breaches)} breach(es)"
+        ]
         for f in r.features:
-            numbers = " ".join(f"{k}={v:.4f}" for k, v in (("psi", f.psi), ("ks", f.ks), ("wasserstein", f.wasserstein)) if v is not None)
+            numbers = " ".join(
+                f"{k}={v:.4f}"
+                for k, v in (("psi", f.psi), ("ks", f.ks), ("wasserstein", f.wasserstein))
+                if v is not None
+            )
             extra = f" new={list(f.new_categories)}" if f.new_categories else ""
             flag = f"  BREACH: {', '.join(f.breaches)}" if f.breaches else ""
-            lines.append(f"  {f.feature:<24} {f.kind:<11} {numbers} nulls={f.null_rate[0]:.3f}->{f.null_rate[1]:.3f}{extra}{flag}")
+            lines.append(
+                f"  {f.feature:<24} {f.kind:<11} {numbers} nulls={f.null_rate[0]:.3f}->{f.null_rate[1]:.3f}{extra}{flag}"
+            )
         if r.schema.any:
-            lines.append(f"  schema: added {list(r.schema.added)} removed {list(r.schema.removed)} changed {list(r.schema.changed)}")
+            lines.append(
+                f"  schema: added {list(r.schema.added)} removed {list(r.schema.removed)} changed {list(r.schema.changed)}"
+            )
         if r.sampling:
             s = r.sampling
-            lines.append(f"  sampling: key coverage {s.key_coverage:.3f}, time coverage {s.time_coverage:.3f}, "
-                         f"time ks {s.time_ks:.3f}" + (f"  BREACH: {', '.join(s.breaches)}" if s.breaches else ""))
+            lines.append(
+                f"  sampling: key coverage {s.key_coverage:.3f}, time coverage {s.time_coverage:.3f}, "
+                f"time ks {s.time_ks:.3f}" + (f"  BREACH: {', '.join(s.breaches)}" if s.breaches else "")
+            )
         if self.quarantined:
             lines.append("  the version is now quarantined")
         return "\n".join(lines)
@@ -75,38 +87,54 @@ class QualityChecks:
 
     def _definition_of(self, version: FeatureVersion) -> FeatureTable:
         """The definition (version and revision) a feature version was written under."""
-        return self._store._registry.at_version(version.table_name, version.definition_version,
-                                               version.definition_revision).definition
+        return self._store._registry.at_version(
+            version.table_name, version.definition_version, version.definition_revision
+        ).definition
 
     def _features_of(self, version: FeatureVersion) -> DataFrame:
         """Exactly the feature columns of the rows one version wrote."""
         definition = self._store._registry.at_version(version.table_name, version.definition_version).definition
         frame = self._store.read(version.table_name, version=version.version_id, include_version_column=True)
-        return (frame.where(F.col(VERSION_COLUMN) == version.version_number)
-                .drop(VERSION_COLUMN, *definition.keys, definition.event_time))
+        return frame.where(F.col(VERSION_COLUMN) == version.version_number).drop(
+            VERSION_COLUMN, *definition.keys, definition.event_time
+        )
 
     def _previous(self, version: FeatureVersion) -> FeatureVersion:
         """The version written before it that it holds; for the first of a definition version, the
         last one written under the definition version before (where schema changes show)."""
         every = self._store.versions(version.table_name)
         held = included(every, version) - {version.version_number}
-        same = [v for v in every if v.definition_version == version.definition_version
-                and v.version_number in held and v.mode != ROLLBACK]
+        same = [
+            v
+            for v in every
+            if v.definition_version == version.definition_version and v.version_number in held and v.mode != ROLLBACK
+        ]
         if same:
             return same[-1]
         before = [v for v in every if v.definition_version < version.definition_version]
         if before:
             last = before[-1]
             held = included(every, last)
-            wrote = [v for v in before if v.definition_version == last.definition_version
-                     and v.version_number in held and v.mode != ROLLBACK]
+            wrote = [
+                v
+                for v in before
+                if v.definition_version == last.definition_version and v.version_number in held and v.mode != ROLLBACK
+            ]
             if wrote:
                 return wrote[-1]
-        raise DriftBaselineError(version.table_name, f"version #{version.version_number} has no previous version; "
-                                                     "pass a training set ID as the baseline")
+        raise DriftBaselineError(
+            version.table_name,
+            f"version #{version.version_number} has no previous version; pass a training set ID as the baseline",
+        )
 
-    def check_drift(self, table: str, *, version: int | str | None = None, baseline: str = "previous",
-                    features: list[str] | None = None) -> DriftReport:
+    def check_drift(
+        self,
+        table: str,
+        *,
+        version: int | str | None = None,
+        baseline: str = "previous",
+        features: list[str] | None = None,
+    ) -> DriftReport:
         """Compare the rows `version` (default: the latest) wrote with a baseline.
 
         Args:
@@ -120,9 +148,13 @@ class QualityChecks:
         if current_version is None:
             raise DriftBaselineError(table, "the table has no versions yet")
         if current_version.mode == ROLLBACK:
-            raise DriftBaselineError(table, f"version #{current_version.version_number} is a rollback: it wrote no rows")
+            raise DriftBaselineError(
+                table, f"version #{current_version.version_number} is a rollback: it wrote no rows"
+            )
         written_under = self._definition_of(current_version)
-        names = features or [f.name for f in store._registry.at_version(table, current_version.definition_version).definition.features]
+        names = features or [
+            f.name for f in store._registry.at_version(table, current_version.definition_version).definition.features
+        ]
         current = self._features_of(current_version)
         if baseline == "previous":
             earlier = self._previous(current_version)
@@ -141,9 +173,14 @@ class QualityChecks:
         result = compare(base, current, names, thresholds, schema_drift(base_definition, written_under), rows)
         if baseline != "previous":
             sampling = sampling_bias(sample, population, list(lookup.keys), lookup.event_time, thresholds)
-            result = DriftResult(result.features, result.schema, result.rows, sampling,
-                                 result.breaches + [("", b, getattr(sampling, b), getattr(thresholds, f"min_{b}"))
-                                                    for b in sampling.breaches])
+            result = DriftResult(
+                result.features,
+                result.schema,
+                result.rows,
+                sampling,
+                result.breaches
+                + [("", b, getattr(sampling, b), getattr(thresholds, f"min_{b}")) for b in sampling.breaches],
+            )
         return self._record(table, current_version, baseline_key, result)
 
     def _training_set_side(self, table: str, training_set_id: str):
@@ -156,45 +193,103 @@ class QualityChecks:
         rows = store.training_set(training_set_id).load_df()
         base = rows.select(*[F.col(f.output).alias(f.name) for f in lookup.features])
         entities = load_delta_version(
-            store.spark, manifest.entity_path, manifest.entity_delta_version,
-            lambda detail: TrainingSetInputExpiredError(training_set_id, "entity rows", manifest.entity_delta_version, detail))
-        sample = entities.select(*[F.col(e).alias(k) for e, k in zip(lookup.entity_keys, lookup.keys)],
-                                 F.col(lookup.entity_time).cast("timestamp").alias(lookup.event_time))
-        population = rows_up_to(load_delta_version(
-            store.spark, lookup.storage_path, lookup.delta_version,
-            lambda detail: TrainingSetInputExpiredError(training_set_id, table, lookup.delta_version, detail)),
-            lookup.version_number, lookup.excluded_versions)
+            store.spark,
+            manifest.entity_path,
+            manifest.entity_delta_version,
+            lambda detail: TrainingSetInputExpiredError(
+                training_set_id, "entity rows", manifest.entity_delta_version, detail
+            ),
+        )
+        sample = entities.select(
+            *[F.col(e).alias(k) for e, k in zip(lookup.entity_keys, lookup.keys, strict=True)],
+            F.col(lookup.entity_time).cast("timestamp").alias(lookup.event_time),
+        )
+        if lookup.delta_version is None:
+            raise DriftBaselineError(table, f"training set {training_set_id} was built before the table had rows")
+        population = rows_up_to(
+            load_delta_version(
+                store.spark,
+                lookup.storage_path,
+                lookup.delta_version,
+                lambda detail: TrainingSetInputExpiredError(training_set_id, table, lookup.delta_version, detail),
+            ),
+            lookup.version_number,
+            lookup.excluded_versions,
+        )
         return base, sample, population, lookup
 
     def _record(self, table: str, version: FeatureVersion, baseline: str, result: DriftResult) -> DriftReport:
         store = self._store
         settings = store.settings.quality
-        check_id, at = new_id(), datetime.now(timezone.utc)
+        check_id, at = new_id(), datetime.now(UTC)
         s = result.sampling
-        store._catalog.append(DRIFT_CHECKS, [{
-            "check_id": check_id, "table_name": table, "version_id": version.version_id,
-            "version_number": version.version_number, "baseline": baseline, "baseline_rows": result.rows[0],
-            "rows": result.rows[1], "schema_changes": [*(f"added {c}" for c in result.schema.added),
-                                                       *(f"removed {c}" for c in result.schema.removed),
-                                                       *(f"changed {c}" for c in result.schema.changed)],
-            "key_coverage": s.key_coverage if s else None, "time_coverage": s.time_coverage if s else None,
-            "time_ks": s.time_ks if s else None, "breaches": len(result.breaches), "user": store.user, "at": at,
-        }])
+        store._catalog.append(
+            DRIFT_CHECKS,
+            [
+                {
+                    "check_id": check_id,
+                    "table_name": table,
+                    "version_id": version.version_id,
+                    "version_number": version.version_number,
+                    "baseline": baseline,
+                    "baseline_rows": result.rows[0],
+                    "rows": result.rows[1],
+                    "schema_changes": [
+                        *(f"added {c}" for c in result.schema.added),
+                        *(f"removed {c}" for c in result.schema.removed),
+                        *(f"changed {c}" for c in result.schema.changed),
+                    ],
+                    "key_coverage": s.key_coverage if s else None,
+                    "time_coverage": s.time_coverage if s else None,
+                    "time_ks": s.time_ks if s else None,
+                    "breaches": len(result.breaches),
+                    "user": store.user,
+                    "at": at,
+                }
+            ],
+        )
         # Category values are values of the feature: none are kept for features tagged sensitive.
         sensitive = set(store._registry.current(table).definition.tagged(store._access.sensitive_tags))
-        store._catalog.append(DRIFT_SCORES, [{
-            "check_id": check_id, "table_name": table, "version_id": version.version_id, "feature": f.feature,
-            "kind": f.kind, "psi": f.psi, "ks": f.ks, "wasserstein": f.wasserstein,
-            "null_rate_baseline": f.null_rate[0], "null_rate": f.null_rate[1], "nan_rate_baseline": f.nan_rate[0],
-            "nan_rate": f.nan_rate[1], "new_categories": [] if f.feature in sensitive else list(f.new_categories),
-            "missing_categories": [] if f.feature in sensitive else list(f.missing_categories),
-            "breaches": list(f.breaches), "at": at,
-        } for f in result.features])
-        alerts = [{
-            "alert_id": new_id(), "check_id": check_id, "table_name": table, "version_id": version.version_id,
-            "feature": feature, "metric": metric, "value": float(value), "threshold": float(limit), "baseline": baseline,
-            "sink": settings.alerts.kind, "at": at,
-        } for feature, metric, value, limit in result.breaches]
+        store._catalog.append(
+            DRIFT_SCORES,
+            [
+                {
+                    "check_id": check_id,
+                    "table_name": table,
+                    "version_id": version.version_id,
+                    "feature": f.feature,
+                    "kind": f.kind,
+                    "psi": f.psi,
+                    "ks": f.ks,
+                    "wasserstein": f.wasserstein,
+                    "null_rate_baseline": f.null_rate[0],
+                    "null_rate": f.null_rate[1],
+                    "nan_rate_baseline": f.nan_rate[0],
+                    "nan_rate": f.nan_rate[1],
+                    "new_categories": [] if f.feature in sensitive else list(f.new_categories),
+                    "missing_categories": [] if f.feature in sensitive else list(f.missing_categories),
+                    "breaches": list(f.breaches),
+                    "at": at,
+                }
+                for f in result.features
+            ],
+        )
+        alerts: list[dict[str, Any]] = [
+            {
+                "alert_id": new_id(),
+                "check_id": check_id,
+                "table_name": table,
+                "version_id": version.version_id,
+                "feature": feature,
+                "metric": metric,
+                "value": float(value),
+                "threshold": float(limit),
+                "baseline": baseline,
+                "sink": settings.alerts.kind,
+                "at": at,
+            }
+            for feature, metric, value, limit in result.breaches
+        ]
         store._catalog.append(ALERTS, alerts)
         if alerts:
             make_sink(settings.alerts).send(alerts)
@@ -203,7 +298,9 @@ class QualityChecks:
             reasons = ", ".join(sorted({f"{a['feature'] or table}:{a['metric']}" for a in alerts}))
             store.quarantine_version(table, version.version_id, f"drift check {check_id}: {reasons}")
             quarantined = True
-        return DriftReport(check_id, table, version, baseline, result, tuple(a["alert_id"] for a in alerts), quarantined)
+        return DriftReport(
+            check_id, table, version, baseline, result, tuple(a["alert_id"] for a in alerts), quarantined
+        )
 
     def scoreboard(self, table: str | None = None) -> Scoreboard:
         """Per table and version: rule failures, quarantined rows, drift scores, alerts, status."""
@@ -217,5 +314,7 @@ class QualityChecks:
     def alerts(self, table: str | None = None) -> list[dict]:
         rows = [r for r in self._store._catalog.rows(ALERTS.name) if table is None or r["table_name"] == table]
         hidden = {name: self._hidden(name) for name in {r["table_name"] for r in rows}}
-        shown = [{**r, "value": None, "threshold": None} if r["feature"] in hidden[r["table_name"]] else r for r in rows]
+        shown = [
+            {**r, "value": None, "threshold": None} if r["feature"] in hidden[r["table_name"]] else r for r in rows
+        ]
         return sorted(shown, key=lambda r: r["alert_id"])

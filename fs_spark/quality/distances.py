@@ -46,9 +46,11 @@ def numeric_psi(a: Sequence[float], b: Sequence[float], levels: Sequence[float],
     """PSI over the baseline's `bins` quantile bins (deciles by default); shares of each side read
     off its CDF at the bin edges. Edges that coincide (a baseline with few values) merge bins."""
     edges = np.unique(np.quantile(np.asarray(a, dtype=float), np.linspace(0, 1, bins + 1)[1:-1], method="lower"))
+
     def shares(q):
         at_edges = cdf(q, levels, edges)
         return np.diff(np.concatenate([[0.0], at_edges, [1.0]]))
+
     return psi_from_shares(shares(a), shares(b))
 
 

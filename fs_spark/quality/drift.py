@@ -75,8 +75,11 @@ def _numeric(name: str, a: SideProfile, b: SideProfile) -> tuple[float | None, f
     qa, qb = a.quantiles.get(name) or [], b.quantiles.get(name) or []
     if not qa or not qb:
         return None, None, None
-    return (D.numeric_psi(qa, qb, LEVELS), D.kolmogorov_smirnov(qa, qb, LEVELS),
-            D.wasserstein(qa, qb) / D.scale(qa, LEVELS))
+    return (
+        D.numeric_psi(qa, qb, LEVELS),
+        D.kolmogorov_smirnov(qa, qb, LEVELS),
+        D.wasserstein(qa, qb) / D.scale(qa, LEVELS),
+    )
 
 
 RETYPED = {"change_type", "widen_type", "change_unit", "change_keys", "change_event_time"}
@@ -96,17 +99,33 @@ def schema_drift(old: FeatureTable, new: FeatureTable) -> SchemaDrift:
 def _comparable(baseline: DataFrame, current: DataFrame, features: list[str]):
     """The features both sides have as the same kind (number or category), each side cast to a
     common type where the two differ (a widened int is compared as a number)."""
-    shared = [f for f in features if f in baseline.columns and f in current.columns
-              and is_numeric(baseline.schema[f].dataType) == is_numeric(current.schema[f].dataType)]
-    common = {f: ("double" if is_numeric(baseline.schema[f].dataType) else "string") for f in shared
-              if baseline.schema[f].dataType != current.schema[f].dataType}
-    cast = lambda frame: frame.select(*[F.col(f).cast(common[f]).alias(f) if f in common else F.col(f)  # noqa: E731
-                                        for f in shared])
+    shared = [
+        f
+        for f in features
+        if f in baseline.columns
+        and f in current.columns
+        and is_numeric(baseline.schema[f].dataType) == is_numeric(current.schema[f].dataType)
+    ]
+    common = {
+        f: ("double" if is_numeric(baseline.schema[f].dataType) else "string")
+        for f in shared
+        if baseline.schema[f].dataType != current.schema[f].dataType
+    }
+
+    def cast(frame: DataFrame) -> DataFrame:
+        return frame.select(*[F.col(f).cast(common[f]).alias(f) if f in common else F.col(f) for f in shared])
+
     return shared, cast(baseline), cast(current)
 
 
-def compare(baseline: DataFrame, current: DataFrame, features: list[str], thresholds: DriftThresholds,
-            schema: SchemaDrift, rows: tuple[int, int] | None = None) -> DriftResult:
+def compare(
+    baseline: DataFrame,
+    current: DataFrame,
+    features: list[str],
+    thresholds: DriftThresholds,
+    schema: SchemaDrift,
+    rows: tuple[int, int] | None = None,
+) -> DriftResult:
     """Drift of `features` from `baseline` to `current`. A feature whose kind changed (a number
     become a category) is only reported in `schema`."""
     shared, baseline, current = _comparable(baseline, current, features)
@@ -126,9 +145,13 @@ def compare(baseline: DataFrame, current: DataFrame, features: list[str], thresh
             new_values = tuple(sorted(v for v in cb if v not in ca and v != OTHER))
             missing = tuple(sorted(v for v in ca if v not in cb and v != OTHER))
         measured = {
-            "psi": psi, "ks": ks, "wasserstein": wasserstein,
-            "null_rate": abs(null_rate[1] - null_rate[0]), "nan_rate": abs(nan_rate[1] - nan_rate[0]),
-            "new_categories": float(len(new_values)), "missing_categories": float(len(missing)),
+            "psi": psi,
+            "ks": ks,
+            "wasserstein": wasserstein,
+            "null_rate": abs(null_rate[1] - null_rate[0]),
+            "nan_rate": abs(nan_rate[1] - nan_rate[0]),
+            "new_categories": float(len(new_values)),
+            "missing_categories": float(len(missing)),
         }
         broken = []
         for metric, value in measured.items():
@@ -136,15 +159,30 @@ def compare(baseline: DataFrame, current: DataFrame, features: list[str], thresh
             if value is not None and limit is not None and math.isfinite(value) and value > limit:
                 broken.append(metric)
                 breaches.append((name, metric, value, limit))
-        results.append(FeatureDrift(name, "numeric" if numeric else "categorical", psi, ks, wasserstein, null_rate,
-                                    nan_rate, new_values, missing, tuple(broken)))
+        results.append(
+            FeatureDrift(
+                name,
+                "numeric" if numeric else "categorical",
+                psi,
+                ks,
+                wasserstein,
+                null_rate,
+                nan_rate,
+                new_values,
+                missing,
+                tuple(broken),
+            )
+        )
     if schema.any and thresholds.schema_changes:
-        breaches.append(("", "schema_changes", float(len(schema.added) + len(schema.removed) + len(schema.changed)), 0.0))
+        breaches.append(
+            ("", "schema_changes", float(len(schema.added) + len(schema.removed) + len(schema.changed)), 0.0)
+        )
     return DriftResult(results, schema, (a.rows, b.rows), None, breaches)
 
 
-def sampling_bias(sample: DataFrame, population: DataFrame, keys: list[str], time: str,
-                  thresholds: DriftThresholds) -> SamplingBias:
+def sampling_bias(
+    sample: DataFrame, population: DataFrame, keys: list[str], time: str, thresholds: DriftThresholds
+) -> SamplingBias:
     """How well the training set's entity rows (`sample`) cover the population's keys and times.
     Both frames have the key columns and a time column named `time`."""
     a, b = profile_pair(population.select(*keys, time), sample.select(*keys, time), [time], keys=keys)

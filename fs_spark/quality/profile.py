@@ -40,7 +40,8 @@ class SideProfile:
 
 def is_numeric(data_type: T.DataType) -> bool:
     return isinstance(data_type, (T.NumericType, T.DateType, T.TimestampType, T.TimestampNTZType)) and not isinstance(
-        data_type, T.BooleanType)
+        data_type, T.BooleanType
+    )
 
 
 def _as_number(column: str, data_type: T.DataType):
@@ -52,8 +53,13 @@ def _as_number(column: str, data_type: T.DataType):
 
 
 def profile_pair(
-    baseline: DataFrame, current: DataFrame, columns: list[str], keys: list[str] | None = None, accuracy: int = 1_000,
-    sample_rows: int | None = 200_000, rows: tuple[int, int] | None = None,
+    baseline: DataFrame,
+    current: DataFrame,
+    columns: list[str],
+    keys: list[str] | None = None,
+    accuracy: int = 1_000,
+    sample_rows: int | None = 200_000,
+    rows: tuple[int, int] | None = None,
 ) -> tuple[SideProfile, SideProfile]:
     """Profile `columns` (present on both sides, same names) of the two frames.
 
@@ -66,8 +72,9 @@ def profile_pair(
     numeric = [c for c in columns if is_numeric(types[c])]
     categorical = [c for c in columns if c not in numeric]
     extra = [F.xxhash64(*keys).alias(KEY)] if keys else []
-    both = (baseline.select(F.lit(0).alias(SIDE), *columns, *extra)
-            .unionByName(current.select(F.lit(1).alias(SIDE), *columns, *extra)))
+    both = baseline.select(F.lit(0).alias(SIDE), *columns, *extra).unionByName(
+        current.select(F.lit(1).alias(SIDE), *columns, *extra)
+    )
     sampled = F.lit(True)
     if sample_rows is not None:
         counts = rows or (baseline.count(), current.count())
@@ -100,12 +107,19 @@ def profile_pair(
         side.distinct_keys = row["keys"] if keys else None
 
     if categorical:
-        pairs = F.explode(F.array(*[
-            F.struct(F.lit(c).alias("feature"), F.col(c).cast("string").alias("value")) for c in categorical]))
-        counts = both.select(SIDE, pairs.alias("p")).where(F.col("p.value").isNotNull()).groupBy(
-            SIDE, F.col("p.feature").alias("feature"), F.col("p.value").alias("value")).count()
+        pairs = F.explode(
+            F.array(*[F.struct(F.lit(c).alias("feature"), F.col(c).cast("string").alias("value")) for c in categorical])
+        )
+        value_counts = (
+            both.select(SIDE, pairs.alias("p"))
+            .where(F.col("p.value").isNotNull())
+            .groupBy(SIDE, F.col("p.feature").alias("feature"), F.col("p.value").alias("value"))
+            .count()
+        )
         rank = F.row_number().over(Window.partitionBy(SIDE, "feature").orderBy(F.desc("count"), "value"))
-        capped = counts.withColumn("value", F.when(rank <= TOP_CATEGORIES, F.col("value")).otherwise(F.lit(OTHER)))
+        capped = value_counts.withColumn(
+            "value", F.when(rank <= TOP_CATEGORIES, F.col("value")).otherwise(F.lit(OTHER))
+        )
         for row in capped.groupBy(SIDE, "feature", "value").agg(F.sum("count").alias("n")).collect():
             sides[row[SIDE]].categories.setdefault(row["feature"], {})[row["value"]] = row["n"]
         for side in sides:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from fs_spark.catalog.contents import ROLLBACK, refuse_quarantined
@@ -30,18 +30,23 @@ class Recall:
 
     def to_text(self) -> str:
         v = self.version
-        lines = [f"{v.table_name} #{v.version_number} ({v.version_id}) reached {len(self.training_set_ids)} training set(s), "
-                 f"{len(self.model_version_ids)} model version(s), {len(self.deployments)} deployment(s), "
-                 f"{len(self.live)} live"]
+        lines = [
+            f"{v.table_name} #{v.version_number} ({v.version_id}) reached {len(self.training_set_ids)} training set(s), "
+            f"{len(self.model_version_ids)} model version(s), {len(self.deployments)} deployment(s), "
+            f"{len(self.live)} live"
+        ]
         lines += [f"  training set {t}" for t in self.training_set_ids]
         lines += [f"  model version {m}" for m in self.model_version_ids]
-        lines += [f"  deployment {d.environment}: {d.model_name} v{d.model_version} ({'LIVE' if d in self.live else d.status})"
-                  for d in self.deployments]
+        lines += [
+            f"  deployment {d.environment}: {d.model_name} v{d.model_version} ({'LIVE' if d in self.live else d.status})"
+            for d in self.deployments
+        ]
         return "\n".join(lines)
 
 
-def recall(graph: LineageGraph, version: FeatureVersion, deployments: list[Deployment],
-           live_now: list[Deployment]) -> Recall:
+def recall(
+    graph: LineageGraph, version: FeatureVersion, deployments: list[Deployment], live_now: list[Deployment]
+) -> Recall:
     down = graph.downstream(f"feature_version:{version.version_id}")
     reached = down.ids("deployment")
     chosen = [d for d in deployments if d.deployment_id in reached]
@@ -53,10 +58,14 @@ def rollback(store: FeatureStore, table: str, to_version: int | str, reason: str
     applied = store._registry.current(table)
     definition = applied.definition
     with store._writer.lock(table):
-        target = store.version(table, to_version)
+        target = store._exact(table, to_version)
         if target.definition_version != definition.definition_version:
-            raise RollbackError(table, to_version, f"it belongs to definition version {target.definition_version}; "
-                                                   f"rollbacks stay within the current one ({definition.definition_version})")
+            raise RollbackError(
+                table,
+                to_version,
+                f"it belongs to definition version {target.definition_version}; "
+                f"rollbacks stay within the current one ({definition.definition_version})",
+            )
         every = store._catalog.versions(table)
         series = [v for v in every if v.definition_version == definition.definition_version]
         last = series[-1]
@@ -64,11 +73,19 @@ def rollback(store: FeatureStore, table: str, to_version: int | str, reason: str
             raise RollbackError(table, to_version, "it is already the latest version")
         refuse_quarantined(every, target, store._catalog.quarantined())
         record = FeatureVersion(
-            version_id=new_id(), table_name=table, definition_version=definition.definition_version,
-            definition_revision=applied.revision, version_number=last.version_number + 1,
-            delta_version=last.delta_version, committed_at=datetime.now(timezone.utc), storage_path=applied.storage_path,
-            write_id=f"rollback:{target.version_id}:{new_id()}", mode=ROLLBACK, row_count=0,
-            schema_hash=target.schema_hash, user=store.user,
+            version_id=new_id(),
+            table_name=table,
+            definition_version=definition.definition_version,
+            definition_revision=applied.revision,
+            version_number=last.version_number + 1,
+            delta_version=last.delta_version,
+            committed_at=datetime.now(UTC),
+            storage_path=applied.storage_path,
+            write_id=f"rollback:{target.version_id}:{new_id()}",
+            mode=ROLLBACK,
+            row_count=0,
+            schema_hash=target.schema_hash,
+            user=store.user,
             source_description=f"rollback to #{target.version_number} ({target.version_id}): {reason}",
             restores_version=target.version_number,
         )

@@ -41,24 +41,31 @@ class Scoreboard:
     rows: list[ScoreRow]
 
     def frame(self, spark: SparkSession) -> DataFrame:
-        schema = ("table string, version_number long, version_id string, committed_at timestamp, status string, "
-                  "rows long, quarantined_rows long, rule_failures string, drift_checks long, worst_psi double, "
-                  "worst_ks double, alerts long")
+        schema = (
+            "table string, version_number long, version_id string, committed_at timestamp, status string, "
+            "rows long, quarantined_rows long, rule_failures string, drift_checks long, worst_psi double, "
+            "worst_ks double, alerts long"
+        )
         return spark.createDataFrame([tuple(asdict(r).values()) for r in self.rows], schema)
 
     def to_text(self) -> str:
-        lines = [f"{'table':<20} {'#':>3} {'status':<11} {'rows':>9} {'quarant.':>8} {'checks':>6} {'psi':>7} "
-                 f"{'ks':>6} {'alerts':>6}  rule failures"]
+        lines = [
+            f"{'table':<20} {'#':>3} {'status':<11} {'rows':>9} {'quarant.':>8} {'checks':>6} {'psi':>7} "
+            f"{'ks':>6} {'alerts':>6}  rule failures"
+        ]
         for r in self.rows:
             psi = f"{r.worst_psi:.3f}" if r.worst_psi is not None else "-"
             ks = f"{r.worst_ks:.3f}" if r.worst_ks is not None else "-"
-            lines.append(f"{r.table:<20} {r.version_number:>3} {r.status:<11} {r.rows:>9} {r.quarantined_rows:>8} "
-                         f"{r.drift_checks:>6} {psi:>7} {ks:>6} {r.alerts:>6}  {r.rule_failures or '-'}")
+            lines.append(
+                f"{r.table:<20} {r.version_number:>3} {r.status:<11} {r.rows:>9} {r.quarantined_rows:>8} "
+                f"{r.drift_checks:>6} {psi:>7} {ks:>6} {r.alerts:>6}  {r.rule_failures or '-'}"
+            )
         return "\n".join(lines)
 
 
-def scoreboard(catalog: Catalog, table: str | None = None,
-               hidden: Callable[[str], set[str]] = lambda table: set()) -> Scoreboard:
+def scoreboard(
+    catalog: Catalog, table: str | None = None, hidden: Callable[[str], set[str]] = lambda table: set()
+) -> Scoreboard:
     """`hidden(table)`: the features whose drift figures the reader may not see (they are
     data of their feature); the worst distances are taken over the others."""
     quarantined = catalog.quarantined()
@@ -80,10 +87,20 @@ def scoreboard(catalog: Catalog, table: str | None = None,
         psis = [s["psi"] for s in found if s["psi"] is not None]
         kss = [s["ks"] for s in found if s["ks"] is not None]
         status = "quarantined" if v.version_id in quarantined else ("rollback" if v.mode == ROLLBACK else "ok")
-        rows.append(ScoreRow(
-            v.table_name, v.version_number, v.version_id, v.committed_at, status, v.row_count, v.quarantined_row_count,
-            ", ".join(f"{k}={n}" for k, n in sorted(failures.get(v.version_id, {}).items())),
-            len({s["check_id"] for s in found}), max(psis) if psis else None, max(kss) if kss else None,
-            alerts.get(v.version_id, 0),
-        ))
+        rows.append(
+            ScoreRow(
+                v.table_name,
+                v.version_number,
+                v.version_id,
+                v.committed_at,
+                status,
+                v.row_count,
+                v.quarantined_row_count,
+                ", ".join(f"{k}={n}" for k, n in sorted(failures.get(v.version_id, {}).items())),
+                len({s["check_id"] for s in found}),
+                max(psis) if psis else None,
+                max(kss) if kss else None,
+                alerts.get(v.version_id, 0),
+            )
+        )
     return Scoreboard(rows)

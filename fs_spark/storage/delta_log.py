@@ -6,7 +6,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from delta.tables import DeltaTable
@@ -33,7 +33,7 @@ def latest_version(spark: SparkSession, path: str) -> int | None:
         return max(versions) if versions else None
     if not DeltaTable.isDeltaTable(spark, path):
         return None
-    return DeltaTable.forPath(spark, path).history(1).first().version
+    return int(DeltaTable.forPath(spark, path).history(1).collect()[0].version)
 
 
 def _commit_lines(spark: SparkSession, path: str, version: int) -> list[str]:
@@ -57,9 +57,11 @@ def latest_commit(spark: SparkSession, path: str) -> Commit:
     job), else from Delta's history."""
     local = local_path(path)
     if local is None:
-        row = DeltaTable.forPath(spark, path).history(1).first()
-        return Commit(row.version, row.timestamp.astimezone(timezone.utc), row.userMetadata)
+        row = DeltaTable.forPath(spark, path).history(1).collect()[0]
+        return Commit(row.version, row.timestamp.astimezone(UTC), row.userMetadata)
     version = latest_version(spark, path)
+    if version is None:
+        raise FileNotFoundError(f"no Delta table at {path}")
     file = os.path.join(local, "_delta_log", f"{version:020d}.json")
     millis = os.stat(file).st_mtime_ns // 1_000_000
     metadata = None
@@ -67,7 +69,7 @@ def latest_commit(spark: SparkSession, path: str) -> Commit:
         info = json.loads(line).get("commitInfo")
         if info is not None:
             metadata = info.get("userMetadata")
-    return Commit(version, datetime.fromtimestamp(millis / 1000, timezone.utc), metadata)
+    return Commit(version, datetime.fromtimestamp(millis / 1000, UTC), metadata)
 
 
 def added_file_stats(spark: SparkSession, path: str, version: int) -> dict[str, Any]:
@@ -76,7 +78,10 @@ def added_file_stats(spark: SparkSession, path: str, version: int) -> dict[str, 
 
     Delta keeps min/max of strings to their first 32 characters.
     """
-    rows, low, high, nulls = 0, {}, {}, {}
+    rows = 0
+    low: dict[str, Any] = {}
+    high: dict[str, Any] = {}
+    nulls: dict[str, int] = {}
     for line in _commit_lines(spark, path, version):
         add = json.loads(line).get("add")
         if not add or not add.get("stats"):

@@ -60,7 +60,9 @@ def stats_columns(table: FeatureTable, sensitive_tags: frozenset[str]) -> str | 
     return ",".join(name for name, _ in data_columns(table) if name not in withheld)
 
 
-def create_table(spark: SparkSession, path: str, table: FeatureTable, sensitive_tags: frozenset[str] = frozenset()) -> None:
+def create_table(
+    spark: SparkSession, path: str, table: FeatureTable, sensitive_tags: frozenset[str] = frozenset()
+) -> None:
     """Create the Delta table for `table` at `path` if it does not exist yet."""
     builder = DeltaTable.createIfNotExists(spark).location(path)
     for name, dtype in data_columns(table):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pyspark.sql import SparkSession
 
+from fs_spark.session import hadoop_conf, jvm
 from fs_spark.storage.delta_log import latest_version
 
 
@@ -22,8 +23,8 @@ def _normal(uri: str) -> str:
 def remove_uncommitted(spark: SparkSession, path: str, since_millis: int) -> list[str]:
     """Delete the data files (and their checksum files) under `path` that are newer than
     `since_millis` and not in the table's current snapshot; return what was deleted."""
-    jvm, conf = spark._jvm, spark._jsc.hadoopConfiguration()
-    root = jvm.org.apache.hadoop.fs.Path(path)
+    root = jvm(spark).org.apache.hadoop.fs.Path(path)
+    conf = hadoop_conf(spark)
     fs = root.getFileSystem(conf)
     if not fs.exists(root):
         return []

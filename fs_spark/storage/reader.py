@@ -6,30 +6,31 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from py4j.protocol import Py4JJavaError
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from py4j.protocol import Py4JJavaError
 
 from fs_spark.catalog.records import FeatureVersion
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.errors import FeatureNotFoundError, VersionExpiredError
+from fs_spark.session import hadoop_conf, jvm
 from fs_spark.storage.delta_log import latest_version
-from fs_spark.storage.paths import local_path
 from fs_spark.storage.layout import VERSION_COLUMN
+from fs_spark.storage.paths import local_path
 
 
 def missing_files(spark: SparkSession, files: list[str]) -> list[str]:
     missing = []
-    hadoop_conf = spark._jsc.hadoopConfiguration()
+    conf = hadoop_conf(spark)
     for uri in files:
         local = local_path(uri)
         if local is not None:
             if not os.path.exists(local):
                 missing.append(uri)
         else:
-            jpath = spark._jvm.org.apache.hadoop.fs.Path(uri)
-            if not jpath.getFileSystem(hadoop_conf).exists(jpath):
+            jpath = jvm(spark).org.apache.hadoop.fs.Path(uri)
+            if not jpath.getFileSystem(conf).exists(jpath):
                 missing.append(uri)
     return missing
 
@@ -67,14 +68,17 @@ def load_delta_version(
     return frame
 
 
-def rows_up_to(frame: DataFrame, number: int, excluded_versions: tuple[int, ...] = ()) -> DataFrame:
+def rows_up_to(frame: DataFrame, number: int | None, excluded_versions: tuple[int, ...] = ()) -> DataFrame:
     """The rows of feature versions 1..`number` of a feature table read at some Delta version,
     less `excluded_versions` (the writes a rollback took out).
 
     The Delta version a read uses may hold rows of a later write whose catalog row is not
     there yet (a writer between its two commits, or one that died there): only the catalog
     says which versions exist, so the version column decides, never the Delta version alone.
-    Delta's per-file statistics on that column let the filter skip files."""
+    Delta's per-file statistics on that column let the filter skip files. No number (nothing
+    written yet): no rows."""
+    if number is None:
+        return frame.where(F.lit(False))
     kept = F.col(VERSION_COLUMN) <= F.lit(number)
     if excluded_versions:
         kept = kept & ~F.col(VERSION_COLUMN).isin(list(excluded_versions))
@@ -99,7 +103,9 @@ def read_version(
     if unknown:
         raise FeatureNotFoundError(table.name, unknown, table.feature_names)
     label = version.version_id if version else "0 (empty)"
-    frame = load_delta_version(spark, path, delta_version, lambda detail: VersionExpiredError(table.name, label, detail))
+    frame = load_delta_version(
+        spark, path, delta_version, lambda detail: VersionExpiredError(table.name, label, detail)
+    )
     frame = rows_up_to(frame, version.version_number if version else 0, excluded_versions)
     present = set(frame.columns)
     columns = [*table.keys, table.event_time] + ([VERSION_COLUMN] if include_version_column else [])

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from fs_spark.catalog.schema import DEPLOYMENTS, MODEL_VERSIONS, MODELS
 from fs_spark.errors import ModelNotFoundError
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Models:
@@ -70,24 +70,37 @@ class Models:
         mlflow_model_id: str | None = None,
     ) -> ModelVersion:
         check_name(name, "model")
-        manifests = [self._store._training.manifest(getattr(t, "id", t)) for t in training_sets]
+        manifests = [self._store._training.manifest(t if isinstance(t, str) else t.id) for t in training_sets]
         if not manifests:
             raise ValueError(f"model {name!r}: a model version needs the training sets it learned from")
         created = []
         model = next((m for m in self.models() if m.name == name), None)
         if model is None:
-            row = {"model_id": new_id(), "name": name, "description": description, "user": self._store.user,
-                   "created_at": _now()}
+            row = {
+                "model_id": new_id(),
+                "name": name,
+                "description": description,
+                "user": self._store.user,
+                "created_at": _now(),
+            }
             created.append(row)
             model = Model.from_row(row)
         feature_versions = sorted({v for m in manifests for v in m.feature_version_ids})
         number = 1 + max((v.version for v in self.versions(name)), default=0)
-        record = {
-            "model_version_id": new_id(), "model_id": model.model_id, "model_name": name, "version": number,
-            "run_id": run.run_id if run else None, "experiment_id": run.experiment_id if run else None,
-            "training_set_ids": [m.training_set_id for m in manifests], "feature_version_ids": feature_versions,
-            "artifact_uri": artifact_uri, "mlflow_model_id": mlflow_model_id, "mlflow_registered_version": None,
-            "user": self._store.user, "created_at": _now(),
+        record: dict[str, Any] = {
+            "model_version_id": new_id(),
+            "model_id": model.model_id,
+            "model_name": name,
+            "version": number,
+            "run_id": run.run_id if run else None,
+            "experiment_id": run.experiment_id if run else None,
+            "training_set_ids": [m.training_set_id for m in manifests],
+            "feature_version_ids": feature_versions,
+            "artifact_uri": artifact_uri,
+            "mlflow_model_id": mlflow_model_id,
+            "mlflow_registered_version": None,
+            "user": self._store.user,
+            "created_at": _now(),
         }
         inputs = [(m.output_path, m.output_delta_version) for m in manifests]
         with self._store.events.job(f"register_model.{name}", run=run, inputs=inputs) as job:
@@ -101,7 +114,9 @@ class Models:
     # --- deployments --------------------------------------------------------------------------
 
     def deployments(self, environment: str | None = None) -> list[Deployment]:
-        rows = [r for r in self._catalog.rows(DEPLOYMENTS.name) if environment is None or r["environment"] == environment]
+        rows = [
+            r for r in self._catalog.rows(DEPLOYMENTS.name) if environment is None or r["environment"] == environment
+        ]
         return [Deployment.from_row(r) for r in sorted(rows, key=lambda r: r["deployment_id"])]
 
     def live_everywhere(self) -> list[Deployment]:
@@ -115,22 +130,34 @@ class Models:
         """The model version live in `environment` now, if any."""
         return next((d for d in self.live_everywhere() if d.environment == environment), None)
 
-    def deploy(self, model_version: str | tuple[str, int], environment: str, *, run: RunRef | None = None) -> Deployment:
+    def deploy(
+        self, model_version: str | tuple[str, int], environment: str, *, run: RunRef | None = None
+    ) -> Deployment:
         check_name(environment, "environment")
         version = self.version(model_version)
-        features = sorted({
-            f"{lookup.table_name}:{feature.name}"
-            for ts in version.training_set_ids for lookup in self._store._training.manifest(ts).lookups
-            for feature in lookup.features
-        })
+        features = sorted(
+            {
+                f"{lookup.table_name}:{feature.name}"
+                for ts in version.training_set_ids
+                for lookup in self._store._training.manifest(ts).lookups
+                for feature in lookup.features
+            }
+        )
         graph = self._store.lineage.graph()
         snapshot = graph.upstream(f"model_version:{version.model_version_id}").to_dict()
         row = {
-            "deployment_id": new_id(), "model_version_id": version.model_version_id, "model_name": version.model_name,
-            "model_version": version.version, "environment": environment, "status": "active",
-            "feature_version_ids": list(version.feature_version_ids), "features": features,
-            "lineage_json": json.dumps(snapshot, sort_keys=True, default=str), "run_id": run.run_id if run else None,
-            "user": self._store.user, "at": _now(),
+            "deployment_id": new_id(),
+            "model_version_id": version.model_version_id,
+            "model_name": version.model_name,
+            "model_version": version.version,
+            "environment": environment,
+            "status": "active",
+            "feature_version_ids": list(version.feature_version_ids),
+            "features": features,
+            "lineage_json": json.dumps(snapshot, sort_keys=True, default=str),
+            "run_id": run.run_id if run else None,
+            "user": self._store.user,
+            "at": _now(),
         }
         self._catalog.append(DEPLOYMENTS, [row])
         return Deployment.from_row(row)

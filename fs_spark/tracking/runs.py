@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _scalar(name: str, value: Any) -> Any:
@@ -54,7 +55,7 @@ class Run:
     def __init__(self, store: FeatureStore, info: RunInfo, accept_deprecated: bool = False):
         self._store = store
         self._info = info
-        self._group = None
+        self._group: AbstractContextManager[None] | None = None
         self.accept_deprecated = accept_deprecated
 
     # --- identity -----------------------------------------------------------------------------
@@ -74,15 +75,20 @@ class Run:
     @property
     def ref(self) -> RunRef:
         """The IDs that travel with everything done through this run."""
-        return RunRef(experiment_id=self.experiment_id, run_id=self.id, hypothesis=self._info.hypothesis,
-                      mlflow_run_id=self._info.mlflow_run_id)
+        return RunRef(
+            experiment_id=self.experiment_id,
+            run_id=self.id,
+            hypothesis=self._info.hypothesis,
+            mlflow_run_id=self._info.mlflow_run_id,
+        )
 
     # --- context ------------------------------------------------------------------------------
 
     def __enter__(self) -> Run:
         text = f"fs_spark run {self.id} (experiment {self.experiment_id})"
-        self._group = job_group(self._store.spark, self.id, text)
-        self._group.__enter__()
+        group = job_group(self._store.spark, self.id, text)
+        group.__enter__()
+        self._group = group
         return self
 
     def __exit__(self, kind, error, trace) -> None:
@@ -110,8 +116,10 @@ class Run:
         """Record metric values, all in one catalog commit."""
         self._check_running("log metrics")
         at = _now()
-        rows = [{"run_id": self.id, "key": key, "value": float(value), "step": int(step), "at": at}
-                for key, value in metrics.items()]
+        rows = [
+            {"run_id": self.id, "key": key, "value": float(value), "step": int(step), "at": at}
+            for key, value in metrics.items()
+        ]
         self._store._catalog.append(RUN_METRICS, rows)
         self._store.mlflow.log_metrics(self._info.mlflow_run_id, metrics, step)
 
@@ -146,13 +154,23 @@ class Run:
         version = self._store.version(table, options.get("version"), options.get("as_of"))
         frame = self._store.read(table, **options)
         if version is not None:
-            self._store._catalog.append(RUN_INPUTS, [{
-                "run_id": self.id, "version_id": version.version_id, "table_name": table,
-                "delta_version": version.delta_version, "at": _now(),
-            }])
+            self._store._catalog.append(
+                RUN_INPUTS,
+                [
+                    {
+                        "run_id": self.id,
+                        "version_id": version.version_id,
+                        "table_name": table,
+                        "delta_version": version.delta_version,
+                        "at": _now(),
+                    }
+                ],
+            )
         return frame
 
-    def create_training_set(self, df: DataFrame, feature_lookups: Sequence, *, context: str = "training", **options) -> TrainingSet:
+    def create_training_set(
+        self, df: DataFrame, feature_lookups: Sequence, *, context: str = "training", **options
+    ) -> TrainingSet:
         """`FeatureStore.create_training_set` for this run; `context` is what the run uses it for
         (training or validation), as MLflow records dataset inputs."""
         self._check_running("build a training set")
@@ -197,8 +215,13 @@ class Tracking:
             return found[0]
         if not create:
             raise KeyError(f"no experiment {name!r}")
-        row = {"experiment_id": new_id(), "name": name, "description": description, "user": self._store.user,
-               "created_at": _now()}
+        row = {
+            "experiment_id": new_id(),
+            "name": name,
+            "description": description,
+            "user": self._store.user,
+            "created_at": _now(),
+        }
         self._catalog.append(EXPERIMENTS, [row])
         return Experiment.from_row(row)
 
@@ -222,17 +245,34 @@ class Tracking:
         run_id = new_id()
         clean = {k: _scalar(k, v) for k, v in (params or {}).items()}
         mlflow_run_id = self._store.mlflow.link_run(
-            mlflow_run_id, experiment, name, {"fs_spark.run_id": run_id, "fs_spark.experiment_id": chosen.experiment_id,
-                                              "fs_spark.stage": stage, **({"fs_spark.hypothesis": hypothesis} if hypothesis else {})},
+            mlflow_run_id,
+            experiment,
+            name,
+            {
+                "fs_spark.run_id": run_id,
+                "fs_spark.experiment_id": chosen.experiment_id,
+                "fs_spark.stage": stage,
+                **({"fs_spark.hypothesis": hypothesis} if hypothesis else {}),
+            },
         )
         self._store.mlflow.log_params(mlflow_run_id, clean)
         at = _now()
         row = {
-            "event_id": new_id(), "run_id": run_id, "experiment_id": chosen.experiment_id, "name": name,
-            "hypothesis": hypothesis, "stage": stage, "status": "running",
-            "params_json": json.dumps(clean, sort_keys=True), "tags_json": json.dumps(dict(tags or {}), sort_keys=True),
-            "error": None, "user": self._store.user, "started_at": at, "ended_at": None,
-            "mlflow_run_id": mlflow_run_id, "at": at,
+            "event_id": new_id(),
+            "run_id": run_id,
+            "experiment_id": chosen.experiment_id,
+            "name": name,
+            "hypothesis": hypothesis,
+            "stage": stage,
+            "status": "running",
+            "params_json": json.dumps(clean, sort_keys=True),
+            "tags_json": json.dumps(dict(tags or {}), sort_keys=True),
+            "error": None,
+            "user": self._store.user,
+            "started_at": at,
+            "ended_at": None,
+            "mlflow_run_id": mlflow_run_id,
+            "at": at,
         }
         self._catalog.append(RUNS, [row])
         return Run(self._store, RunInfo.from_row(row), accept_deprecated)
@@ -265,7 +305,9 @@ class Tracking:
         rows.sort(key=lambda r: (r["step"], r["at"]))
         return {r["key"]: r["value"] for r in rows}
 
-    def best_feature_versions(self, metric: str, *, experiment: str | None = None, ascending: bool = False) -> DataFrame:
+    def best_feature_versions(
+        self, metric: str, *, experiment: str | None = None, ascending: bool = False
+    ) -> DataFrame:
         """One Spark SQL query over the catalog: each run's latest value of `metric` with the feature
         versions its training sets read, best first. It answers "which feature-version combination
         gave the best validation AUC"."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame, Observation
@@ -66,7 +66,11 @@ class _Clock:
 
 def _default_ok(dtype: FeatureType, value: Any) -> bool:
     if dtype.is_numeric:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and (dtype.is_floating or isinstance(value, int))
+        return (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and (dtype.is_floating or isinstance(value, int))
+        )
     return {
         FeatureType.BOOL: lambda v: isinstance(v, bool),
         FeatureType.STRING: lambda v: isinstance(v, str),
@@ -93,21 +97,30 @@ class TrainingSets:
         store, table = self.store, lookup.table_name
         if lookup.delta_version is not None:
             current = store._registry.current(table).definition.definition_version
-            candidates = [v for v in store._catalog.versions(table)
-                          if v.definition_version == current and v.delta_version <= lookup.delta_version]
+            candidates = [
+                v
+                for v in store._catalog.versions(table)
+                if v.definition_version == current and v.delta_version <= lookup.delta_version
+            ]
             if not candidates:
-                raise VersionNotFoundError(table, f"at Delta version {lookup.delta_version}", "no feature version was committed at or before it")
+                raise VersionNotFoundError(
+                    table,
+                    f"at Delta version {lookup.delta_version}",
+                    "no feature version was committed at or before it",
+                )
             return store._resolve(table, candidates[-1].version_id, None)
         if lookup.version is not None:
             return store._resolve(table, lookup.version, None)
         return store._resolve(table, None, as_of)
 
-    def resolve(self, lookup: FeatureLookup, entity: DataFrame, as_of: datetime | None,
-                quarantined: dict[str, str]) -> ResolvedLookup:
+    def resolve(
+        self, lookup: FeatureLookup, entity: DataFrame, as_of: datetime | None, quarantined: dict[str, str]
+    ) -> ResolvedLookup:
         store, name = self.store, lookup.table_name
         version, following = self._pick_version(lookup, as_of)
-        applied = (store._registry.at_version(name, version.definition_version) if version
-                   else store._registry.current(name))
+        applied = (
+            store._registry.at_version(name, version.definition_version) if version else store._registry.current(name)
+        )
         table = applied.definition
         every = store._catalog.versions(name)
         if version is not None:
@@ -127,16 +140,22 @@ class TrainingSets:
                 raise FeatureLookupError(name, f"rename_outputs names {feature!r}, which the lookup does not take")
         entity_keys = tuple(lookup.lookup_key or table.keys)
         if len(entity_keys) != len(table.keys):
-            raise FeatureLookupError(name, f"lookup_key {list(entity_keys)} must name one entity column per key {list(table.keys)}")
+            raise FeatureLookupError(
+                name, f"lookup_key {list(entity_keys)} must name one entity column per key {list(table.keys)}"
+            )
         key_types = table.entity.keys
-        for column, key in zip(entity_keys, table.keys):
+        for column, key in zip(entity_keys, table.keys, strict=True):
             if column not in entity.columns:
                 raise EntityColumnError(column, f"is the lookup key for {name}.{key} but is missing", entity.columns)
             found = entity.schema[column].dataType
             integral = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
             want_string = key_types[key] == FeatureType.STRING
-            if (want_string and not isinstance(found, T.StringType)) or (not want_string and not isinstance(found, integral)):
-                raise EntityColumnError(column, f"is {found.simpleString()} but key {name}.{key} is {key_types[key].value}")
+            if (want_string and not isinstance(found, T.StringType)) or (
+                not want_string and not isinstance(found, integral)
+            ):
+                raise EntityColumnError(
+                    column, f"is {found.simpleString()} but key {name}.{key} is {key_types[key].value}"
+                )
         lookback = lookup.lookback or (parse_duration(table.ttl) if table.ttl else None)
         delta_version = None
         if version is not None:
@@ -155,7 +174,8 @@ class TrainingSets:
             entity_time=lookup.timestamp_lookup_key or table.event_time,
             features=tuple(
                 LookupFeature(
-                    name=f, output=lookup.output_name(f),
+                    name=f,
+                    output=lookup.output_name(f),
                     spark_type=table.feature(f).dtype.spark_type.simpleString(),
                     default=_json_value(lookup.default_values.get(f)),
                 )
@@ -172,16 +192,22 @@ class TrainingSets:
         columns = [*lookup.keys, lookup.event_time, VERSION_COLUMN, *[f.name for f in lookup.features]]
         types = [*lookup.key_types, "timestamp", "long", *[f.spark_type for f in lookup.features]]
         if lookup.delta_version is None:
-            schema = T.StructType([T.StructField(c, T._parse_datatype_string(t)) for c, t in zip(columns, types)])
+            schema = T.StructType(
+                [T.StructField(c, T._parse_datatype_string(t)) for c, t in zip(columns, types, strict=True)]
+            )
             return self.spark.createDataFrame([], schema)
-        frame = self._read_delta(lookup.storage_path, lookup.delta_version, lookup.table_name, lookup.version_id, training_set_id)
+        frame = self._read_delta(
+            lookup.storage_path, lookup.delta_version, lookup.table_name, lookup.version_id, training_set_id
+        )
         frame = rows_up_to(frame, lookup.version_number, lookup.excluded_versions)
         present = set(frame.columns)
-        return frame.select([
-            (F.col(c) if c in present else F.lit(None)).cast(t).alias(c) for c, t in zip(columns, types)
-        ])
+        return frame.select(
+            [(F.col(c) if c in present else F.lit(None)).cast(t).alias(c) for c, t in zip(columns, types, strict=True)]
+        )
 
-    def _read_delta(self, path: str, delta_version: int, what: str, version: Any, training_set_id: str | None) -> DataFrame:
+    def _read_delta(
+        self, path: str, delta_version: int, what: str, version: Any, training_set_id: str | None
+    ) -> DataFrame:
         def expired(detail: str) -> Exception:
             if training_set_id:
                 return TrainingSetInputExpiredError(training_set_id, what, version, detail)
@@ -189,12 +215,21 @@ class TrainingSets:
 
         return load_delta_version(self.spark, path, delta_version, expired)
 
-    def _join(self, entities: DataFrame, lookups: list[ResolvedLookup], label: list[str],
-              exclude: list[str], training_set_id: str | None = None) -> DataFrame:
+    def _join(
+        self,
+        entities: DataFrame,
+        lookups: list[ResolvedLookup],
+        label: list[str],
+        exclude: list[str],
+        training_set_id: str | None = None,
+    ) -> DataFrame:
         sides = [
             JoinSide(
-                entity_keys=lk.entity_keys, entity_time=lk.entity_time, table_keys=lk.keys,
-                table_time=lk.event_time, version_column=VERSION_COLUMN,
+                entity_keys=lk.entity_keys,
+                entity_time=lk.entity_time,
+                table_keys=lk.keys,
+                table_time=lk.event_time,
+                version_column=VERSION_COLUMN,
                 features=self._feature_rows(lk, training_set_id),
                 outputs=tuple((f.name, f.output) for f in lk.features),
                 lookback_micros=lk.lookback_micros,
@@ -227,19 +262,43 @@ class TrainingSets:
         if context not in CONTEXTS:
             raise ValueError(f"context must be one of {CONTEXTS}, not {context!r}")
         with self.store.events.job("training_set", run=run) as job:
-            built = self._create(df, feature_lookups, label, exclude_columns, as_of, timezone_name, name, path, run,
-                                 context, allow_quarantined)
+            built = self._create(
+                df,
+                feature_lookups,
+                label,
+                exclude_columns,
+                as_of,
+                timezone_name,
+                name,
+                path,
+                run,
+                context,
+                allow_quarantined,
+            )
             for lookup in built.lookups:
                 if lookup.delta_version is not None:
                     job.input(lookup.storage_path, lookup.delta_version)
             job.input(built.manifest.entity_path, built.manifest.entity_delta_version)
-            job.output(built.manifest.output_path, built.manifest.output_delta_version,
-                       {"fs_spark.training_set_id": built.id})
+            job.output(
+                built.manifest.output_path, built.manifest.output_delta_version, {"fs_spark.training_set_id": built.id}
+            )
         built.timings["openlineage"] = job.emit_seconds
         return built
 
-    def _create(self, df, feature_lookups, label, exclude_columns, as_of, timezone_name, name, path, run, context,
-                allow_quarantined) -> TrainingSet:
+    def _create(
+        self,
+        df,
+        feature_lookups,
+        label,
+        exclude_columns,
+        as_of,
+        timezone_name,
+        name,
+        path,
+        run,
+        context,
+        allow_quarantined,
+    ) -> TrainingSet:
         clock = _Clock()
         lookups = as_lookups(feature_lookups)
         if not lookups:
@@ -258,10 +317,17 @@ class TrainingSets:
         entity_path = self.store.paths.training_set(training_set_id, "entities")
         output_path = path or self.store.paths.training_set(training_set_id, "data")
         mlflow_run_id = (run.mlflow_run_id if run else None) or self.store.mlflow.active_run_id()
-        commit_metadata = json.dumps({"fs_spark": {
-            "training_set_id": training_set_id, "run_id": run.run_id if run else None,
-            "experiment_id": run.experiment_id if run else None, "mlflow_run_id": mlflow_run_id,
-        }}, sort_keys=True)
+        commit_metadata = json.dumps(
+            {
+                "fs_spark": {
+                    "training_set_id": training_set_id,
+                    "run_id": run.run_id if run else None,
+                    "experiment_id": run.experiment_id if run else None,
+                    "mlflow_run_id": mlflow_run_id,
+                }
+            },
+            sort_keys=True,
+        )
         with described(self.spark, describe(f"fs_spark training set {training_set_id}", run)):
             entities = numbered(instants(df, [r.entity_time for r in resolved], zone))
             entity_metrics = self._write(entities, entity_path, commit_metadata)
@@ -272,7 +338,7 @@ class TrainingSets:
         manifest = TrainingSetManifest(
             training_set_id=training_set_id,
             name=name,
-            created_at=datetime.now(timezone.utc),
+            created_at=datetime.now(UTC),
             user=self.store.user,
             entity_path=entity_path,
             entity_delta_version=0,
@@ -301,20 +367,30 @@ class TrainingSets:
         clock.lap("mlflow")
         self.store._catalog.append(TRAINING_SETS, [manifest.to_row()])
         clock.lap("catalog")
-        built = TrainingSet(self.spark, manifest, self.spark.read.format("delta").option("versionAsOf", 0).load(output_path))
+        built = TrainingSet(
+            self.spark, manifest, self.spark.read.format("delta").option("versionAsOf", 0).load(output_path)
+        )
         built.timings.update(clock.laps)
         return built
 
     @staticmethod
-    def _check_outputs(resolved: list[ResolvedLookup], columns: list[str], labels: list[str], exclude: list[str]) -> None:
+    def _check_outputs(
+        resolved: list[ResolvedLookup], columns: list[str], labels: list[str], exclude: list[str]
+    ) -> None:
         seen: dict[str, str] = {}
         for lookup in resolved:
             for feature in lookup.features:
                 where = f"{lookup.table_name}.{feature.name}"
                 if feature.output in seen:
-                    raise FeatureLookupError(lookup.table_name, f"output column {feature.output!r} of {where} is also the output of {seen[feature.output]}; rename one with rename_outputs")
+                    raise FeatureLookupError(
+                        lookup.table_name,
+                        f"output column {feature.output!r} of {where} is also the output of {seen[feature.output]}; rename one with rename_outputs",
+                    )
                 if feature.output in columns:
-                    raise FeatureLookupError(lookup.table_name, f"output column {feature.output!r} of {where} is already an entity column; rename it with rename_outputs")
+                    raise FeatureLookupError(
+                        lookup.table_name,
+                        f"output column {feature.output!r} of {where} is already an entity column; rename it with rename_outputs",
+                    )
                 seen[feature.output] = where
         for column in labels:
             if column in exclude:
@@ -341,14 +417,24 @@ class TrainingSets:
 
     def open(self, training_set_id: str) -> TrainingSet:
         manifest = self.manifest(training_set_id)
-        frame = self._read_delta(manifest.output_path, manifest.output_delta_version, "training set data",
-                                 manifest.output_delta_version, training_set_id)
+        frame = self._read_delta(
+            manifest.output_path,
+            manifest.output_delta_version,
+            "training set data",
+            manifest.output_delta_version,
+            training_set_id,
+        )
         return TrainingSet(self.spark, manifest, frame)
 
     def rebuild(self, training_set_id: str, verify: bool = True) -> TrainingSet:
         manifest = self.manifest(training_set_id)
-        entities = self._read_delta(manifest.entity_path, manifest.entity_delta_version, "entity rows",
-                                    manifest.entity_delta_version, training_set_id)
+        entities = self._read_delta(
+            manifest.entity_path,
+            manifest.entity_delta_version,
+            "entity rows",
+            manifest.entity_delta_version,
+            training_set_id,
+        )
         with described(self.spark, f"fs_spark rebuild of training set {training_set_id}"):
             frame = self._join(entities, manifest.lookups, manifest.label, manifest.exclude_columns, training_set_id)
             schema = T.StructType.fromJson(json.loads(manifest.output_schema_json))

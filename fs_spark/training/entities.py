@@ -24,8 +24,13 @@ def _instant(column: str, zone: str) -> Column:
     """The instant of a zone-less wall-clock time taken in `zone`."""
     wall = F.col(column).cast(T.TimestampNTZType())
     return F.make_timestamp(
-        F.year(wall), F.month(wall), F.dayofmonth(wall), F.hour(wall), F.minute(wall),
-        F.date_part(F.lit("SECOND"), wall), F.lit(zone),
+        F.year(wall),
+        F.month(wall),
+        F.dayofmonth(wall),
+        F.hour(wall),
+        F.minute(wall),
+        F.date_part(F.lit("SECOND"), wall),
+        F.lit(zone),
     )
 
 
@@ -35,7 +40,9 @@ def check_zone(zone: str | None) -> str | None:
     try:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise EntityColumnError("timezone", f"{zone!r} is not a known time zone (use an IANA name such as 'UTC' or 'Europe/Paris')") from None
+        raise EntityColumnError(
+            "timezone", f"{zone!r} is not a known time zone (use an IANA name such as 'UTC' or 'Europe/Paris')"
+        ) from None
     return zone
 
 

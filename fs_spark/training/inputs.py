@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame, SparkSession
 
+from fs_spark.session import hadoop_conf, jvm
+
 ENTITY_FORMATS = ("auto", "delta", "parquet", "csv", "json", "table")
 
 
@@ -14,8 +16,8 @@ def read_entities(spark: SparkSession, source: str, fmt: str = "auto") -> DataFr
         if "/" not in source and "." not in source:
             fmt = "table"
         else:
-            has_log = spark._jvm.org.apache.hadoop.fs.Path(f"{source.rstrip('/')}/_delta_log")
-            fs = has_log.getFileSystem(spark._jsc.hadoopConfiguration())
+            has_log = jvm(spark).org.apache.hadoop.fs.Path(f"{source.rstrip('/')}/_delta_log")
+            fs = has_log.getFileSystem(hadoop_conf(spark))
             fmt = "delta" if fs.exists(has_log) else "parquet"
     if fmt == "table":
         return spark.table(source)

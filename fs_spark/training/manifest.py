@@ -79,7 +79,7 @@ class TrainingSetManifest(BaseModel):
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> TrainingSetManifest:
-        data = {k: from_spark(v) if isinstance(v, datetime) else v for k, v in row.items()}
+        data: dict[str, Any] = {k: from_spark(v) if isinstance(v, datetime) else v for k, v in row.items()}
         for name in ("label", "exclude_columns", "feature_version_ids"):
             data[name] = list(data.get(name) or [])
         return cls.model_validate(data)

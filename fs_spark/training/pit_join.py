@@ -23,6 +23,7 @@ Semantics (pinned by tests against DuckDB's ASOF JOIN):
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from fs_spark.session import check_jvm_classes
+from fs_spark.session import check_jvm_classes, jvm
 
 ROW_COLUMN = "_fs_row"
 _TIME = "__fs_t"
@@ -107,43 +108,62 @@ def _join_group(entities: DataFrame, sides: list[JoinSide], partitions: int) -> 
     key_types = [_join_type(lead.features.schema[k].dataType) for k in lead.table_keys]
     # Equal keys must hash alike on both sides, so both are compared in the join type; an entity
     # key of another type is cast to it, which only widens.
-    entity_keys = [e if entities.schema[e].dataType == t else k for e, k, t in zip(lead.entity_keys, keys, key_types)]
-    left = entities.select("*", *[F.col(e).cast(t).alias(k) for e, k, t, used in
-                                  zip(lead.entity_keys, keys, key_types, entity_keys) if used == k])
+    entity_keys = [
+        e if entities.schema[e].dataType == t else k for e, k, t in zip(lead.entity_keys, keys, key_types, strict=True)
+    ]
+    left = entities.select(
+        "*",
+        *[
+            F.col(e).cast(t).alias(k)
+            for e, k, t, used in zip(lead.entity_keys, keys, key_types, entity_keys, strict=True)
+            if used == k
+        ],
+    )
     left = left.repartition(partitions, *entity_keys).sortWithinPartitions(*entity_keys, lead.entity_time)
 
     slots = _slots(sides)
     slot_types: dict[str, T.DataType] = {}
     output_types: dict[str, T.DataType] = {}
-    for side, mapping in zip(sides, slots):
+    for side, mapping in zip(sides, slots, strict=True):
         types = {f.name: f.dataType for f in side.features.schema.fields}
         for feature, output in side.outputs:
             slot_types[mapping[output]] = types[feature]
             output_types[output] = types[feature]
-    right = None
-    for index, (side, mapping) in enumerate(zip(sides, slots)):
+    unioned: list[DataFrame] = []
+    for index, (side, mapping) in enumerate(zip(sides, slots, strict=True)):
         carried = {mapping[out]: feature for feature, out in side.outputs}
         rows = side.features.where(F.col(side.table_time).isNotNull()).select(
-            *[F.col(t).cast(kt).alias(k) for t, k, kt in zip(side.table_keys, keys, key_types)],
+            *[F.col(t).cast(kt).alias(k) for t, k, kt in zip(side.table_keys, keys, key_types, strict=True)],
             F.col(side.table_time).alias(_TIME),
             F.col(side.version_column).cast("long").alias(_WRITE),
             F.lit(index).alias(_SIDE),
             *[(F.col(carried[s]) if s in carried else F.lit(None).cast(t)).alias(s) for s, t in slot_types.items()],
         )
-        right = rows if right is None else right.unionByName(rows)
-    right = right.repartition(partitions, *keys).sortWithinPartitions(*keys, _TIME, _WRITE)
+        unioned.append(rows)
+    right = (
+        functools.reduce(DataFrame.unionByName, unioned)
+        .repartition(partitions, *keys)
+        .sortWithinPartitions(*keys, _TIME, _WRITE)
+    )
 
     flagged = [i for i, side in enumerate(sides) if side.defaults]
     fields = list(entities.schema.fields)
     fields += [T.StructField(out, output_types[out], True) for side in sides for _, out in side.outputs]
     fields += [T.StructField(f"{_FOUND}{i}", T.BooleanType(), False) for i in flagged]
     spark = entities.sparkSession
-    merged = spark._jvm.fs_spark.AsOfMerge.join(
-        left._jdf, right._jdf, entity_keys, lead.entity_time, len(entities.columns),
-        keys, _TIME, _SIDE,
-        [[mapping[out] for _, out in side.outputs] for side, mapping in zip(sides, slots)],
+    merged = jvm(spark).fs_spark.AsOfMerge.join(
+        left._jdf,
+        right._jdf,
+        entity_keys,
+        lead.entity_time,
+        len(entities.columns),
+        keys,
+        _TIME,
+        _SIDE,
+        [[mapping[out] for _, out in side.outputs] for side, mapping in zip(sides, slots, strict=True)],
         [-1 if side.lookback_micros is None else side.lookback_micros for side in sides],
-        flagged, T.StructType(fields).json(),
+        flagged,
+        T.StructType(fields).json(),
     )
     joined = DataFrame(merged, spark)
     selected = [F.col(c) for c in entities.columns]
@@ -167,7 +187,7 @@ def point_in_time_join(entities: DataFrame, sides: list[JoinSide], partitions: i
     """
     check_jvm_classes(entities.sparkSession)
     if partitions is None:
-        partitions = int(entities.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+        partitions = int(str(entities.sparkSession.conf.get("spark.sql.shuffle.partitions")))
     groups: dict[tuple, list[JoinSide]] = {}
     for side in sides:
         key_types = tuple(_join_type(side.features.schema[k].dataType).simpleString() for k in side.table_keys)

@@ -1,11 +1,11 @@
 """Training-set specifications in YAML (`conf/training/*.yaml`), for jobs and the command line.
 
-    label: churned
-    feature_lookups:
-      - table_name: customer_activity
-        feature_names: [spend_7d, orders_7d]
-        lookback_window: 30d
-      - "customer_activity:segment"
+label: churned
+feature_lookups:
+  - table_name: customer_activity
+    feature_names: [spend_7d, orders_7d]
+    lookback_window: 30d
+  - "customer_activity:segment"
 """
 
 from __future__ import annotations
@@ -33,8 +33,13 @@ class TrainingSetSpec(BaseModel):
     name: str | None = None
 
     def options(self) -> dict:
-        return {"label": self.label, "exclude_columns": self.exclude_columns, "as_of": self.as_of,
-                "timezone": self.timezone, "name": self.name}
+        return {
+            "label": self.label,
+            "exclude_columns": self.exclude_columns,
+            "as_of": self.as_of,
+            "timezone": self.timezone,
+            "name": self.name,
+        }
 
 
 def load_spec(path: str | Path) -> TrainingSetSpec:
