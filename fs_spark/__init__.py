@@ -8,6 +8,7 @@ from fs_spark.catalog.schema import describe_catalog
 from fs_spark.config import Settings, load_settings
 from fs_spark.definitions.compatibility import Change
 from fs_spark.definitions.model import CrossFeatureRule, Entity, Feature, FeatureTable, Source, Transformation
+from fs_spark.definitions.registry import PlanItem
 from fs_spark.definitions.types import FeatureType
 from fs_spark.definitions.yaml_io import dump_definitions, load_definitions
 from fs_spark.errors import (
@@ -45,8 +46,8 @@ from fs_spark.errors import (
     Violation,
     WriteConflictError,
 )
-from fs_spark.exports import Export
 from fs_spark.governance.deprecation import DeprecatedFeatureWarning, Deprecation
+from fs_spark.governance.exports import Export
 from fs_spark.ids import new_id
 from fs_spark.lineage.graph import LineageGraph
 from fs_spark.lineage.reconcile import DanglingLink, ReconcileReport
@@ -54,9 +55,8 @@ from fs_spark.provenance import NaiveTimestampError, RunRef, SourceInfo
 from fs_spark.quality.checks import DriftReport
 from fs_spark.quality.recovery import Recall
 from fs_spark.quality.scoreboard import Scoreboard
-from fs_spark.registry import PlanItem
-from fs_spark.retention import VacuumResult
 from fs_spark.session import get_session
+from fs_spark.storage.retention import VacuumResult
 from fs_spark.store import FeatureStore
 from fs_spark.tracking.records import Deployment, Experiment, Model, ModelVersion, RunInfo
 from fs_spark.tracking.runs import Run

@@ -28,7 +28,7 @@ from datetime import datetime
 from fs_spark.config import load_settings
 from fs_spark.definitions.yaml_io import load_definitions
 from fs_spark.errors import FsSparkError
-from fs_spark.exports import FORMATS
+from fs_spark.governance.exports import FORMATS
 from fs_spark.progress import stage_progress
 from fs_spark.provenance import SourceInfo
 from fs_spark.store import FeatureStore

@@ -17,29 +17,28 @@ from datetime import UTC, datetime
 from pyspark.sql import DataFrame, SparkSession
 
 from fs_spark.catalog.catalog import Catalog
-from fs_spark.catalog.contents import excluded, refuse_quarantined
 from fs_spark.catalog.records import FeatureVersion
-from fs_spark.catalog.schema import EXPORTS, MAINTENANCE_EVENTS, VERSION_STATUS
+from fs_spark.catalog.schema import EXPORTS, MAINTENANCE_EVENTS
 from fs_spark.config import Settings, load_settings
 from fs_spark.definitions.compatibility import affected_features
 from fs_spark.definitions.model import FeatureTable
-from fs_spark.errors import ExportError, VersionNotFoundError
-from fs_spark.exports import Export, check_request, write_export
+from fs_spark.definitions.registry import PlanItem, Registry
+from fs_spark.errors import ExportError
 from fs_spark.governance.access import AccessControl, Request
 from fs_spark.governance.deprecation import Deprecation, Deprecations
-from fs_spark.ids import is_id, new_id
+from fs_spark.governance.exports import Export, check_request, write_export
+from fs_spark.ids import new_id
 from fs_spark.ingest.writer import FeatureWriter, Mode
 from fs_spark.integrations.mlflow import MlflowBridge
 from fs_spark.lineage.lineage import Lineage
 from fs_spark.lineage.openlineage import LineageEvents
-from fs_spark.provenance import RunRef, SourceInfo, as_run_ref, require_utc
+from fs_spark.provenance import RunRef, SourceInfo, as_run_ref
 from fs_spark.quality.checks import QualityChecks
-from fs_spark.quality.recovery import Recall, recall, rollback
-from fs_spark.registry import PlanItem, Registry
-from fs_spark.retention import VacuumResult, vacuum
+from fs_spark.quality.recovery import Recall, recall
 from fs_spark.session import check_delta, get_session
 from fs_spark.storage.paths import StorePaths
 from fs_spark.storage.reader import read_version, readable_delta_version
+from fs_spark.storage.retention import VacuumResult, vacuum
 from fs_spark.tracking.models import Models
 from fs_spark.tracking.records import Deployment, ModelVersion
 from fs_spark.tracking.runs import Run, Tracking
@@ -47,6 +46,10 @@ from fs_spark.training.builder import TrainingSets
 from fs_spark.training.lookups import FeatureLookup, as_lookups
 from fs_spark.training.manifest import TrainingSetManifest
 from fs_spark.training.training_set import TrainingSet
+from fs_spark.versions.resolver import VersionResolver
+from fs_spark.versions.rollback import rollback
+from fs_spark.versions.series import excluded, refuse_quarantined
+from fs_spark.versions.status import quarantined, record_status
 
 
 class FeatureStore:
@@ -89,16 +92,31 @@ class FeatureStore:
         self._writer = FeatureWriter(
             self.spark, self.paths, self._catalog, self.user, timeout, self._access.sensitive_tags
         )
+        self._versions = VersionResolver(
+            self._catalog, lambda name: self._registry.current(name).definition.definition_version
+        )
         self._deprecations = Deprecations(
             self._catalog, self._access, lambda name: self._registry.current(name).definition, self.user
         )
-        self._training = TrainingSets(self, self.settings.training.partitions)
         self.mlflow = MlflowBridge(self.settings.mlflow)
         self.events = LineageEvents(self.settings.lineage, self.paths.root)
-        self.tracking = Tracking(self)
-        self.models = Models(self)
-        self.lineage = Lineage(self)
-        self.quality = QualityChecks(self)
+        self._training = TrainingSets(
+            self.spark,
+            self.paths,
+            self._catalog,
+            self._registry,
+            self._versions,
+            self.mlflow,
+            self.events,
+            self.user,
+            self.settings.training.partitions,
+        )
+        self.tracking = Tracking(self, self._catalog, self.mlflow)
+        self.models = Models(self._catalog, self._training, self.mlflow, self.events, self.user)
+        self.lineage = Lineage(self.spark, self._catalog, self.user, lambda: self.models.live_everywhere())
+        self.quality = QualityChecks(
+            self, self._catalog, self._registry, self._access, self._training, self.settings.quality
+        )
 
     @property
     def catalog(self) -> Catalog:
@@ -208,61 +226,8 @@ class FeatureStore:
         Numbers count within the current definition version; IDs are global. With neither,
         the latest version (None when nothing was written yet).
         """
-        found = self._resolve(table, version, as_of)[0]
+        found = self._versions.resolve(table, version, as_of)[0]
         return None if found is None else self._redacted(found)
-
-    def _exact(self, table: str, version: int | str) -> FeatureVersion:
-        """The version a number or ID names (VersionNotFoundError when none does)."""
-        found = self._resolve(table, version, None)[0]
-        if found is None:
-            raise VersionNotFoundError(table, version, "the table has no versions yet")
-        return found
-
-    def _resolve(self, table: str, version, as_of) -> tuple[FeatureVersion | None, FeatureVersion | None]:
-        """The version asked for, and the next version of the same table and definition version."""
-        applied = self._registry.current(table)
-        current = applied.definition.definition_version
-        if version is not None and as_of is not None:
-            raise ValueError("pass either version or as_of, not both")
-        every = self._catalog.versions(table)
-        chosen: FeatureVersion | None
-        if isinstance(version, str):
-            if not is_id(version):
-                raise VersionNotFoundError(table, version, "a version ID is a UUIDv7 string")
-            found = [v for v in every if v.version_id == version]
-            if not found:
-                raise VersionNotFoundError(table, version, f"it has {len(every)} version(s)")
-            chosen = found[0]
-        else:
-            candidates = [v for v in every if v.definition_version == current]
-            if isinstance(version, int) and not isinstance(version, bool):
-                found = [v for v in candidates if v.version_number == version]
-                if not found:
-                    numbers = f"versions 1..{len(candidates)}" if candidates else "no versions yet"
-                    raise VersionNotFoundError(table, version, f"definition version {current} has {numbers}")
-                chosen = found[0]
-            elif version is not None:
-                raise VersionNotFoundError(table, version, "a version is a number or a version ID")
-            elif as_of is not None:
-                moment = require_utc(as_of, "as_of")
-                before = [v for v in candidates if v.committed_at <= moment]
-                if not before:
-                    first = candidates[0].committed_at.isoformat() if candidates else "never"
-                    raise VersionNotFoundError(table, f"as of {moment.isoformat()}", f"its first commit was {first}")
-                chosen = before[-1]
-            else:
-                chosen = candidates[-1] if candidates else None
-        if chosen is None:
-            return None, None
-        # The next version that committed to Delta after it (a rollback commits nothing).
-        later = [
-            v
-            for v in every
-            if v.definition_version == chosen.definition_version
-            and v.version_number > chosen.version_number
-            and v.delta_version > chosen.delta_version
-        ]
-        return chosen, (later[0] if later else None)
 
     def read(
         self,
@@ -297,7 +262,7 @@ class FeatureStore:
         copy_to: str | None = None,
     ):
         """The rows, the version they are of, and the Delta version and path they were read at."""
-        resolved, following = self._resolve(table, version, as_of)
+        resolved, following = self._versions.resolve(table, version, as_of)
         if resolved is None:
             applied = self._registry.current(table)
         else:
@@ -305,7 +270,7 @@ class FeatureStore:
         self._access.require(Request("read", table, features, definition=applied.definition, copy_to=copy_to))
         every = self._catalog.versions(table)
         if resolved is not None and not allow_quarantined:
-            refuse_quarantined(every, resolved, self._catalog.quarantined())
+            refuse_quarantined(every, resolved, quarantined(self._catalog))
         delta_version = readable_delta_version(self.spark, applied.storage_path, resolved, following)
         frame = read_version(
             self.spark,
@@ -444,7 +409,7 @@ class FeatureStore:
     def recall(self, table: str, version: int | str) -> Recall:
         """Everything that used a version's rows: training sets, model versions, deployments (the
         live ones marked), found downstream in the lineage graph."""
-        resolved = self._exact(table, version)
+        resolved = self._versions.exact(table, version)
         return recall(self.lineage.graph(), resolved, self.models.deployments(), self.models.live_everywhere())
 
     def rollback(self, table: str, to_version: int | str, *, reason: str) -> FeatureVersion:
@@ -453,7 +418,15 @@ class FeatureStore:
         and later writes add to those. No data is deleted; the versions rolled over stay readable
         by number or ID."""
         self._access.require(Request("admin", table))
-        return rollback(self, table, to_version, reason)
+        return rollback(
+            self._catalog,
+            self._versions,
+            self._registry.current(table),
+            self._writer.lock(table),
+            self.user,
+            to_version,
+            reason,
+        )
 
     def deprecate(
         self,
@@ -488,21 +461,8 @@ class FeatureStore:
 
     def _set_status(self, table: str, version: int | str, status: str, reason: str) -> FeatureVersion:
         self._access.require(Request("admin", table))
-        resolved = self._exact(table, version)
-        self._catalog.append(
-            VERSION_STATUS,
-            [
-                {
-                    "event_id": new_id(),
-                    "version_id": resolved.version_id,
-                    "table_name": table,
-                    "status": status,
-                    "reason": reason,
-                    "user": self.user,
-                    "at": datetime.now(UTC),
-                }
-            ],
-        )
+        resolved = self._versions.exact(table, version)
+        record_status(self._catalog, resolved, status, reason, self.user)
         return resolved
 
     # --- training sets ------------------------------------------------------------------------

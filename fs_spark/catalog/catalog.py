@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +28,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import to_arrow_schema
 
 from fs_spark.catalog.records import FeatureVersion
-from fs_spark.catalog.schema import ALL_TABLES, FEATURE_TABLES, FEATURE_VERSIONS, VERSION_STATUS, CatalogTable
+from fs_spark.catalog.schema import ALL_TABLES, FEATURE_TABLES, FEATURE_VERSIONS, CatalogTable
 from fs_spark.errors import CatalogRowError
 from fs_spark.locks import store_lock
 from fs_spark.provenance import from_spark
@@ -38,15 +37,6 @@ from fs_spark.storage.paths import StorePaths, local_path
 
 _BY_NAME = {t.name: t for t in ALL_TABLES}
 Row = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class WriteState:
-    """What the catalog knows of a table before a write: the next number, the last commit."""
-
-    last_version_number: int
-    last_delta_version: int | None
-    version_id_for_write: str | None
 
 
 @functools.cache
@@ -189,18 +179,6 @@ class Catalog:
 
     # --- feature versions ---------------------------------------------------------------------
 
-    def write_state(self, table_name: str, definition_version: int, write_id: str) -> WriteState:
-        rows = [
-            r
-            for r in self.rows(FEATURE_VERSIONS.name)
-            if r["table_name"] == table_name and r["definition_version"] == definition_version
-        ]
-        return WriteState(
-            max((r["version_number"] for r in rows), default=0),
-            max((r["delta_version"] for r in rows), default=None),
-            next((r["version_id"] for r in rows if r["write_id"] == write_id), None),
-        )
-
     def versions(self, table_name: str | None = None) -> list[FeatureVersion]:
         rows = [r for r in self.rows(FEATURE_VERSIONS.name) if table_name is None or r["table_name"] == table_name]
         rows.sort(key=lambda r: (r["table_name"], r["definition_version"], r["version_number"]))
@@ -209,10 +187,3 @@ class Catalog:
     def version(self, version_id: str) -> FeatureVersion | None:
         found = [r for r in self.rows(FEATURE_VERSIONS.name) if r["version_id"] == version_id]
         return FeatureVersion.from_row(found[0]) if found else None
-
-    def quarantined(self) -> dict[str, str]:
-        """Feature version ID -> reason, for every version quarantined now."""
-        latest: dict[str, Row] = {}
-        for row in sorted(self.rows(VERSION_STATUS.name), key=lambda r: (r["at"], r["event_id"])):
-            latest[row["version_id"]] = row
-        return {v: r["reason"] for v, r in latest.items() if r["status"] == "quarantined"}

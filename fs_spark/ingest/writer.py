@@ -50,6 +50,7 @@ from fs_spark.storage.layout import VERSION_COLUMN, data_columns, layout
 from fs_spark.storage.orphans import remove_uncommitted
 from fs_spark.storage.paths import StorePaths
 from fs_spark.store_part import StorePart
+from fs_spark.versions.numbering import write_state
 
 Mode = Literal["strict", "quarantine"]
 MODES = ("strict", "quarantine")
@@ -110,9 +111,9 @@ class FeatureWriter(StorePart):
             write_id = f"content:{digest}"
         path = self.paths.table(table.name, table.definition_version)
         with self.lock(table.name):
-            state = self.catalog.write_state(table.name, table.definition_version, write_id)
+            state = write_state(self.catalog, table.name, table.definition_version, write_id)
             if self._recover(table, path, state.last_delta_version):
-                state = self.catalog.write_state(table.name, table.definition_version, write_id)
+                state = write_state(self.catalog, table.name, table.definition_version, write_id)
             if state.version_id_for_write is not None:
                 return self._retried(table, batch, write_id, state.version_id_for_write, digest)
             number = state.last_version_number + 1

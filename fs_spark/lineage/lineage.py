@@ -8,21 +8,22 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pyspark.sql import SparkSession
+
+from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.schema import LINEAGE_EDGES, MODEL_VERSIONS, RUNS, TRAINING_SETS
 from fs_spark.errors import LineageNodeNotFoundError
 from fs_spark.lineage.graph import KINDS, LineageGraph, build_graph
 from fs_spark.lineage.reconcile import ReconcileReport, reconcile
 from fs_spark.lineage.render import to_dot, to_html
 from fs_spark.names import check_name
-
-if TYPE_CHECKING:
-    from fs_spark.store import FeatureStore
+from fs_spark.tracking.records import Deployment
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,26 @@ class MlflowLineage:
 
 
 class Lineage:
-    def __init__(self, store: FeatureStore):
-        self._store = store
+    """Questions asked of the lineage graph the catalog implies, and links recorded by hand.
+
+    Args:
+        spark: reads Delta versions when reconciling.
+        catalog: where the records and hand-made links are.
+        user: who records links.
+        live_deployments: the deployments live now, in every environment.
+    """
+
+    def __init__(
+        self, spark: SparkSession, catalog: Catalog, user: str, live_deployments: Callable[[], list[Deployment]]
+    ):
+        self._spark = spark
+        self._catalog = catalog
+        self._user = user
+        self._live_deployments = live_deployments
 
     def graph(self) -> LineageGraph:
         """The whole graph as the catalog has it now."""
-        return build_graph(self._store._catalog)
+        return build_graph(self._catalog)
 
     def upstream(self, node: str) -> LineageGraph:
         """Everything `node` (an ID or `kind:id`) came from."""
@@ -75,7 +90,7 @@ class Lineage:
             if not sep or kind not in KINDS or not ident:
                 raise LineageNodeNotFoundError(node)
             parts.append((kind, ident))
-        self._store._catalog.append(
+        self._catalog.append(
             LINEAGE_EDGES,
             [
                 {
@@ -85,7 +100,7 @@ class Lineage:
                     "dst_id": parts[1][1],
                     "relation": relation,
                     "run_id": getattr(run, "run_id", None),
-                    "user": self._store.user,
+                    "user": self._user,
                     "at": datetime.now(UTC),
                 }
             ],
@@ -126,7 +141,7 @@ class Lineage:
 
     def for_mlflow_run(self, mlflow_run_id: str) -> MlflowLineage:
         """The fs_spark runs, training sets, feature versions and model versions behind an MLflow run."""
-        catalog = self._store._catalog
+        catalog = self._catalog
         runs = sorted({r["run_id"] for r in catalog.rows(RUNS.name) if r["mlflow_run_id"] == mlflow_run_id})
         sets = [
             r
@@ -138,7 +153,7 @@ class Lineage:
 
     def for_mlflow_model(self, mlflow_model_id: str) -> MlflowLineage:
         """The training sets and feature versions behind an MLflow logged model."""
-        catalog = self._store._catalog
+        catalog = self._catalog
         models = [r for r in catalog.rows(MODEL_VERSIONS.name) if r["mlflow_model_id"] == mlflow_model_id]
         wanted = {t for m in models for t in m["training_set_ids"] or []}
         sets = [r for r in catalog.rows(TRAINING_SETS.name) if r["training_set_id"] in wanted]
@@ -169,7 +184,7 @@ class Lineage:
     def reconcile(self) -> ReconcileReport:
         """Check that every feature version, training set and model version the catalog refers to
         exists and is readable at its recorded Delta version; report each dangling link."""
-        return reconcile(self._store)
+        return reconcile(self._spark, self._catalog, self._live_deployments())
 
     # --- pictures -----------------------------------------------------------------------------
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from pyspark.sql import SparkSession
+
+from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.schema import (
     DEPLOYMENTS,
     DEPRECATIONS,
@@ -26,9 +28,7 @@ from fs_spark.catalog.schema import (
     TRAINING_SETS,
 )
 from fs_spark.storage.reader import load_delta_version
-
-if TYPE_CHECKING:
-    from fs_spark.store import FeatureStore
+from fs_spark.tracking.records import Deployment
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,8 @@ class _UnreadableError(Exception):
     pass
 
 
-def reconcile(store: FeatureStore) -> ReconcileReport:
+def reconcile(spark: SparkSession, catalog: Catalog, live_deployments: list[Deployment]) -> ReconcileReport:
     """Check every reference the catalog holds; one read of the Delta log per (table, version)."""
-    catalog = store._catalog
     versions = {r["version_id"]: r for r in catalog.rows(FEATURE_VERSIONS.name)}
     sets = {r["training_set_id"]: r for r in catalog.rows(TRAINING_SETS.name)}
     models = {r["model_version_id"]: r for r in catalog.rows(MODEL_VERSIONS.name)}
@@ -79,7 +78,7 @@ def reconcile(store: FeatureStore) -> ReconcileReport:
     def problem_reading(path: str, delta_version: int) -> str | None:
         if (path, delta_version) not in readable:
             try:
-                load_delta_version(store.spark, path, delta_version, _UnreadableError)
+                load_delta_version(spark, path, delta_version, _UnreadableError)
                 readable[(path, delta_version)] = None
             except _UnreadableError as exc:
                 readable[(path, delta_version)] = f"unreadable at Delta version {delta_version}: {exc}"
@@ -148,7 +147,7 @@ def reconcile(store: FeatureStore) -> ReconcileReport:
                 None,
             )
         current = {r["table_name"]: r for r in catalog.definition_rows()}
-        for live in store.models.live_everywhere():
+        for live in live_deployments:
             for needed in live.features:
                 table, _, feature = needed.partition(":")
                 definition = json.loads(current[table]["definition_json"]) if table in current else {"features": []}

@@ -16,20 +16,25 @@ from typing import TYPE_CHECKING, Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from fs_spark.catalog.contents import ROLLBACK, included
+from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.records import FeatureVersion
 from fs_spark.catalog.schema import ALERTS, DRIFT_CHECKS, DRIFT_SCORES
+from fs_spark.config import QualitySettings
 from fs_spark.definitions.model import FeatureTable
+from fs_spark.definitions.registry import Registry
 from fs_spark.errors import DriftBaselineError, TrainingSetInputExpiredError
+from fs_spark.governance.access import AccessControl
 from fs_spark.ids import is_id, new_id
 from fs_spark.quality.alerts import make_sink
 from fs_spark.quality.drift import DriftResult, compare, sampling_bias, schema_drift
 from fs_spark.quality.scoreboard import Scoreboard, scoreboard
 from fs_spark.storage.layout import VERSION_COLUMN
 from fs_spark.storage.reader import load_delta_version, rows_up_to
+from fs_spark.versions.series import ROLLBACK, included
 
 if TYPE_CHECKING:
     from fs_spark.store import FeatureStore
+    from fs_spark.training.builder import TrainingSets
 
 
 @dataclass(frozen=True)
@@ -82,18 +87,43 @@ class DriftReport:
 
 
 class QualityChecks:
-    def __init__(self, store: FeatureStore):
+    """Drift checks, alerts and the scoreboard of one store.
+
+    Args:
+        store: the facade, whose access-checked reads (`read`, `versions`, `training_set`) and
+            `quarantine_version` a check goes through, as a user would.
+        catalog: where checks, scores and alerts are recorded.
+        registry: the definitions each version was written under.
+        access: which features the principal may see figures of, and which are sensitive.
+        training_sets: manifests of training-set baselines.
+        settings: thresholds, the alert sink and whether a breach quarantines.
+    """
+
+    def __init__(
+        self,
+        store: FeatureStore,
+        catalog: Catalog,
+        registry: Registry,
+        access: AccessControl,
+        training_sets: TrainingSets,
+        settings: QualitySettings,
+    ):
         self._store = store
+        self._catalog = catalog
+        self._registry = registry
+        self._access = access
+        self._training_sets = training_sets
+        self._settings = settings
 
     def _definition_of(self, version: FeatureVersion) -> FeatureTable:
         """The definition (version and revision) a feature version was written under."""
-        return self._store._registry.at_version(
+        return self._registry.at_version(
             version.table_name, version.definition_version, version.definition_revision
         ).definition
 
     def _features_of(self, version: FeatureVersion) -> DataFrame:
         """Exactly the feature columns of the rows one version wrote."""
-        definition = self._store._registry.at_version(version.table_name, version.definition_version).definition
+        definition = self._registry.at_version(version.table_name, version.definition_version).definition
         frame = self._store.read(version.table_name, version=version.version_id, include_version_column=True)
         return frame.where(F.col(VERSION_COLUMN) == version.version_number).drop(
             VERSION_COLUMN, *definition.keys, definition.event_time
@@ -143,7 +173,7 @@ class QualityChecks:
             features: default: every feature of the table.
         """
         store = self._store
-        thresholds = store.settings.quality.drift
+        thresholds = self._settings.drift
         current_version = store.version(table, version)
         if current_version is None:
             raise DriftBaselineError(table, "the table has no versions yet")
@@ -153,7 +183,7 @@ class QualityChecks:
             )
         written_under = self._definition_of(current_version)
         names = features or [
-            f.name for f in store._registry.at_version(table, current_version.definition_version).definition.features
+            f.name for f in self._registry.at_version(table, current_version.definition_version).definition.features
         ]
         current = self._features_of(current_version)
         if baseline == "previous":
@@ -163,10 +193,10 @@ class QualityChecks:
         elif is_id(baseline):
             base, sample, population, lookup = self._training_set_side(table, baseline)
             baseline_key = f"training_set:{baseline}"
-            rows = (store._training.manifest(baseline).row_count, current_version.row_count)
+            rows = (self._training_sets.manifest(baseline).row_count, current_version.row_count)
             names = [n for n in names if n in base.columns]
             current = current.select(*[c for c in base.columns if c in current.columns])
-            read = store._catalog.version(lookup.version_id) if lookup.version_id else None
+            read = self._catalog.version(lookup.version_id) if lookup.version_id else None
             base_definition = self._definition_of(read) if read else written_under
         else:
             raise DriftBaselineError(table, f"baseline must be 'previous' or a training set ID, not {baseline!r}")
@@ -185,7 +215,7 @@ class QualityChecks:
 
     def _training_set_side(self, table: str, training_set_id: str):
         store = self._store
-        manifest = store._training.manifest(training_set_id)
+        manifest = self._training_sets.manifest(training_set_id)
         lookups = [lk for lk in manifest.lookups if lk.table_name == table]
         if not lookups:
             raise DriftBaselineError(table, f"training set {training_set_id} reads no feature of it")
@@ -220,10 +250,10 @@ class QualityChecks:
 
     def _record(self, table: str, version: FeatureVersion, baseline: str, result: DriftResult) -> DriftReport:
         store = self._store
-        settings = store.settings.quality
+        settings = self._settings
         check_id, at = new_id(), datetime.now(UTC)
         s = result.sampling
-        store._catalog.append(
+        self._catalog.append(
             DRIFT_CHECKS,
             [
                 {
@@ -249,8 +279,8 @@ class QualityChecks:
             ],
         )
         # Category values are values of the feature: none are kept for features tagged sensitive.
-        sensitive = set(store._registry.current(table).definition.tagged(store._access.sensitive_tags))
-        store._catalog.append(
+        sensitive = set(self._registry.current(table).definition.tagged(self._access.sensitive_tags))
+        self._catalog.append(
             DRIFT_SCORES,
             [
                 {
@@ -290,7 +320,7 @@ class QualityChecks:
             }
             for feature, metric, value, limit in result.breaches
         ]
-        store._catalog.append(ALERTS, alerts)
+        self._catalog.append(ALERTS, alerts)
         if alerts:
             make_sink(settings.alerts).send(alerts)
         quarantined = False
@@ -304,15 +334,15 @@ class QualityChecks:
 
     def scoreboard(self, table: str | None = None) -> Scoreboard:
         """Per table and version: rule failures, quarantined rows, drift scores, alerts, status."""
-        return scoreboard(self._store._catalog, table, self._hidden)
+        return scoreboard(self._catalog, table, self._hidden)
 
     def _hidden(self, table: str) -> set[str]:
         """The features of `table` whose figures this principal may not see."""
-        definition = self._store._registry.current(table).definition
-        return set(definition.feature_names) - self._store._access.readable(definition)
+        definition = self._registry.current(table).definition
+        return set(definition.feature_names) - self._access.readable(definition)
 
     def alerts(self, table: str | None = None) -> list[dict]:
-        rows = [r for r in self._store._catalog.rows(ALERTS.name) if table is None or r["table_name"] == table]
+        rows = [r for r in self._catalog.rows(ALERTS.name) if table is None or r["table_name"] == table]
         hidden = {name: self._hidden(name) for name in {r["table_name"] for r in rows}}
         shown = [
             {**r, "value": None, "threshold": None} if r["feature"] in hidden[r["table_name"]] else r for r in rows

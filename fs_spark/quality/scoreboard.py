@@ -16,8 +16,9 @@ from datetime import datetime
 from pyspark.sql import DataFrame, SparkSession
 
 from fs_spark.catalog.catalog import Catalog
-from fs_spark.catalog.contents import ROLLBACK
 from fs_spark.catalog.schema import ALERTS, DRIFT_SCORES, QUARANTINE_EVENTS
+from fs_spark.versions.series import ROLLBACK
+from fs_spark.versions.status import quarantined as quarantined_versions
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def scoreboard(
 ) -> Scoreboard:
     """`hidden(table)`: the features whose drift figures the reader may not see (they are
     data of their feature); the worst distances are taken over the others."""
-    quarantined = catalog.quarantined()
+    quarantined = quarantined_versions(catalog)
     failures: dict[str, dict[str, int]] = {}
     for event in catalog.rows(QUARANTINE_EVENTS.name):
         counts = failures.setdefault(event["version_id"], {})

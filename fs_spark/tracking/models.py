@@ -12,15 +12,19 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.schema import DEPLOYMENTS, MODEL_VERSIONS, MODELS
 from fs_spark.errors import ModelNotFoundError
 from fs_spark.ids import is_id, new_id
+from fs_spark.integrations.mlflow import MlflowBridge
+from fs_spark.lineage.graph import build_graph
+from fs_spark.lineage.openlineage import LineageEvents
 from fs_spark.names import check_name
 from fs_spark.provenance import RunRef
 from fs_spark.tracking.records import Deployment, Model, ModelVersion
 
 if TYPE_CHECKING:
-    from fs_spark.store import FeatureStore
+    from fs_spark.training.builder import TrainingSets
     from fs_spark.training.training_set import TrainingSet
 
 
@@ -31,12 +35,14 @@ def _now() -> datetime:
 class Models:
     """The model registry of one store."""
 
-    def __init__(self, store: FeatureStore):
-        self._store = store
-
-    @property
-    def _catalog(self):
-        return self._store._catalog
+    def __init__(
+        self, catalog: Catalog, training_sets: TrainingSets, mlflow: MlflowBridge, events: LineageEvents, user: str
+    ):
+        self._catalog = catalog
+        self._training_sets = training_sets
+        self._mlflow = mlflow
+        self._events = events
+        self._user = user
 
     def models(self) -> list[Model]:
         return [Model.from_row(r) for r in sorted(self._catalog.rows(MODELS.name), key=lambda r: r["model_id"])]
@@ -70,7 +76,7 @@ class Models:
         mlflow_model_id: str | None = None,
     ) -> ModelVersion:
         check_name(name, "model")
-        manifests = [self._store._training.manifest(t if isinstance(t, str) else t.id) for t in training_sets]
+        manifests = [self._training_sets.manifest(t if isinstance(t, str) else t.id) for t in training_sets]
         if not manifests:
             raise ValueError(f"model {name!r}: a model version needs the training sets it learned from")
         created = []
@@ -80,7 +86,7 @@ class Models:
                 "model_id": new_id(),
                 "name": name,
                 "description": description,
-                "user": self._store.user,
+                "user": self._user,
                 "created_at": _now(),
             }
             created.append(row)
@@ -99,12 +105,12 @@ class Models:
             "artifact_uri": artifact_uri,
             "mlflow_model_id": mlflow_model_id,
             "mlflow_registered_version": None,
-            "user": self._store.user,
+            "user": self._user,
             "created_at": _now(),
         }
         inputs = [(m.output_path, m.output_delta_version) for m in manifests]
-        with self._store.events.job(f"register_model.{name}", run=run, inputs=inputs) as job:
-            linked = self._store.mlflow.register_model(run.mlflow_run_id if run else None, record)
+        with self._events.job(f"register_model.{name}", run=run, inputs=inputs) as job:
+            linked = self._mlflow.register_model(run.mlflow_run_id if run else None, record)
             record.update(linked)
             self._catalog.append(MODELS, created)
             self._catalog.append(MODEL_VERSIONS, [record])
@@ -139,11 +145,11 @@ class Models:
             {
                 f"{lookup.table_name}:{feature.name}"
                 for ts in version.training_set_ids
-                for lookup in self._store._training.manifest(ts).lookups
+                for lookup in self._training_sets.manifest(ts).lookups
                 for feature in lookup.features
             }
         )
-        graph = self._store.lineage.graph()
+        graph = build_graph(self._catalog)
         snapshot = graph.upstream(f"model_version:{version.model_version_id}").to_dict()
         row = {
             "deployment_id": new_id(),
@@ -156,7 +162,7 @@ class Models:
             "features": features,
             "lineage_json": json.dumps(snapshot, sort_keys=True, default=str),
             "run_id": run.run_id if run else None,
-            "user": self._store.user,
+            "user": self._user,
             "at": _now(),
         }
         self._catalog.append(DEPLOYMENTS, [row])

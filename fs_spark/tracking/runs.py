@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame
 
+from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.schema import EXPERIMENTS, RUN_INPUTS, RUN_METRICS, RUNS
 from fs_spark.errors import RunNotFoundError, RunStateError
 from fs_spark.ids import new_id
+from fs_spark.integrations.mlflow import MlflowBridge
 from fs_spark.names import check_name
 from fs_spark.provenance import RunRef
 from fs_spark.spark_jobs import job_group
@@ -52,8 +54,19 @@ class Run:
         ...     run.register_model("churn", training_sets=[ts])
     """
 
-    def __init__(self, store: FeatureStore, info: RunInfo, accept_deprecated: bool = False):
-        self._store = store
+    def __init__(
+        self,
+        store: FeatureStore,
+        tracking: Tracking,
+        catalog: Catalog,
+        mlflow: MlflowBridge,
+        info: RunInfo,
+        accept_deprecated: bool = False,
+    ):
+        self._store = store  # the facade: what a run does goes through its access-checked doors
+        self._tracking = tracking
+        self._catalog = catalog
+        self._mlflow = mlflow
         self._info = info
         self._group: AbstractContextManager[None] | None = None
         self.accept_deprecated = accept_deprecated
@@ -106,8 +119,8 @@ class Run:
         """Add parameters (recorded as a new state event of the run)."""
         self._check_running("log parameters")
         merged = {**self._info.params, **{k: _scalar(k, v) for k, v in params.items()}}
-        self._info = self._store.tracking.record(self._info, params_json=json.dumps(merged, sort_keys=True))
-        self._store.mlflow.log_params(self._info.mlflow_run_id, params)
+        self._info = self._tracking.record(self._info, params_json=json.dumps(merged, sort_keys=True))
+        self._mlflow.log_params(self._info.mlflow_run_id, params)
 
     def log_param(self, name: str, value: Any) -> None:
         self.log_params({name: value})
@@ -120,22 +133,22 @@ class Run:
             {"run_id": self.id, "key": key, "value": float(value), "step": int(step), "at": at}
             for key, value in metrics.items()
         ]
-        self._store._catalog.append(RUN_METRICS, rows)
-        self._store.mlflow.log_metrics(self._info.mlflow_run_id, metrics, step)
+        self._catalog.append(RUN_METRICS, rows)
+        self._mlflow.log_metrics(self._info.mlflow_run_id, metrics, step)
 
     def log_metric(self, key: str, value: float, step: int = 0) -> None:
         self.log_metrics({key: value}, step)
 
     def metrics(self) -> dict[str, float]:
         """The latest value of each metric (highest step, then latest logged)."""
-        return self._store.tracking.metrics(self.id)
+        return self._tracking.metrics(self.id)
 
     def end(self, status: str = "finished", error: str | None = None) -> None:
         if status not in ("finished", "failed"):
             raise ValueError(f"a run ends as finished or failed, not {status!r}")
         self._check_running(f"end it as {status}")
-        self._info = self._store.tracking.record(self._info, status=status, error=error, ended_at=_now())
-        self._store.mlflow.end_run(self._info.mlflow_run_id, status)
+        self._info = self._tracking.record(self._info, status=status, error=error, ended_at=_now())
+        self._mlflow.end_run(self._info.mlflow_run_id, status)
 
     def _check_running(self, action: str) -> None:
         if self._info.status != "running":
@@ -154,7 +167,7 @@ class Run:
         version = self._store.version(table, options.get("version"), options.get("as_of"))
         frame = self._store.read(table, **options)
         if version is not None:
-            self._store._catalog.append(
+            self._catalog.append(
                 RUN_INPUTS,
                 [
                     {
@@ -194,12 +207,10 @@ class Run:
 class Tracking:
     """Experiments and runs of one store."""
 
-    def __init__(self, store: FeatureStore):
-        self._store = store
-
-    @property
-    def _catalog(self):
-        return self._store._catalog
+    def __init__(self, store: FeatureStore, catalog: Catalog, mlflow: MlflowBridge):
+        self._store = store  # handed to the runs it starts
+        self._catalog = catalog
+        self._mlflow = mlflow
 
     # --- experiments --------------------------------------------------------------------------
 
@@ -244,7 +255,7 @@ class Tracking:
         chosen = self.experiment(experiment)
         run_id = new_id()
         clean = {k: _scalar(k, v) for k, v in (params or {}).items()}
-        mlflow_run_id = self._store.mlflow.link_run(
+        mlflow_run_id = self._mlflow.link_run(
             mlflow_run_id,
             experiment,
             name,
@@ -255,7 +266,7 @@ class Tracking:
                 **({"fs_spark.hypothesis": hypothesis} if hypothesis else {}),
             },
         )
-        self._store.mlflow.log_params(mlflow_run_id, clean)
+        self._mlflow.log_params(mlflow_run_id, clean)
         at = _now()
         row = {
             "event_id": new_id(),
@@ -275,7 +286,7 @@ class Tracking:
             "at": at,
         }
         self._catalog.append(RUNS, [row])
-        return Run(self._store, RunInfo.from_row(row), accept_deprecated)
+        return Run(self._store, self, self._catalog, self._mlflow, RunInfo.from_row(row), accept_deprecated)
 
     def record(self, info: RunInfo, **changes) -> RunInfo:
         """Append a new state event of a run; return its new state."""

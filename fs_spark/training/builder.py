@@ -13,15 +13,16 @@ import json
 import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pyspark.sql import DataFrame, Observation
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from fs_spark import digest as D
-from fs_spark.catalog.contents import excluded, refuse_quarantined
+from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.schema import TRAINING_SETS
+from fs_spark.definitions.registry import Registry
 from fs_spark.definitions.types import FeatureType, parse_duration
 from fs_spark.errors import (
     EntityColumnError,
@@ -30,12 +31,14 @@ from fs_spark.errors import (
     TrainingSetInputExpiredError,
     TrainingSetNotFoundError,
     VersionExpiredError,
-    VersionNotFoundError,
 )
 from fs_spark.ids import new_id
+from fs_spark.integrations.mlflow import MlflowBridge
+from fs_spark.lineage.openlineage import LineageEvents
 from fs_spark.provenance import RunRef, require_utc
 from fs_spark.spark_jobs import describe, described
 from fs_spark.storage.layout import VERSION_COLUMN
+from fs_spark.storage.paths import StorePaths
 from fs_spark.storage.reader import load_delta_version, readable_delta_version, rows_up_to
 from fs_spark.training.entities import check_columns, check_zone, instants, numbered
 from fs_spark.training.lookups import FeatureLookup, as_lookups
@@ -43,9 +46,9 @@ from fs_spark.training.manifest import LookupFeature, ResolvedLookup, TrainingSe
 from fs_spark.training.pit_join import ROW_COLUMN, JoinSide, point_in_time_join
 from fs_spark.training.training_set import TrainingSet
 from fs_spark.version import __version__
-
-if TYPE_CHECKING:
-    from fs_spark.store import FeatureStore
+from fs_spark.versions.resolver import VersionResolver
+from fs_spark.versions.series import excluded, refuse_quarantined
+from fs_spark.versions.status import quarantined as quarantined_versions
 
 _MICROS = timedelta(microseconds=1)
 CONTEXTS = ("training", "validation")
@@ -86,43 +89,48 @@ def _json_value(value: Any) -> Any:
 class TrainingSets:
     """The training-set part of a store: build, open, list and rebuild."""
 
-    def __init__(self, store: FeatureStore, partitions: int | None):
-        self.store = store
-        self.spark = store.spark
+    def __init__(
+        self,
+        spark: SparkSession,
+        paths: StorePaths,
+        catalog: Catalog,
+        registry: Registry,
+        versions: VersionResolver,
+        mlflow: MlflowBridge,
+        events: LineageEvents,
+        user: str,
+        partitions: int | None,
+    ):
+        self.spark = spark
+        self._paths = paths
+        self._catalog = catalog
+        self._registry = registry
+        self._versions = versions
+        self._mlflow = mlflow
+        self._events = events
+        self._user = user
         self.partitions = partitions
 
     # --- resolving lookups --------------------------------------------------------------------
 
     def _pick_version(self, lookup: FeatureLookup, as_of: datetime | None):
-        store, table = self.store, lookup.table_name
+        versions, table = self._versions, lookup.table_name
         if lookup.delta_version is not None:
-            current = store._registry.current(table).definition.definition_version
-            candidates = [
-                v
-                for v in store._catalog.versions(table)
-                if v.definition_version == current and v.delta_version <= lookup.delta_version
-            ]
-            if not candidates:
-                raise VersionNotFoundError(
-                    table,
-                    f"at Delta version {lookup.delta_version}",
-                    "no feature version was committed at or before it",
-                )
-            return store._resolve(table, candidates[-1].version_id, None)
+            return versions.at_delta_version(table, lookup.delta_version)
         if lookup.version is not None:
-            return store._resolve(table, lookup.version, None)
-        return store._resolve(table, None, as_of)
+            return versions.resolve(table, lookup.version)
+        return versions.resolve(table, None, as_of)
 
     def resolve(
         self, lookup: FeatureLookup, entity: DataFrame, as_of: datetime | None, quarantined: dict[str, str]
     ) -> ResolvedLookup:
-        store, name = self.store, lookup.table_name
+        name = lookup.table_name
         version, following = self._pick_version(lookup, as_of)
         applied = (
-            store._registry.at_version(name, version.definition_version) if version else store._registry.current(name)
+            self._registry.at_version(name, version.definition_version) if version else self._registry.current(name)
         )
         table = applied.definition
-        every = store._catalog.versions(name)
+        every = self._catalog.versions(name)
         if version is not None:
             refuse_quarantined(every, version, quarantined)
         wanted = list(lookup.feature_names or table.feature_names)
@@ -261,7 +269,7 @@ class TrainingSets:
     ) -> TrainingSet:
         if context not in CONTEXTS:
             raise ValueError(f"context must be one of {CONTEXTS}, not {context!r}")
-        with self.store.events.job("training_set", run=run) as job:
+        with self._events.job("training_set", run=run) as job:
             built = self._create(
                 df,
                 feature_lookups,
@@ -308,15 +316,15 @@ class TrainingSets:
         as_of = require_utc(as_of, "as_of")
         zone = check_zone(timezone_name)
         check_columns(df, [*labels, *exclude])
-        quarantined = {} if allow_quarantined else self.store._catalog.quarantined()
+        quarantined = {} if allow_quarantined else quarantined_versions(self._catalog)
         resolved = [self.resolve(lookup, df, as_of, quarantined) for lookup in lookups]
         self._check_outputs(resolved, df.columns, labels, exclude)
         clock.lap("resolve")
 
         training_set_id = new_id()
-        entity_path = self.store.paths.training_set(training_set_id, "entities")
-        output_path = path or self.store.paths.training_set(training_set_id, "data")
-        mlflow_run_id = (run.mlflow_run_id if run else None) or self.store.mlflow.active_run_id()
+        entity_path = self._paths.training_set(training_set_id, "entities")
+        output_path = path or self._paths.training_set(training_set_id, "data")
+        mlflow_run_id = (run.mlflow_run_id if run else None) or self._mlflow.active_run_id()
         commit_metadata = json.dumps(
             {
                 "fs_spark": {
@@ -339,7 +347,7 @@ class TrainingSets:
             training_set_id=training_set_id,
             name=name,
             created_at=datetime.now(UTC),
-            user=self.store.user,
+            user=self._user,
             entity_path=entity_path,
             entity_delta_version=0,
             entity_digest=D.digest_of(entity_metrics),
@@ -363,9 +371,9 @@ class TrainingSets:
             mlflow_run_id=mlflow_run_id,
         )
         if mlflow_run_id:
-            self.store.mlflow.log_training_set(mlflow_run_id, manifest, context)
+            self._mlflow.log_training_set(mlflow_run_id, manifest, context)
         clock.lap("mlflow")
-        self.store._catalog.append(TRAINING_SETS, [manifest.to_row()])
+        self._catalog.append(TRAINING_SETS, [manifest.to_row()])
         clock.lap("catalog")
         built = TrainingSet(
             self.spark, manifest, self.spark.read.format("delta").option("versionAsOf", 0).load(output_path)
@@ -406,11 +414,11 @@ class TrainingSets:
     # --- opening and rebuilding ---------------------------------------------------------------
 
     def manifests(self) -> list[TrainingSetManifest]:
-        rows = sorted(self.store._catalog.rows(TRAINING_SETS.name), key=lambda r: r["training_set_id"])
+        rows = sorted(self._catalog.rows(TRAINING_SETS.name), key=lambda r: r["training_set_id"])
         return [TrainingSetManifest.from_row(r) for r in rows]
 
     def manifest(self, training_set_id: str) -> TrainingSetManifest:
-        for row in self.store._catalog.rows(TRAINING_SETS.name):
+        for row in self._catalog.rows(TRAINING_SETS.name):
             if row["training_set_id"] == training_set_id:
                 return TrainingSetManifest.from_row(row)
         raise TrainingSetNotFoundError(training_set_id)
