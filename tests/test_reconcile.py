@@ -61,8 +61,10 @@ def test_files_deleted_by_hand_and_records_that_point_nowhere_are_unauthorised(s
     _delete_a_data_file(spark, built.lookups[0].storage_path)
     ghost = new_id()
     store.catalog.append(MODEL_VERSIONS, [{
-        "model_version_id": new_id(), "model_id": new_id(), "model_name": "orphan", "version": 1,
-        "training_set_ids": [ghost], "feature_version_ids": [], "user": "someone", "created_at": datetime.now(timezone.utc),
+        "model_version_id": new_id(), "model_id": new_id(), "model_name": "orphan", "version": 1, "run_id": None,
+        "experiment_id": None, "training_set_ids": [ghost], "feature_version_ids": [], "artifact_uri": None,
+        "mlflow_model_id": None, "mlflow_registered_version": None, "user": "someone",
+        "created_at": datetime.now(timezone.utc),
     }])
     report = store.lineage.reconcile()
     problems = {(d.target.split(":")[0], d.problem.split(":")[0]) for d in report.unauthorised}
