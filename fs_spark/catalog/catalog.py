@@ -41,7 +41,9 @@ Row = dict[str, Any]
 
 @functools.cache
 def _arrow_schema(table: CatalogTable) -> pa.Schema:
-    return to_arrow_schema(table.schema)
+    """The table's Arrow schema, each column's description kept as its `comment`."""
+    schema = to_arrow_schema(table.schema)
+    return pa.schema([f.with_metadata({"comment": doc}) for f, (_, _, doc) in zip(schema, table.columns, strict=True)])
 
 
 def _in_commit_order(table: deltalake.DeltaTable) -> pa.Table:
@@ -89,11 +91,26 @@ class Catalog:
         version = latest_version(self.spark, self.path(table.name))
         if version is not None:
             return version
+        path = self.path(table.name)
+        local = local_path(path)
         with store_lock(self.paths.lock_dir, "_catalog", self.lock_timeout):
-            builder = DeltaTable.createIfNotExists(self.spark).location(self.path(table.name))
-            builder = builder.addColumns(table.schema).comment(table.doc).property("delta.appendOnly", "true")
-            builder.execute()
-        return latest_version(self.spark, self.path(table.name))  # type: ignore[return-value]
+            if local is not None:  # the same table (protocol, comments, appendOnly) in milliseconds
+                schema = deltalake.Schema.from_arrow(_arrow_schema(table))
+                deltalake.DeltaTable.create(
+                    local,
+                    schema=schema,
+                    mode="ignore",
+                    description=table.doc,
+                    configuration={"delta.appendOnly": "true"},
+                )
+            else:
+                builder = DeltaTable.createIfNotExists(self.spark).location(path)
+                builder = builder.addColumns(table.schema).comment(table.doc).property("delta.appendOnly", "true")
+                builder.execute()
+        created = latest_version(self.spark, path)
+        if created is None:
+            raise FileNotFoundError(f"the catalog table {table.name} was not created at {path}")
+        return created
 
     def table(self, name: str) -> DataFrame:
         """A catalog table as a DataFrame (empty, with its schema, before the first append)."""

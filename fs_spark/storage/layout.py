@@ -86,9 +86,27 @@ def create_table(
 SMALL_BATCH_BYTES = 8 * 1024 * 1024
 
 
-def estimated_bytes(df: DataFrame) -> int:
-    """The optimizer's size estimate of `df` (exact for local data, the files' size for a scan)."""
-    return int(df._jdf.queryExecution().optimizedPlan().stats().sizeInBytes())
+def is_small(df: DataFrame) -> bool:
+    """True when the optimizer estimates `df` under SMALL_BATCH_BYTES (exact for local data, the
+    files' size for a scan), or when all its rows came from the driver's memory (a Python list
+    or a pandas frame, whose size Spark does not estimate: it already fits in one process)."""
+    plan = df._jdf.queryExecution().optimizedPlan()
+    if int(plan.stats().sizeInBytes()) <= SMALL_BATCH_BYTES:
+        return True
+    leaves = plan.collectLeaves()
+    return all(_from_driver(leaves.apply(i)) for i in range(leaves.size()))
+
+
+def _from_driver(leaf) -> bool:
+    """A leaf over an RDD whose lineage starts at a parallelized collection of the driver's."""
+    if leaf.getClass().getSimpleName() != "LogicalRDD":
+        return False
+    rdd = leaf.rdd()
+    while not rdd.dependencies().isEmpty():
+        if rdd.dependencies().size() != 1:
+            return False
+        rdd = rdd.dependencies().head().rdd()
+    return rdd.getClass().getSimpleName() == "ParallelCollectionRDD"
 
 
 def layout(df: DataFrame, table: FeatureTable) -> DataFrame:
@@ -97,5 +115,5 @@ def layout(df: DataFrame, table: FeatureTable) -> DataFrame:
     need too, so Spark sorts once. A small batch stays one partition (see SMALL_BATCH_BYTES)."""
     bucket = time_bucket(table)
     by = ([bucket] if bucket is not None else []) + [F.col(k) for k in table.keys]
-    partitioned = df.coalesce(1) if estimated_bytes(df) <= SMALL_BATCH_BYTES else df.repartitionByRange(*by)
+    partitioned = df.coalesce(1) if is_small(df) else df.repartitionByRange(*by)
     return partitioned.sortWithinPartitions(*by, F.col(table.event_time))

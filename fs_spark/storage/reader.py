@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+import deltalake
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
@@ -59,7 +60,7 @@ def load_delta_version(
     what was lost instead of Spark failing later on a missing file."""
     try:
         frame = spark.read.format("delta").option("versionAsOf", delta_version).load(path)
-        files = frame.inputFiles()
+        files = _files_at(spark, frame, path, delta_version)
     except (AnalysisException, Py4JJavaError) as exc:
         raise expired(f"the Delta log no longer holds version {delta_version} ({_first_line(exc)})") from None
     missing = missing_files(spark, files)
@@ -114,6 +115,18 @@ def read_version(
         dtype = table.feature(name).dtype.spark_type
         selected.append(F.col(name).cast(dtype).alias(name) if name in present else F.lit(None).cast(dtype).alias(name))
     return frame.select(selected)
+
+
+def _files_at(spark: SparkSession, frame: DataFrame, path: str, delta_version: int) -> list[str]:
+    """The data files of a Delta version: from its log through delta-rs where the filesystem is
+    local (milliseconds), else from Spark's snapshot of it."""
+    local = local_path(path)
+    if local is not None:
+        try:
+            return deltalake.DeltaTable(local, version=delta_version).file_uris()
+        except Exception:  # a log or protocol delta-rs cannot read: Spark's snapshot says
+            pass
+    return frame.inputFiles()
 
 
 def _first_line(exc: Exception) -> str:
