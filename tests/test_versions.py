@@ -125,18 +125,23 @@ def test_provenance_is_recorded_in_the_catalog_and_the_delta_commit(store, activ
     assert (meta["version_id"], meta["run_id"], commit.version) == (version.version_id, "run-1", stored.delta_version)
 
 
-def test_a_write_interrupted_before_its_catalog_row_is_recovered_not_repeated(store, activity, monkeypatch):
+def _killed_between_commits(store, monkeypatch, batch, **options) -> None:
+    """Write `batch` as a writer killed after its Delta commit, before its catalog row."""
     original = store.catalog.append
 
-    def crash_on_versions(table, rows):
+    def killed(table, rows):
         if table is FEATURE_VERSIONS and rows:
             raise RuntimeError("process killed")
         return original(table, rows)
 
-    monkeypatch.setattr(store.catalog, "append", crash_on_versions)
+    monkeypatch.setattr(store.catalog, "append", killed)
     with pytest.raises(RuntimeError, match="process killed"):
-        store.write("customer_activity", activity(activity_rows(10)), write_id="nightly-1")
+        store.write("customer_activity", batch, **options)
     monkeypatch.setattr(store.catalog, "append", original)
+
+
+def test_a_write_interrupted_before_its_catalog_row_is_recovered_not_repeated(store, activity, monkeypatch):
+    _killed_between_commits(store, monkeypatch, activity(activity_rows(10)), write_id="nightly-1")
     assert store.versions("customer_activity") == []
     version = store.write("customer_activity", activity(activity_rows(10)), write_id="nightly-1")
     assert version.recovered and version.delta_version == 1 and version.row_count == 10
@@ -180,17 +185,7 @@ def test_reads_and_builds_see_only_recorded_versions_while_a_writer_is_between_i
 
 def test_a_killed_writer_s_rows_stay_invisible_until_recovered(store, activity, monkeypatch):
     store.write("customer_activity", activity(activity_rows(10)))
-    original = store.catalog.append
-
-    def killed(table, rows):
-        if table is FEATURE_VERSIONS and rows:
-            raise RuntimeError("process killed")
-        return original(table, rows)
-
-    monkeypatch.setattr(store.catalog, "append", killed)
-    with pytest.raises(RuntimeError, match="process killed"):
-        store.write("customer_activity", activity(activity_rows(10, start=10)))
-    monkeypatch.setattr(store.catalog, "append", original)
+    _killed_between_commits(store, monkeypatch, activity(activity_rows(10, start=10)))
     assert store.read("customer_activity", version=1).count() == 10
     assert store.read("customer_activity").count() == 10
     third = store.write("customer_activity", activity(activity_rows(10, start=20)))
