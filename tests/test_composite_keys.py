@@ -106,3 +106,22 @@ def test_narrower_entity_columns_match_wider_keys(store, spark):
     labels = labels.selectExpr("*", f"timestamp'{(T0 + HOUR).isoformat()}' AS ts")
     built = store.create_training_set(labels, ["edges:weight"])
     assert [r.weight for r in built.load_df().collect()] == [12.0, None]
+
+
+@pytest.mark.parametrize("key_type", ["int", "long"])
+def test_every_integral_entity_type_matches_every_integral_key_type(store, spark, key_type):
+    table = FeatureTable(name="scores", entity=Entity(name="thing", keys={"id": key_type}), event_time="ts",
+                         features=[Feature(name="score", dtype="double")])
+    store.apply(table)
+    store.write("scores", spark.createDataFrame([(7, T0, 0.7), (-3, T0, -0.3)], f"id {key_type}, ts timestamp, score double"))
+    labels = spark.createDataFrame([(7, 7, 7, 7), (-3, -3, -3, -3), (8, 8, 8, 8)],
+                                   "k_byte tinyint, k_short smallint, k_int int, k_long long")
+    labels = labels.selectExpr("*", f"timestamp'{(T0 + HOUR).isoformat()}' AS ts")
+    lookups = [FeatureLookup(table_name="scores", lookup_key=column, rename_outputs={"score": f"via_{column}"})
+               for column in ("k_byte", "k_short", "k_int", "k_long")]
+    rows = store.create_training_set(labels, lookups).load_df().collect()
+    for column in ("k_byte", "k_short", "k_int", "k_long"):
+        assert [r[f"via_{column}"] for r in rows] == [0.7, -0.3, None], column
+    as_text = labels.selectExpr("CAST(k_int AS string) AS id", "ts")
+    with pytest.raises(EntityColumnError, match=f"'id'.*is string but key scores.id is {key_type}"):
+        store.create_training_set(as_text, ["scores:score"])
