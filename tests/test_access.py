@@ -246,7 +246,7 @@ def test_statistics_of_a_feature_are_its_data(governed, spark):
     as_user, *_ = governed
     root, alice = as_user("root"), as_user("alice")
     second = root.write("customers", spark.createDataFrame(
-        [(2, T0, 7.0, "b@y.org"), (3, T0, 9.0, None)], "customer_id long, ts timestamp, spend double, email string"))
+        [(2, T0, 5.0, "b@y.org"), (3, T0, 9.0, None)], "customer_id long, ts timestamp, spend double, email string"))
     # pii: no min or max is stored at all, for anyone, in the catalog or the Delta log
     email = root.versions("customers")[-1].stats["features"]["email"]
     assert (email["min"], email["max"], email["null_count"]) == (None, None, None)  # Delta keeps no stats of it
@@ -269,3 +269,7 @@ def test_statistics_of_a_feature_are_its_data(governed, spark):
     email_alerts = [a for a in alice.quality.alerts("customers") if a["feature"] == "email"]
     assert email_alerts and all(a["value"] is None for a in email_alerts)
     assert any(a["value"] is not None for a in root.quality.alerts("customers") if a["feature"] == "email")
+    psi = {name: report.feature(name).psi for name in ("spend", "email")}
+    worst = {who: [r.worst_psi for r in store.quality.scoreboard("customers").rows if r.version_id == second.version_id]
+             for who, store in (("root", root), ("alice", alice))}
+    assert worst == {"root": [max(psi.values())], "alice": [psi["spend"]]} and psi["email"] != psi["spend"]
