@@ -27,6 +27,11 @@ class StoreSettings(_Strict):
     root: str = "./fs_store"
     user: str | None = Field(default=None, description="Principal recorded in provenance; default: OS user")
     lock_timeout_seconds: float = 600.0
+    duplicate_batches: Literal["skip", "refuse"] = Field(
+        default="skip",
+        description="A write with no write_id whose rows equal an earlier version's: skip it (warn, return that "
+        "version) or refuse it",
+    )
 
 
 class SparkSettings(_Strict):

@@ -163,6 +163,23 @@ class Violation:
         return f"{self.feature}: rule {self.rule} broken by {self.count} row(s), e.g. {self.example}"
 
 
+class DuplicateBatchWarning(UserWarning):
+    """A write with no write_id carried exactly the rows of an earlier version: nothing was written."""
+
+
+class DuplicateBatchError(FsSparkError):
+    """A write with no write_id carried exactly the rows of an earlier version (store.duplicate_batches: refuse)."""
+
+    def __init__(self, table: str, version_number: int, version_id: str, write_id: str):
+        self.table = table
+        self.version_id = version_id
+        super().__init__(
+            f"batch refused for feature table {table!r}: it has exactly the rows of version #{version_number} "
+            f"({version_id}, write_id {write_id!r}); nothing was written. Pass that write_id to retry it, "
+            "or change the batch"
+        )
+
+
 class ValidationError(FsSparkError):
     """A batch broke validation rules in strict mode; nothing was written."""
 

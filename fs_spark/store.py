@@ -90,7 +90,13 @@ class FeatureStore:
         )
         self._registry = Registry(self.spark, self.paths, self._catalog, self.user, timeout, self._access)
         self._writer = FeatureWriter(
-            self.spark, self.paths, self._catalog, self.user, timeout, self._access.sensitive_tags
+            self.spark,
+            self.paths,
+            self._catalog,
+            self.user,
+            timeout,
+            self._access.sensitive_tags,
+            self.settings.store.duplicate_batches,
         )
         self._versions = VersionResolver(
             self._catalog, lambda name: self._registry.current(name).definition.definition_version

@@ -13,8 +13,11 @@ from pyspark.sql import functions as F
 
 from fs_spark import (
     BreakingChangeError,
+    DuplicateBatchError,
+    DuplicateBatchWarning,
     Feature,
     FeatureNotFoundError,
+    FeatureStore,
     NaiveTimestampError,
     RetentionPeriodError,
     RunRef,
@@ -25,6 +28,8 @@ from fs_spark import (
     WriteConflictError,
 )
 from fs_spark.catalog.schema import FEATURE_VERSIONS
+from fs_spark.ingest.conform import conform
+from fs_spark.ingest.metrics import content_digest
 
 from conftest import T0, activity_rows, activity_table
 
@@ -254,3 +259,44 @@ def test_bad_read_and_vacuum_arguments_get_fs_spark_errors(store, activity):
     with pytest.raises(RetentionPeriodError, match="cannot be negative"):
         store.vacuum("customer_activity", retention_hours=-1)
     assert store.read("customer_activity").count() == 3
+
+
+def test_an_exact_re_ingest_under_no_write_id_writes_nothing_and_names_the_first_version(store, activity, spark):
+    rows = activity_rows(10)
+    first = store.write("customer_activity", activity(rows), write_id="nightly-1")
+    table = store.get_table("customer_activity")
+    # the digest observed in the write's own pass equals a separate digest pass over the batch
+    assert first.content_digest == content_digest(conform(activity(rows), table), table)
+    with pytest.warns(DuplicateBatchWarning, match=rf"#1 \({first.version_id}, write_id 'nightly-1'\); nothing was written"):
+        again = store.write("customer_activity", activity(list(reversed(rows))).repartition(3))
+    assert again.version_id == first.version_id
+    assert len(store.versions("customer_activity")) == 1 and store.read("customer_activity").count() == 10
+
+    settings = store.settings.model_copy(update={"store": store.settings.store.model_copy(
+        update={"duplicate_batches": "refuse"})})
+    strict = FeatureStore(spark=spark, settings=settings)
+    with pytest.raises(DuplicateBatchError, match=r"exactly the rows of version #1 .*write_id 'nightly-1'"):
+        strict.write("customer_activity", activity(rows))
+    assert strict.write("customer_activity", activity(rows), write_id="nightly-1").version_id == first.version_id
+
+    changed = rows[:9] + [(9, rows[9][1], 99.0, *rows[9][3:])]
+    second = store.write("customer_activity", activity(changed))  # one value differs: a new version
+    assert second.version_number == 2 and store.read("customer_activity").count() == 20
+    quarantined = store.write("customer_activity", activity([(*r[:5], -1, r[6]) for r in activity_rows(3, start=50)]),
+                              write_id="bad", mode="quarantine")
+    assert quarantined.quarantined_row_count == 3 and quarantined.content_digest is not None
+
+
+def test_a_write_that_adds_no_rows_is_a_version_without_a_delta_commit(store, activity):
+    """Delta records no commit for an append of no rows: an empty batch, or one whose every row
+    was quarantined, is still a version, of the Delta version before it."""
+    first = store.write("customer_activity", activity(activity_rows(5)))
+    empty = store.write("customer_activity", activity([]), write_id="empty")
+    refused = store.write("customer_activity", activity([(*r[:5], -1, r[6]) for r in activity_rows(2, start=9)]),
+                          write_id="all-bad", mode="quarantine")
+    third = store.write("customer_activity", activity(activity_rows(5, start=5)))
+    assert [(v.version_number, v.row_count, v.delta_version) for v in (first, empty, refused, third)] == [
+        (1, 5, 1), (2, 0, 1), (3, 0, 1), (4, 5, 2)]
+    assert refused.quarantined_row_count == 2
+    assert [store.read("customer_activity", version=n).count() for n in (1, 2, 3, 4)] == [5, 5, 5, 10]
+    assert store.write("customer_activity", activity([]), write_id="empty").version_id == empty.version_id  # a retry

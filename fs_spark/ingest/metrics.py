@@ -18,14 +18,18 @@ from pyspark.sql import functions as F
 from fs_spark import digest as D
 from fs_spark.definitions.model import FeatureTable
 
+# The file statistics of a write that added no file.
+NO_FILES: dict[str, Any] = {"rows": 0, "min": {}, "max": {}, "nulls": {}}
 
-def _columns(table: FeatureTable) -> list[str]:
+
+def content_columns(table: FeatureTable) -> list[str]:
+    """The columns a batch's content digest covers: keys, event time, features."""
     return [*table.keys, table.event_time, *table.feature_names]
 
 
 def content_digest(df: DataFrame, table: FeatureTable) -> str:
     """Digest of a conformed batch, in one aggregation job."""
-    return D.frame_digest(df, _columns(table))
+    return D.frame_digest(df, content_columns(table))
 
 
 def label_counts(labels_column: str, labels: list[str]) -> list[Column]:

@@ -17,6 +17,7 @@ import hashlib
 import json
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -25,11 +26,19 @@ from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
+from fs_spark import digest as D
 from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.records import FeatureVersion
 from fs_spark.catalog.schema import FEATURE_VERSIONS, QUARANTINE_EVENTS
 from fs_spark.definitions.model import FeatureTable
-from fs_spark.errors import FsSparkError, ValidationError, Violation, WriteConflictError
+from fs_spark.errors import (
+    DuplicateBatchError,
+    DuplicateBatchWarning,
+    FsSparkError,
+    ValidationError,
+    Violation,
+    WriteConflictError,
+)
 from fs_spark.ids import new_id
 from fs_spark.ingest import metrics as M
 from fs_spark.ingest.conform import conform, source_values
@@ -69,9 +78,11 @@ class FeatureWriter(StorePart):
         user: str,
         lock_timeout: float,
         sensitive_tags: frozenset[str],
+        duplicates: str = "skip",
     ):
         super().__init__(spark, paths, catalog, user, lock_timeout)
         self._sensitive_tags = sensitive_tags
+        self._duplicates = duplicates  # a batch equal to an earlier version's: "skip" (warn) or "refuse"
         self._checks: dict[tuple[str, datetime], _Checks] = {}
         self._checks_lock = threading.Lock()
 
@@ -111,11 +122,13 @@ class FeatureWriter(StorePart):
             write_id = f"content:{digest}"
         path = self.paths.table(table.name, table.definition_version)
         with self.lock(table.name):
-            state = write_state(self.catalog, table.name, table.definition_version, write_id)
+            state = write_state(self.catalog, table.name, table.definition_version, write_id, digest)
             if self._recover(table, path, state.last_delta_version):
-                state = write_state(self.catalog, table.name, table.definition_version, write_id)
+                state = write_state(self.catalog, table.name, table.definition_version, write_id, digest)
             if state.version_id_for_write is not None:
                 return self._retried(table, batch, write_id, state.version_id_for_write, digest)
+            if state.version_id_for_content is not None:
+                return self._duplicate(table, state.version_id_for_content)
             number = state.last_version_number + 1
             version_id = new_id()
             context = _Context(
@@ -140,11 +153,13 @@ class FeatureWriter(StorePart):
         rules, duplicates = [*checks.rules, *exact], checks.duplicates
         columns = [name for name, _ in data_columns(table)]
         number = F.lit(ctx.number).cast("long")
+        before = latest_version(self.spark, path)
         if ctx.mode == "strict":
             flagged = layout(batch, table).withColumn(
                 _BAD_COLUMN, checks.any_broken | any_broken(exact) if exact else checks.any_broken
             )
             checked = with_duplicate_count(flagged, table)
+            checked, content = _observe_content(checked, table, digest)
             # The details come from `diagnose` afterwards; a constant keeps the hot path small.
             failure = F.raise_error(F.lit(f"{_MARKER} in {table.name}")).cast("long")
             bad = F.col(_BAD_COLUMN) | duplicates.broken
@@ -163,6 +178,7 @@ class FeatureWriter(StorePart):
             checked = with_duplicate_count(flagged, table)
             labels = F.when(duplicates.broken, F.concat(F.col(_RULES_COLUMN), F.array(F.lit(duplicates.label))))
             checked = checked.withColumn(_RULES_COLUMN, labels.otherwise(F.col(_RULES_COLUMN)))
+            checked, content = _observe_content(checked, table, digest)
             checked = checked.observe(
                 whole,
                 F.count(F.lit(1)).alias("rows"),
@@ -172,9 +188,11 @@ class FeatureWriter(StorePart):
             self._append(out, path, ctx, digest)
             batch_rows = int(whole.get["rows"])
             counts = M.rule_counts(whole.get)
-        commit = self._latest_commit(path, ctx.version_id)
-        file_stats = added_file_stats(self.spark, path, commit.version)
+        commit = self._own_commit(path, ctx.version_id, before)
+        file_stats = added_file_stats(self.spark, path, commit.version) if commit else M.NO_FILES
         bad_rows = 0 if batch_rows is None else batch_rows - file_stats["rows"]
+        if content is not None:  # every version records its batch's digest, whatever its write_id
+            digest = D.digest_of(content.get)
         version = self._version_record(ctx, path, commit, out.schema, digest, file_stats, bad_rows)
         events = []
         if bad_rows:
@@ -229,8 +247,12 @@ class FeatureWriter(StorePart):
 
     # --- commit bookkeeping -------------------------------------------------------------------
 
-    def _latest_commit(self, path: str, version_id: str) -> Commit:
+    def _own_commit(self, path: str, version_id: str, before: int | None) -> Commit | None:
+        """This write's Delta commit; None when the write added no rows (an empty batch, or one
+        whose every row was quarantined), for which Delta records no commit."""
         commit = latest_commit(self.spark, path)
+        if commit.version == before:
+            return None
         meta = json.loads(commit.user_metadata or "{}").get(METADATA_KEY, {})
         if meta.get("version_id") != version_id:
             raise FsSparkError(
@@ -243,8 +265,8 @@ class FeatureWriter(StorePart):
         stats, ts_min, ts_max = M.version_stats(ctx.table, file_stats, set(ctx.table.tagged(self._sensitive_tags)))
         return FeatureVersion(
             **ctx.provenance(),
-            delta_version=commit.version,
-            committed_at=commit.timestamp,
+            delta_version=commit.version if commit else (latest_version(self.spark, path) or 0),
+            committed_at=commit.timestamp if commit else datetime.now(UTC),
             storage_path=path,
             content_digest=digest,
             row_count=file_stats["rows"],
@@ -254,6 +276,21 @@ class FeatureWriter(StorePart):
             event_time_min=ts_min,
             event_time_max=ts_max,
         )
+
+    def _duplicate(self, table: FeatureTable, version_id: str) -> FeatureVersion:
+        """A batch with no write_id whose rows equal a version's, written under another identity."""
+        existing = self.catalog.version(version_id)
+        if existing is None:
+            raise FsSparkError(f"feature version {version_id} of {table.name} is not in the catalog")
+        if self._duplicates == "refuse":
+            raise DuplicateBatchError(table.name, existing.version_number, version_id, existing.write_id)
+        warnings.warn(
+            f"batch for {table.name!r} has exactly the rows of version #{existing.version_number} ({version_id}, "
+            f"write_id {existing.write_id!r}); nothing was written, that version is returned",
+            DuplicateBatchWarning,
+            stacklevel=4,
+        )
+        return existing
 
     def _retried(self, table, batch, write_id, version_id, digest) -> FeatureVersion:
         existing = self.catalog.version(version_id)
@@ -330,6 +367,17 @@ def diagnose(batch: DataFrame, table: FeatureTable, rules) -> list[Violation]:
 
 
 EXAMPLE_LIMIT = 80
+
+
+def _observe_content(
+    checked: DataFrame, table: FeatureTable, digest: str | None
+) -> tuple[DataFrame, Observation | None]:
+    """`checked` observing its batch's content digest in the write's own pass, unless it is
+    known already (computed first, when it is the write's identity)."""
+    if digest is not None:
+        return checked, None
+    content = Observation("fs_spark_content")
+    return checked.observe(content, *D.digest_aggregates(M.content_columns(table))), content
 
 
 def _shortened(example: Column) -> Column:

@@ -16,9 +16,12 @@ class WriteState:
     last_version_number: int
     last_delta_version: int | None
     version_id_for_write: str | None
+    version_id_for_content: str | None = None  # the first version whose batch had the same rows
 
 
-def write_state(catalog: Catalog, table_name: str, definition_version: int, write_id: str) -> WriteState:
+def write_state(
+    catalog: Catalog, table_name: str, definition_version: int, write_id: str, digest: str | None = None
+) -> WriteState:
     rows = [
         r
         for r in catalog.rows(FEATURE_VERSIONS.name)
@@ -28,4 +31,5 @@ def write_state(catalog: Catalog, table_name: str, definition_version: int, writ
         max((r["version_number"] for r in rows), default=0),
         max((r["delta_version"] for r in rows), default=None),
         next((r["version_id"] for r in rows if r["write_id"] == write_id), None),
+        next((r["version_id"] for r in rows if digest is not None and r["content_digest"] == digest), None),
     )
