@@ -27,10 +27,11 @@ from datetime import datetime
 
 from fs_spark.config import load_settings
 from fs_spark.definitions.yaml_io import load_definitions
-from fs_spark.errors import FsSparkError
+from fs_spark.errors import FsSparkError, StoreNotFoundError
 from fs_spark.governance.exports import FORMATS
 from fs_spark.progress import stage_progress
 from fs_spark.provenance import SourceInfo
+from fs_spark.storage.paths import StorePaths
 from fs_spark.store import FeatureStore
 from fs_spark.training.inputs import ENTITY_FORMATS, read_entities
 from fs_spark.training.spec import load_spec
@@ -154,6 +155,11 @@ def _version_required(text: str) -> int | str:
     return int(text) if text.isdigit() else text
 
 
+# Commands that may start a store at a new root; every other one refuses a root that holds none,
+# so a mistyped --root is an error instead of an empty store.
+CREATING_COMMANDS = ("init", "plan", "apply", "ingest")
+
+
 def run(argv: Sequence[str], out=sys.stdout) -> int:
     args = _parser().parse_args(argv)
     if args.command == "catalog":
@@ -167,7 +173,10 @@ def run(argv: Sequence[str], out=sys.stdout) -> int:
 
         print(" ".join(submit_args(settings.spark)), file=out)
         return 0
-    store = FeatureStore(args.root, settings=settings, user=args.user)
+    root = StorePaths(args.root or settings.store.root)
+    if args.command not in CREATING_COMMANDS and not root.holds_store():
+        raise StoreNotFoundError(root.root)
+    store = FeatureStore(root.root, settings=settings, user=args.user)
     if args.command == "init":
         store.init()
         print(f"initialised store at {store.root}", file=out)

@@ -87,6 +87,17 @@ class DefinitionError(FsSparkError):
         super().__init__(f"invalid definition of feature table {table!r}: {problem}")
 
 
+class StoreNotFoundError(FsSparkError):
+    """A command that reads a store was pointed at a root that holds none."""
+
+    def __init__(self, root: str):
+        self.root = root
+        super().__init__(
+            f"no fs_spark store at {root} (it has no _catalog folder): check --root or FS_SPARK_STORE__ROOT, "
+            "or start a store there with `fs-spark init`, `apply` or `ingest`"
+        )
+
+
 class TableNotFoundError(FsSparkError):
     def __init__(self, table: str, known: Sequence[str] = ()):
         self.table = table

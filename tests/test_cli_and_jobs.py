@@ -130,3 +130,13 @@ def test_two_processes_writing_one_table_at_once_lose_nothing(spark, tmp_path):
     assert sorted(v.delta_version for v in versions) == [1, 2, 3, 4]
     assert sorted(v.write_id for v in versions) == ["w1-0", "w1-1", "w2-0", "w2-1"]
     assert store.read("customer_activity").count() == 40
+
+
+def test_a_read_only_command_on_a_root_without_a_store_is_refused_and_creates_nothing(tmp_path, capsys):
+    typo = tmp_path / "fs_stroe"
+    for command in (["versions", "customer_activity"], ["tables"], ["training-sets"], ["read", "customer_activity"]):
+        assert main(["--root", str(typo), *command]) == 2
+        assert f"StoreNotFoundError: no fs_spark store at {typo}" in capsys.readouterr().err
+    assert not typo.exists()
+    assert main(["--root", str(typo), "init"]) == 0 and (typo / "_catalog").is_dir()
+    assert main(["--root", str(typo), "tables"]) == 0  # a store now: an empty list, no error

@@ -57,6 +57,12 @@ class StorePaths:
     def catalog(self, name: str) -> str:
         return f"{self.root}/_catalog/{check_name(name, 'catalog table')}"
 
+    def holds_store(self) -> bool:
+        """Whether the root holds a store (its catalog folder), where that can be seen without
+        Spark; a root on another filesystem is taken as one."""
+        local = local_path(self.root)
+        return local is None or (Path(local) / "_catalog").is_dir()
+
     @property
     def lock_dir(self) -> Path | None:
         local = local_path(self.root)
