@@ -81,12 +81,11 @@ class AccessControl:
         """Tags whose features never have raw statistics stored: `pii`, and the policy's own."""
         return ALWAYS_SENSITIVE | frozenset(self.policy.sensitive_tags if self.policy else ())
 
-    def _decide(self, request: Request, table: FeatureTable, name: str) -> tuple[bool, str]:
+    def _decide(self, policy: Policy, request: Request, table: FeatureTable, name: str) -> tuple[bool, str]:
         feature = table.feature(name)
         tags = set(feature.tags) | set(table.tags)
-        assert self.policy is not None
-        allowed, rule = self.policy.decide(self._principal, request.action, table.name, name, tags)
-        allowed_regions = self.policy.regions_for(table.name) if request.action == "read" else None
+        allowed, rule = policy.decide(self._principal, request.action, table.name, name, tags)
+        allowed_regions = policy.regions_for(table.name) if request.action == "read" else None
         if allowed and allowed_regions is not None and self.region not in allowed_regions:
             allowed, rule = False, f"regions of {table.name}: {list(allowed_regions)}, not {self.region!r}"
         elif (
@@ -108,7 +107,7 @@ class AccessControl:
             table = request.definition or self._definition_of(request.table)
             names = list(request.features) if request.features else list(table.feature_names)
             for name in names:
-                allowed, rule = self._decide(request, table, name)
+                allowed, rule = self._decide(self.policy, request, table, name)
                 rows.append(
                     {
                         "event_id": new_id(),
@@ -133,7 +132,7 @@ class AccessControl:
         if self.policy is None:
             return frozenset(table.feature_names)
         request = Request("read", table.name)
-        return frozenset(name for name in table.feature_names if self._decide(request, table, name)[0])
+        return frozenset(name for name in table.feature_names if self._decide(self.policy, request, table, name)[0])
 
     def redacted(self, version: FeatureVersion, table: FeatureTable) -> FeatureVersion:
         """`version` with the statistics of features this principal may not read taken out."""

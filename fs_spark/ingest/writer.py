@@ -193,7 +193,7 @@ class FeatureWriter(StorePart):
         bad_rows = 0 if batch_rows is None else batch_rows - file_stats["rows"]
         if content is not None:  # every version records its batch's digest, whatever its write_id
             digest = D.digest_of(content.get)
-        version = self._version_record(ctx, path, commit, out.schema, digest, file_stats, bad_rows)
+        version = self._version_record(ctx, path, commit, before, out.schema, digest, file_stats, bad_rows)
         events = []
         if bad_rows:
             events.append(self._quarantine(ctx, checked, bad_rows, counts))
@@ -261,11 +261,12 @@ class FeatureWriter(StorePart):
             )
         return commit
 
-    def _version_record(self, ctx, path, commit, schema, digest, file_stats, bad_rows) -> FeatureVersion:
+    def _version_record(self, ctx, path, commit, before, schema, digest, file_stats, bad_rows) -> FeatureVersion:
+        """`before`: the table's Delta version before this write, the version of a write that committed nothing."""
         stats, ts_min, ts_max = M.version_stats(ctx.table, file_stats, set(ctx.table.tagged(self._sensitive_tags)))
         return FeatureVersion(
             **ctx.provenance(),
-            delta_version=commit.version if commit else (latest_version(self.spark, path) or 0),
+            delta_version=commit.version if commit else (before or 0),
             committed_at=commit.timestamp if commit else datetime.now(UTC),
             storage_path=path,
             content_digest=digest,
