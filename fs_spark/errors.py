@@ -98,19 +98,42 @@ class StoreNotFoundError(FsSparkError):
         )
 
 
+def _did_you_mean(name: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+class InputNotFoundError(FsSparkError, FileNotFoundError):
+    """A file or folder given as input does not exist."""
+
+    def __init__(self, path: str):
+        self.path = path
+        super().__init__(f"no input at {path}: check the path (a file, or a folder of Parquet, CSV, JSON or Delta)")
+
+    __str__ = Exception.__str__
+
+
+class TimestampPrecisionError(FsSparkError):
+    """A nanosecond timestamp column holds digits below the microsecond, which Spark cannot keep."""
+
+    def __init__(self, column: str, example: str, source: str):
+        self.column = column
+        super().__init__(
+            f"timestamp column {column!r} of {source} has nanoseconds that a microsecond timestamp would "
+            f"drop (for example {example} ns since the epoch); round it to microseconds first, for example "
+            f"df[{column!r}] = df[{column!r}].dt.floor('us') in pandas"
+        )
+
+
 class TableNotFoundError(FsSparkError):
     def __init__(self, table: str, known: Sequence[str] = ()):
         self.table = table
         hint = f" Known tables: {', '.join(sorted(known))}." if known else " No tables are defined yet."
+        hint = _did_you_mean(table, known) + hint
         super().__init__(
             f"feature table {table!r} is not defined in this store.{hint} "
             "Define it with FeatureStore.apply(...) or `fs-spark apply`."
         )
-
-
-def _did_you_mean(name: str, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 class FeatureNotFoundError(FsSparkError, KeyError):

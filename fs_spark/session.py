@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +170,30 @@ def get_session(settings: SparkSettings | None = None) -> SparkSession:
         check_delta(active)
         return active
     return build_local_session(settings or SparkSettings())
+
+
+# What the parts of a store hold instead of a session: a call that gives the session, started
+# on first use, so commands that only read a local store's catalog never start a JVM.
+SessionSource = Callable[[], SparkSession]
+
+
+class LazySession:
+    """The store's Spark session: the one given, else the active or a local one on first call."""
+
+    def __init__(self, settings: SparkSettings, given: SparkSession | None = None):
+        if given is not None:
+            check_delta(given)
+        self._settings = settings
+        self._session = given
+        self._lock = threading.Lock()
+
+    def __call__(self) -> SparkSession:
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    self._session = get_session(self._settings)
+        return self._session
+
+    @property
+    def started(self) -> bool:
+        return self._session is not None

@@ -13,6 +13,7 @@ import getpass
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -29,13 +30,14 @@ from fs_spark.governance.deprecation import Deprecation, Deprecations
 from fs_spark.governance.exports import Export, check_request, write_export
 from fs_spark.ids import new_id
 from fs_spark.ingest.writer import FeatureWriter, Mode
+from fs_spark.inputs import as_spark_frame
 from fs_spark.integrations.mlflow import MlflowBridge
 from fs_spark.lineage.lineage import Lineage
 from fs_spark.lineage.openlineage import LineageEvents
 from fs_spark.provenance import RunRef, SourceInfo, as_run_ref
 from fs_spark.quality.checks import QualityChecks
 from fs_spark.quality.recovery import Recall, recall
-from fs_spark.session import check_delta, get_session
+from fs_spark.session import LazySession
 from fs_spark.storage.paths import StorePaths
 from fs_spark.storage.reader import read_version, readable_delta_version
 from fs_spark.storage.retention import VacuumResult, vacuum
@@ -72,15 +74,14 @@ class FeatureStore:
         user: str | None = None,
     ):
         self.settings = settings or load_settings()
-        if spark is not None:
-            check_delta(spark)
-        self.spark = spark or get_session(self.settings.spark)
+        # Started on first use: questions about a local store's catalog need no Spark at all.
+        self._session = LazySession(self.settings.spark, spark)
         self.paths = StorePaths(root or self.settings.store.root)
         self.user = user or self.settings.store.user or getpass.getuser()
         timeout = self.settings.store.lock_timeout_seconds
         # The parts that change definitions, schedules or raw catalog rows are private: the
         # facade is their only door, and each also checks access where its action happens.
-        self._catalog = Catalog(self.spark, self.paths, timeout)
+        self._catalog = Catalog(self._session, self.paths, timeout)
         self._access = AccessControl(
             self.settings.governance,
             self.user,
@@ -88,9 +89,9 @@ class FeatureStore:
             lambda name: self._registry.current(name).definition,
             self.paths.table_root,
         )
-        self._registry = Registry(self.spark, self.paths, self._catalog, self.user, timeout, self._access)
+        self._registry = Registry(self._session, self.paths, self._catalog, self.user, timeout, self._access)
         self._writer = FeatureWriter(
-            self.spark,
+            self._session,
             self.paths,
             self._catalog,
             self.user,
@@ -107,7 +108,7 @@ class FeatureStore:
         self.mlflow = MlflowBridge(self.settings.mlflow)
         self.events = LineageEvents(self.settings.lineage, self.paths.root)
         self._training = TrainingSets(
-            self.spark,
+            self._session,
             self.paths,
             self._catalog,
             self._registry,
@@ -119,10 +120,16 @@ class FeatureStore:
         )
         self.tracking = Tracking(self, self._catalog, self.mlflow)
         self.models = Models(self._catalog, self._training, self.mlflow, self.events, self.user)
-        self.lineage = Lineage(self.spark, self._catalog, self.user, lambda: self.models.live_everywhere())
+        self.lineage = Lineage(self._session, self._catalog, self.user, lambda: self.models.live_everywhere())
         self.quality = QualityChecks(
             self, self._catalog, self._registry, self._access, self._training, self.settings.quality
         )
+
+    @property
+    def spark(self) -> SparkSession:
+        """The Spark session: the one given, else the active one, else a local Delta session,
+        started when something first needs it."""
+        return self._session()
 
     @property
     def catalog(self) -> Catalog:
@@ -183,14 +190,16 @@ class FeatureStore:
     def write(
         self,
         table: str,
-        df: DataFrame,
+        df: DataFrame | Any,
         *,
         mode: Mode = "strict",
         write_id: str | None = None,
         source: SourceInfo | None = None,
         run: Run | RunRef | None = None,
+        cast: str = "none",
     ) -> FeatureVersion:
-        """Validate `df` and commit it as one new feature version.
+        """Validate `df` (a Spark DataFrame, or a pandas DataFrame or Arrow table) and commit it
+        as one new feature version.
 
         Args:
             mode: "strict" refuses the whole batch if any row breaks a rule; "quarantine" writes
@@ -200,14 +209,25 @@ class FeatureStore:
                 WriteConflictError. Default: the batch's content digest (one extra pass).
             source: where the batch came from and the time range it covers.
             run: the experiment and run making the write.
+            cast: "safe" also accepts columns of a narrower feature type than theirs (a long for
+                an int, a double for a long or float) when every value converts exactly; a value
+                that does not breaks rule cast[...]. Default "none": types must convert without loss.
         """
         applied = self._registry.current(table)
         self._access.require(Request("write", table))
+        df = as_spark_frame(self.spark, df, f"the batch for {table}")
         ref = as_run_ref(run)
         path = self.paths.table(table, applied.definition.definition_version)
         with self.events.job(f"write.{table}", run=ref) as job:
             version = self._writer.write(
-                applied.definition, applied.revision, df, mode=mode, write_id=write_id, source=source, run=ref
+                applied.definition,
+                applied.revision,
+                df,
+                mode=mode,
+                write_id=write_id,
+                source=source,
+                run=ref,
+                cast=cast,
             )
             job.output(path, version.delta_version, {"fs_spark.version_id": version.version_id})
         return version
@@ -475,7 +495,7 @@ class FeatureStore:
 
     def create_training_set(
         self,
-        df: DataFrame,
+        df: DataFrame | Any,
         feature_lookups: Sequence[FeatureLookup | str],
         *,
         label: str | Sequence[str] | None = None,
@@ -492,8 +512,9 @@ class FeatureStore:
         """Join each entity row to its features as of its time, store the result and its manifest.
 
         Args:
-            df: the entity rows: keys, a time per lookup, labels, anything else. Every row comes
-                back, in the same order, duplicates included.
+            df: the entity rows: keys, a time per lookup, labels, anything else; a Spark or
+                pandas DataFrame or an Arrow table. Every row comes back, in the same order,
+                duplicates included.
             feature_lookups: `FeatureLookup`s or `"table:feature"` strings.
             label: label column(s), placed last.
             exclude_columns: entity columns to leave out of the result.
@@ -517,6 +538,7 @@ class FeatureStore:
             ...     label="churned")
             >>> ts.load_df().show()                                       # doctest: +SKIP
         """
+        df = as_spark_frame(self.spark, df, "the entity rows")
         lookups = as_lookups(feature_lookups)
         copy_to = self._access.region_of(path) if path is not None else None
         self._access.require(
@@ -538,7 +560,7 @@ class FeatureStore:
             allow_quarantined=allow_quarantined,
         )
 
-    def get_historical_features(self, entity_df: DataFrame, features: Sequence[str], **options) -> TrainingSet:
+    def get_historical_features(self, entity_df: DataFrame | Any, features: Sequence[str], **options) -> TrainingSet:
         """Feast's spelling of `create_training_set`: `features` are `"table:feature"` strings."""
         return self.create_training_set(entity_df, list(features), **options)
 

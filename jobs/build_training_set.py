@@ -18,7 +18,7 @@ import sys
 
 from fs_spark import FeatureStore, FsSparkError
 from fs_spark.progress import stage_progress
-from fs_spark.training.inputs import ENTITY_FORMATS, read_entities
+from fs_spark.inputs import ENTITY_FORMATS, read_entities
 from fs_spark.training.spec import load_spec
 
 

@@ -32,7 +32,8 @@ from fs_spark.catalog.schema import ALL_TABLES, FEATURE_TABLES, FEATURE_VERSIONS
 from fs_spark.errors import CatalogRowError
 from fs_spark.locks import store_lock
 from fs_spark.provenance import from_spark
-from fs_spark.storage.delta_log import latest_version
+from fs_spark.session import SessionSource
+from fs_spark.storage.delta_log import latest_version, local_latest_version
 from fs_spark.storage.paths import StorePaths, local_path
 
 _BY_NAME = {t.name: t for t in ALL_TABLES}
@@ -69,14 +70,23 @@ def _plain(row: Row) -> Row:
 
 
 class Catalog:
-    def __init__(self, spark: SparkSession, paths: StorePaths, lock_timeout: float):
-        self.spark = spark
+    def __init__(self, session: SessionSource, paths: StorePaths, lock_timeout: float):
+        self._session = session
         self.paths = paths
         self.lock_timeout = lock_timeout
         self._cache: dict[str, tuple[int, list[Row]]] = {}
         self._cache_lock = threading.Lock()
 
+    @property
+    def spark(self) -> SparkSession:
+        """The Spark session, started on first use: a local store's catalog never needs one."""
+        return self._session()
+
     # --- raw access ---------------------------------------------------------------------------
+
+    def _latest(self, path: str) -> int | None:
+        local = local_path(path)
+        return local_latest_version(local) if local is not None else latest_version(self.spark, path)
 
     def path(self, name: str) -> str:
         return self.paths.catalog(name)
@@ -88,7 +98,7 @@ class Catalog:
 
     def _ensure(self, table: CatalogTable) -> int:
         """Create `table` if needed; return its latest Delta version."""
-        version = latest_version(self.spark, self.path(table.name))
+        version = self._latest(self.path(table.name))
         if version is not None:
             return version
         path = self.path(table.name)
@@ -107,7 +117,7 @@ class Catalog:
                 builder = DeltaTable.createIfNotExists(self.spark).location(path)
                 builder = builder.addColumns(table.schema).comment(table.doc).property("delta.appendOnly", "true")
                 builder.execute()
-        created = latest_version(self.spark, path)
+        created = self._latest(path)
         if created is None:
             raise FileNotFoundError(f"the catalog table {table.name} was not created at {path}")
         return created
@@ -168,7 +178,7 @@ class Catalog:
         self._ensure(table)
         path = self.path(table.name)
         with store_lock(self.paths.lock_dir, "_catalog", self.lock_timeout):
-            before = latest_version(self.spark, path)
+            before = self._latest(path)
             local = local_path(path)
             if local is not None:  # delta-rs: a commit in milliseconds instead of a Spark job
                 data = pa.Table.from_pylist([{n: r[n] for n in names} for r in rows], schema=_arrow_schema(table))
@@ -178,7 +188,7 @@ class Catalog:
             else:
                 frame = self.spark.createDataFrame([tuple(r[n] for n in names) for r in rows], table.schema)
                 frame.write.format("delta").mode("append").option("mergeSchema", "true").save(path)
-            after = latest_version(self.spark, path)
+            after = self._latest(path)
         with self._cache_lock:  # extend the cache when no other writer committed in between
             cached = self._cache.get(table.name)
             if cached and cached[0] == before and after == before + 1:

@@ -13,8 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from pyspark.sql import SparkSession
-
 from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.schema import FEATURE_TABLES
 from fs_spark.definitions.compatibility import Change, diff
@@ -22,6 +20,7 @@ from fs_spark.definitions.model import FeatureTable
 from fs_spark.errors import BreakingChangeError, DefinitionError, TableNotFoundError
 from fs_spark.governance.access import AccessControl, Request
 from fs_spark.ids import new_id
+from fs_spark.session import SessionSource
 from fs_spark.storage.layout import STATS_COLUMNS, create_table, stats_columns
 from fs_spark.storage.paths import StorePaths
 from fs_spark.store_part import StorePart
@@ -63,14 +62,14 @@ class Registry(StorePart):
 
     def __init__(
         self,
-        spark: SparkSession,
+        session: SessionSource,
         paths: StorePaths,
         catalog: Catalog,
         user: str,
         lock_timeout: float,
         access: AccessControl,
     ):
-        super().__init__(spark, paths, catalog, user, lock_timeout)
+        super().__init__(session, paths, catalog, user, lock_timeout)
         self._access = access
 
     def current(self, name: str) -> Applied:

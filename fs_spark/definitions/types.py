@@ -70,6 +70,21 @@ def accepts(declared: FeatureType, source: T.DataType) -> bool:
     return isinstance(source, _ACCEPTS[declared])
 
 
+# Narrowing conversions a write accepts with cast="safe": each value is checked in the
+# validation pass and a value that does not survive the cast exactly breaks rule cast[...]
+# (pandas makes int64 of every integer column, and float64 of one with a missing value).
+_SAFE_CASTS: dict[FeatureType, tuple[type[T.DataType], ...]] = {
+    FeatureType.INT: (T.LongType, T.FloatType, T.DoubleType),
+    FeatureType.LONG: (T.FloatType, T.DoubleType),
+    FeatureType.FLOAT: (T.IntegerType, T.LongType, T.DoubleType),
+}
+
+
+def casts_safely(declared: FeatureType, source: T.DataType) -> bool:
+    """True if `source` converts to `declared` under cast="safe", value by value."""
+    return isinstance(source, _SAFE_CASTS.get(declared, ()))
+
+
 _DURATION_RE = re.compile(r"^(\d+)(s|m|h|d|w)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 

@@ -71,6 +71,8 @@ class Deprecations:
         definition = self._definition_of(table)
         if feature is not None:
             definition.feature(feature)  # raises, naming the features that exist
+        if replacement is not None:
+            self._check_replacement(table, feature, replacement)
         self._access.require(Request("deprecate", table, [feature] if feature else None))
         announce, end = require_utc(announce, "announce"), require_utc(end, "end")
         if end < announce:
@@ -93,6 +95,15 @@ class Deprecations:
             ],
         )
         return Deprecation(table, feature, announce, end, replacement, reason, withdrawn)
+
+    def _check_replacement(self, table: str, feature: str | None, replacement: str) -> None:
+        """The replacement, `table` or `table:feature`, must exist and differ from what it replaces."""
+        other_table, _, other_feature = replacement.partition(":")
+        replacing = self._definition_of(other_table)  # TableNotFoundError, with the closest name
+        if other_feature:
+            replacing.feature(other_feature)  # FeatureNotFoundError, with the closest name
+        if (other_table, other_feature or None) == (table, feature):
+            raise ValueError(f"deprecation of {replacement}: it cannot replace itself")
 
     def in_force(self) -> list[Deprecation]:
         latest: dict[tuple[str, str | None], dict] = {}

@@ -1,8 +1,10 @@
 """Schema-level checks of a batch, done on the DataFrame's schema alone (no Spark job).
 
-Unknown or missing columns, types that do not convert without loss (a long into a double is
-checked value by value in the validation pass, which `conform` prepares), time-zone-naive timestamps
-and units that disagree with the definition are refused here, before any data is read.
+Unknown or missing columns, types that do not convert without loss, time-zone-naive timestamps
+and units that disagree with the definition are refused here, before any data is read. Two kinds
+of conversion are checked value by value in the validation pass instead, which `conform`
+prepares by keeping the source value beside the converted one: a long into a double (always),
+and the narrowing casts that `cast="safe"` allows (a long into an int, a double into a long...).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
 from fs_spark.definitions.model import FeatureTable
-from fs_spark.definitions.types import FeatureType, accepts
+from fs_spark.definitions.types import FeatureType, accepts, casts_safely
 from fs_spark.errors import SchemaMismatchError
 from fs_spark.storage.layout import INTERNAL_COLUMNS
 
@@ -24,13 +26,22 @@ def _declared(table: FeatureTable) -> dict[str, tuple[FeatureType, str | None, s
     return out
 
 
-def conform(df: DataFrame, table: FeatureTable) -> DataFrame:
+CASTS = ("none", "safe")
+
+
+def conform(df: DataFrame, table: FeatureTable, cast: str = "none") -> DataFrame:
     """Select the table's columns from `df` in storage order, cast to the declared types.
+
+    With cast="safe", narrowing casts (`casts_safely`) are accepted too; the value by value check
+    is the validation pass's.
 
     Raises SchemaMismatchError listing every problem at once; the check reads no data.
     """
+    if cast not in CASTS:
+        raise ValueError(f"cast must be one of {CASTS}, not {cast!r}")
     declared = _declared(table)
     fields = {f.name: f for f in df.schema.fields}
+    narrowed: set[str] = set()
     problems: list[str] = []
     unknown = sorted(set(fields) - set(declared))
     if unknown:
@@ -53,8 +64,16 @@ def conform(df: DataFrame, table: FeatureTable) -> DataFrame:
                 "convert it with to_utc_timestamp(col, '<zone>') first"
             )
         elif not accepts(dtype, field.dataType):
+            if casts_safely(dtype, field.dataType) and cast == "safe" and role == "feature":
+                narrowed.add(name)
+                continue
+            hint = (
+                ' (cast="safe", or --cast safe, accepts it where every value fits)'
+                if casts_safely(dtype, field.dataType) and role == "feature"
+                else ""
+            )
             problems.append(
-                f"{role} {name!r}: rule type: declared {dtype.value}, found {field.dataType.simpleString()}"
+                f"{role} {name!r}: rule type: declared {dtype.value}, found {field.dataType.simpleString()}{hint}"
             )
         source_unit = (field.metadata or {}).get("unit")
         if source_unit is not None and source_unit != unit:
@@ -62,15 +81,18 @@ def conform(df: DataFrame, table: FeatureTable) -> DataFrame:
     if problems:
         raise SchemaMismatchError(table.name, problems)
     # One SQL projection is one py4j call; a Column per cast is a hundred (names are validated
-    # identifiers, so quoting them is safe). A long bound for a double keeps its source value
-    # beside it, so the validation pass can refuse values a double cannot hold exactly.
+    # identifiers, so quoting them is safe). A long bound for a double, and a narrowed column,
+    # keep their source value beside them, so the validation pass can refuse values the declared
+    # type does not hold exactly; a narrowing cast that overflows gives null (TRY_CAST), never
+    # an error from inside the job.
     casts = [
-        f"CAST(`{name}` AS {dtype.spark_type.simpleString()}) AS `{name}`" for name, (dtype, _, _) in declared.items()
+        f"{'TRY_CAST' if name in narrowed else 'CAST'}(`{name}` AS {dtype.spark_type.simpleString()}) AS `{name}`"
+        for name, (dtype, _, _) in declared.items()
     ]
     kept = [
         f"`{name}` AS `{SOURCE_PREFIX}{name}`"
         for name, (dtype, _, _) in declared.items()
-        if dtype is FeatureType.DOUBLE and isinstance(fields[name].dataType, T.LongType)
+        if name in narrowed or (dtype is FeatureType.DOUBLE and isinstance(fields[name].dataType, T.LongType))
     ]
     return df.selectExpr(*casts, *kept)
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.definitions.types import parse_duration
@@ -132,11 +133,17 @@ def _cross_feature(rule) -> RowRule:
 _EXACT_DOUBLE_LIMIT = 2**53  # every integer up to it in magnitude is exact in a double
 
 
-def exact_rules(sources: dict[str, str]) -> list[RowRule]:
-    """For each feature bound from a long to a double (`conform.source_values`): the rows whose
-    long the double does not hold exactly (9007199254740993 would become ...992)."""
+def source_rules(batch: DataFrame, sources: dict[str, str]) -> list[RowRule]:
+    """For each feature `conform` kept a source value of (`conform.source_values`), the rows
+    whose value did not survive the conversion exactly: exact[long->double] for a long bound
+    for a double (9007199254740993 would become ...992), cast[<source>-><declared>] for a
+    narrowing that cast="safe" allowed (a long beyond an int's range, 2.5 for a long)."""
+    types = {f.name: f.dataType for f in batch.schema.fields}
     rules = []
     for feature, source in sources.items():
+        if not (isinstance(types[feature], T.DoubleType) and isinstance(types[source], T.LongType)):
+            rules.append(_cast_rule(feature, source, types[source], types[feature]))
+            continue
         value = F.col(source)
         size = F.abs(value)
         # Beyond 2**53 a double keeps the 53 leading bits: exact when the bits below them are 0.
@@ -148,6 +155,17 @@ def exact_rules(sources: dict[str, str]) -> list[RowRule]:
         )  # 2**(1..10): exact
         rules.append(RowRule(feature, "exact[long->double]", F.coalesce(~exact, F.lit(False)), _show(source)))
     return rules
+
+
+def _cast_rule(feature: str, source: str, source_type: T.DataType, declared: T.DataType) -> RowRule:
+    """Broken where the source value is not null and the cast value is null (out of range) or
+    differs from it: compared as longs for an integral source, as doubles for a floating one,
+    types in which both sides are exact."""
+    common = "bigint" if isinstance(source_type, T.IntegralType) else "double"
+    cast_value = F.col(feature).try_cast(common)
+    changed = F.col(source).isNotNull() & (cast_value.isNull() | (cast_value != F.col(source).cast(common)))
+    label = f"cast[{source_type.simpleString()}->{declared.simpleString()}]"
+    return RowRule(feature, label, F.coalesce(changed, F.lit(False)), _show(source))
 
 
 def any_broken(rules: list[RowRule]) -> Column:

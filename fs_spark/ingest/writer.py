@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from delta.tables import DeltaTable
-from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
 from fs_spark import digest as D
@@ -47,12 +47,13 @@ from fs_spark.ingest.rules import (
     any_broken,
     broken_labels,
     duplicate_rule,
-    exact_rules,
     latest_plausible,
     row_rules,
+    source_rules,
     with_duplicate_count,
 )
 from fs_spark.provenance import RunRef, SourceInfo, from_spark
+from fs_spark.session import SessionSource
 from fs_spark.spark_jobs import describe, described
 from fs_spark.storage.delta_log import Commit, added_file_stats, latest_commit, latest_version
 from fs_spark.storage.layout import VERSION_COLUMN, data_columns, layout
@@ -72,7 +73,7 @@ METADATA_KEY = "fs_spark"
 class FeatureWriter(StorePart):
     def __init__(
         self,
-        spark: SparkSession,
+        session: SessionSource,
         paths: StorePaths,
         catalog: Catalog,
         user: str,
@@ -80,7 +81,7 @@ class FeatureWriter(StorePart):
         sensitive_tags: frozenset[str],
         duplicates: str = "skip",
     ):
-        super().__init__(spark, paths, catalog, user, lock_timeout)
+        super().__init__(session, paths, catalog, user, lock_timeout)
         self._sensitive_tags = sensitive_tags
         self._duplicates = duplicates  # a batch equal to an earlier version's: "skip" (warn) or "refuse"
         self._checks: dict[tuple[str, datetime], _Checks] = {}
@@ -112,10 +113,11 @@ class FeatureWriter(StorePart):
         write_id: str | None = None,
         source: SourceInfo | None = None,
         run: RunRef | None = None,
+        cast: str = "none",
     ) -> FeatureVersion:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-        batch = conform(df, table)
+        batch = conform(df, table, cast)
         digest = None
         if write_id is None:  # identity from content: one extra aggregation pass
             digest = M.content_digest(batch, table)
@@ -149,14 +151,14 @@ class FeatureWriter(StorePart):
         after the shuffle for the same reason."""
         table = ctx.table
         checks = self._checks_for(table, datetime.now(UTC))
-        exact = exact_rules(source_values(batch))  # of this batch's source types, not cached
-        rules, duplicates = [*checks.rules, *exact], checks.duplicates
+        conversions = source_rules(batch, source_values(batch))  # of this batch's source types, not cached
+        rules, duplicates = [*checks.rules, *conversions], checks.duplicates
         columns = [name for name, _ in data_columns(table)]
         number = F.lit(ctx.number).cast("long")
         before = latest_version(self.spark, path)
         if ctx.mode == "strict":
             flagged = layout(batch, table).withColumn(
-                _BAD_COLUMN, checks.any_broken | any_broken(exact) if exact else checks.any_broken
+                _BAD_COLUMN, checks.any_broken | any_broken(conversions) if conversions else checks.any_broken
             )
             checked = with_duplicate_count(flagged, table)
             checked, content = _observe_content(checked, table, digest)
@@ -173,7 +175,7 @@ class FeatureWriter(StorePart):
             batch_rows, counts = None, {}
         else:
             whole = Observation("fs_spark_batch")
-            labels = F.concat(checks.labels, broken_labels(exact)) if exact else checks.labels
+            labels = F.concat(checks.labels, broken_labels(conversions)) if conversions else checks.labels
             flagged = layout(batch, table).withColumn(_RULES_COLUMN, labels)
             checked = with_duplicate_count(flagged, table)
             labels = F.when(duplicates.broken, F.concat(F.col(_RULES_COLUMN), F.array(F.lit(duplicates.label))))

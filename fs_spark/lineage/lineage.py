@@ -14,8 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import SparkSession
-
 from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.schema import LINEAGE_EDGES, MODEL_VERSIONS, RUNS, TRAINING_SETS
 from fs_spark.errors import LineageNodeNotFoundError
@@ -23,6 +21,7 @@ from fs_spark.lineage.graph import KINDS, LineageGraph, build_graph
 from fs_spark.lineage.reconcile import ReconcileReport, reconcile
 from fs_spark.lineage.render import to_dot, to_html
 from fs_spark.names import check_name
+from fs_spark.session import SessionSource
 from fs_spark.tracking.records import Deployment
 
 
@@ -54,16 +53,16 @@ class Lineage:
     """Questions asked of the lineage graph the catalog implies, and links recorded by hand.
 
     Args:
-        spark: reads Delta versions when reconciling.
+        session: gives the Spark session that reads Delta versions when reconciling.
         catalog: where the records and hand-made links are.
         user: who records links.
         live_deployments: the deployments live now, in every environment.
     """
 
     def __init__(
-        self, spark: SparkSession, catalog: Catalog, user: str, live_deployments: Callable[[], list[Deployment]]
+        self, session: SessionSource, catalog: Catalog, user: str, live_deployments: Callable[[], list[Deployment]]
     ):
-        self._spark = spark
+        self._session = session
         self._catalog = catalog
         self._user = user
         self._live_deployments = live_deployments
@@ -184,7 +183,7 @@ class Lineage:
     def reconcile(self) -> ReconcileReport:
         """Check that every feature version, training set and model version the catalog refers to
         exists and is readable at its recorded Delta version; report each dangling link."""
-        return reconcile(self._spark, self._catalog, self._live_deployments())
+        return reconcile(self._session(), self._catalog, self._live_deployments())
 
     # --- pictures -----------------------------------------------------------------------------
 

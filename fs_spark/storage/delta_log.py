@@ -24,16 +24,20 @@ def latest_version(spark: SparkSession, path: str) -> int | None:
     """
     local = local_path(path)
     if local is not None:
-        log = os.path.join(local, "_delta_log")
-        try:
-            names = os.listdir(log)
-        except FileNotFoundError:
-            return None
-        versions = [int(m.group(1)) for n in names if (m := _COMMIT_RE.match(n))]
-        return max(versions) if versions else None
+        return local_latest_version(local)
     if not DeltaTable.isDeltaTable(spark, path):
         return None
     return int(DeltaTable.forPath(spark, path).history(1).collect()[0].version)
+
+
+def local_latest_version(folder: str) -> int | None:
+    """The latest commit version of the Delta table in a local folder, from a listing of its log."""
+    try:
+        names = os.listdir(os.path.join(folder, "_delta_log"))
+    except FileNotFoundError:
+        return None
+    versions = [int(m.group(1)) for n in names if (m := _COMMIT_RE.match(n))]
+    return max(versions) if versions else None
 
 
 def _commit_lines(spark: SparkSession, path: str, version: int) -> list[str]:

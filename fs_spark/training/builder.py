@@ -36,6 +36,7 @@ from fs_spark.ids import new_id
 from fs_spark.integrations.mlflow import MlflowBridge
 from fs_spark.lineage.openlineage import LineageEvents
 from fs_spark.provenance import RunRef, require_utc
+from fs_spark.session import SessionSource
 from fs_spark.spark_jobs import describe, described
 from fs_spark.storage.layout import VERSION_COLUMN
 from fs_spark.storage.paths import StorePaths
@@ -91,7 +92,7 @@ class TrainingSets:
 
     def __init__(
         self,
-        spark: SparkSession,
+        session: SessionSource,
         paths: StorePaths,
         catalog: Catalog,
         registry: Registry,
@@ -101,7 +102,7 @@ class TrainingSets:
         user: str,
         partitions: int | None,
     ):
-        self.spark = spark
+        self._session = session
         self._paths = paths
         self._catalog = catalog
         self._registry = registry
@@ -110,6 +111,10 @@ class TrainingSets:
         self._events = events
         self._user = user
         self.partitions = partitions
+
+    @property
+    def spark(self) -> SparkSession:
+        return self._session()
 
     # --- resolving lookups --------------------------------------------------------------------
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pyspark.sql import DataFrame, SparkSession
 
 from fs_spark.training.manifest import ResolvedLookup, TrainingSetManifest
 from fs_spark.training.pit_join import ROW_COLUMN
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
 
 
 class TrainingSet:
@@ -40,6 +46,19 @@ class TrainingSet:
         """
         ordered = self._frame.orderBy(ROW_COLUMN)
         return ordered if with_row_number else ordered.drop(ROW_COLUMN)
+
+    def to_spark_df(self) -> DataFrame:
+        """The rows as a Spark DataFrame (Feast's name for `load_df`)."""
+        return self.load_df()
+
+    def to_arrow(self) -> pa.Table:
+        """The rows as an Arrow table, collected to the driver (Feast's `to_arrow`)."""
+        return self.load_df().toArrow()
+
+    def to_df(self) -> pd.DataFrame:
+        """The rows as a pandas DataFrame, collected to the driver (Feast's `to_df`); timestamps
+        are aware UTC."""
+        return self.to_arrow().to_pandas()
 
     def __repr__(self) -> str:
         return f"TrainingSet(id={self.id!r}, rows={self.manifest.row_count}, feature_versions={self.manifest.feature_version_ids})"

@@ -1,0 +1,67 @@
+"""Commands on definitions and the store itself: init, plan, apply, tables, catalog, submit-args."""
+
+from __future__ import annotations
+
+import click
+
+from fs_spark.cli.app import Cli
+from fs_spark.cli.params import argument, command
+from fs_spark.definitions.yaml_io import load_definitions
+
+DEFINITIONS_HELP = "a YAML file of definitions, or a folder of them (e.g. conf/features)"
+
+
+@command("init", "Set-up")
+@click.pass_obj
+def init(cli: Cli) -> None:
+    """Create the store's catalog tables at --root (done on first use too)."""
+    store = cli.store(creating=True).init()
+    cli.echo(f"initialised store at {store.root}")
+
+
+@command("plan", "Definitions")
+@argument("definitions", DEFINITIONS_HELP)
+@click.pass_obj
+def plan(cli: Cli, definitions: str) -> None:
+    """Show what `apply` would change, and what a breaking change would break; change nothing."""
+    for item in cli.store(creating=True).plan(*load_definitions(definitions)):
+        cli.echo(item)
+
+
+@command("apply", "Definitions")
+@argument("definitions", DEFINITIONS_HELP)
+@click.pass_obj
+def apply(cli: Cli, definitions: str) -> None:
+    """Create or update feature tables from their definitions (breaking changes need a new
+    definition_version)."""
+    for item in cli.store(creating=True).apply(*load_definitions(definitions)):
+        cli.echo(item)
+
+
+@command("tables", "Definitions")
+@click.pass_obj
+def tables(cli: Cli) -> None:
+    """List the feature tables."""
+    for name in cli.store().list_tables():
+        cli.echo(name)
+
+
+@command("catalog", "Set-up")
+@click.pass_obj
+def catalog(cli: Cli) -> None:
+    """Document the catalog's tables and columns."""
+    from fs_spark.catalog.schema import describe_catalog
+
+    cli.echo(describe_catalog())
+
+
+@command("submit-args", "Set-up")
+@click.pass_obj
+def submit_args(cli: Cli) -> None:
+    """Print the spark-submit flags for Delta and fs_spark: spark-submit $(fs-spark submit-args) job.py"""
+    from fs_spark.session import submit_args as flags
+
+    cli.echo(" ".join(flags(cli.settings.spark)))
+
+
+COMMANDS = (plan, apply, tables, init, catalog, submit_args)
