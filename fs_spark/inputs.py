@@ -8,6 +8,7 @@ a whole microsecond, and refused, naming the column and an example, when digits 
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -37,13 +38,32 @@ def _exists(spark: SparkSession, path: str) -> bool:
 
 
 def _parquet_nanos(path: str) -> dict[str, bool]:
-    """The nanosecond timestamp columns of a local Parquet file or folder, each with whether it
-    is an instant (has a zone)."""
+    """The top-level INT64 nanosecond timestamp columns of a local Parquet file or folder (its
+    first file), each with whether it is an instant. INT96, Spark's own legacy timestamps, are
+    not among them: Spark reads those."""
     local = local_path(path)
     if local is None:
         return {}
-    schema = pq.ParquetDataset(local).schema
-    return {f.name: f.type.tz is not None for f in schema if pa.types.is_timestamp(f.type) and f.type.unit == "ns"}
+    files = [local] if os.path.isfile(local) else sorted(_data_files(local))
+    if not files:
+        return {}
+    schema = pq.ParquetFile(files[0]).schema
+    found = {}
+    for index in range(len(schema)):
+        column = schema.column(index)
+        logical = json.loads(column.logical_type.to_json())
+        if column.physical_type == "INT64" and "." not in column.path and logical.get("timeUnit") == "nanoseconds":
+            found[column.name] = bool(logical.get("isAdjustedToUTC"))
+    return found
+
+
+def _data_files(folder: str) -> list[str]:
+    """The Parquet files under a folder, as Spark sees them (names starting with _ or . are not data)."""
+    found = []
+    for parent, folders, names in os.walk(folder):
+        folders[:] = [f for f in folders if not f.startswith(("_", "."))]
+        found += [os.path.join(parent, n) for n in names if n.endswith(".parquet") and not n.startswith(("_", "."))]
+    return found
 
 
 def _micros_from_nanos(df: DataFrame, nanos: dict[str, bool], source: str) -> DataFrame:
