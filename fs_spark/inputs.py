@@ -116,7 +116,7 @@ def _arrow_micros(table: pa.Table, source: str) -> pa.Table:
             continue
         column = table.column(index)
         raw = pc.cast(column, pa.int64())
-        lossy = pc.filter(raw, pc.not_equal(pc.remainder(raw, 1000), 0))
+        lossy = pc.filter(raw, pc.not_equal(pc.multiply(pc.divide(raw, 1000), 1000), raw))  # integer division
         if len(lossy):
             raise TimestampPrecisionError(field.name, str(lossy[0].as_py()), source)
         wanted = pa.timestamp("us", tz=field.type.tz)

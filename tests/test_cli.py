@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from fs_spark import FeatureNotFoundError, TableNotFoundError
+from fs_spark import FeatureNotFoundError, TableNotFoundError, VersionNotFoundError
 from fs_spark.cli import main, run
 from fs_spark.version import __version__
 
@@ -78,9 +78,9 @@ def test_times_without_a_zone_are_read_in_the_given_zone(written):
     in_utc = cli("--root", written.root, "read", "customer_activity", "--as-of", naive, "--limit", "100")
     with_zone = cli("--root", written.root, "read", "customer_activity", "--as-of", naive + "+00:00", "--limit", "100")
     assert in_utc == with_zone and len(in_utc.splitlines()) == 16
-    east = cli("--root", written.root, "read", "customer_activity", "--as-of", naive, "--timezone", "Asia/Tokyo",
-               "--limit", "100")
-    assert len(east.splitlines()) == 1  # nine hours earlier: before the first write, no rows
+    with pytest.raises(VersionNotFoundError, match=r"as of .*\+00:00"):  # nine hours earlier: before the first write
+        run(["--root", written.root, "read", "customer_activity", "--as-of", naive, "--timezone", "Asia/Tokyo"],
+            out=io.StringIO())
 
 
 def test_a_deprecation_must_name_a_replacement_that_exists(written):
@@ -91,7 +91,7 @@ def test_a_deprecation_must_name_a_replacement_that_exists(written):
     with pytest.raises(FeatureNotFoundError, match="Did you mean 'segment'"):
         run([*args, "--replacement", "customer_activity:segmnt"], out=io.StringIO())
     out = cli(*args, "--replacement", "customer_activity:spend_7d")
-    assert out.strip() == ("customer_activity:segment: deprecated from 2030-01-01T00:00:00+00:00, "
+    assert out.strip() == ("customer_activity.segment: deprecated from 2030-01-01T00:00:00+00:00, "
                            "retired from 2030-06-01T00:00:00+00:00")
     assert [d.replacement for d in written.deprecations()] == ["customer_activity:spend_7d"]
 
@@ -113,7 +113,7 @@ def test_questions_about_the_catalog_start_no_spark(written, spark):
     assert [(v["version_id"], v["row_count"]) for v in listed] == [(v.version_id, v.row_count) for v in versions]
     assert answer("tables").stdout.split() == ["customer_activity"]
     assert answer("training-sets").stdout.split()[0] == built.id
-    assert built.id in answer("lineage", versions[0].version_id).stdout
+    assert built.id[-8:] in answer("lineage", versions[0].version_id).stdout
     assert answer("recall", "customer_activity", "1").stdout.startswith("customer_activity #1")
     assert "2 ok" in " ".join(answer("quality").stdout.split())
     typo = answer("versions", "customer_activty", status=2)

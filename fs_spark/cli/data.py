@@ -84,7 +84,9 @@ def read(
 @click.option("--as-of", help=f"the latest version committed at or before this time: {TIME_HELP}")
 @timezone_option
 @click.option("--features", help="comma-separated feature names (default: all the policy allows)")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="parquet", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default="parquet", show_default=True, help="the copy's format"
+)
 @click.option("--overwrite", is_flag=True, help="replace what is at PATH")
 @click.pass_obj
 def export(

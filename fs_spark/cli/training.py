@@ -75,7 +75,9 @@ def rebuild_training_set(cli: Cli, training_set_id: str, limit: int) -> None:
 @command("export-training-set", "Training sets")
 @argument("training_set_id", ID_HELP)
 @argument("path", "the destination (refused if it exists, unless --overwrite)")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="parquet", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default="parquet", show_default=True, help="the copy's format"
+)
 @click.option("--overwrite", is_flag=True, help="replace what is at PATH")
 @click.pass_obj
 def export_training_set(cli: Cli, training_set_id: str, path: str, fmt: str, overwrite: bool) -> None:
