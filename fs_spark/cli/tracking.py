@@ -40,7 +40,13 @@ def models(cli: Cli) -> None:
 @argument("node", "an ID (feature version, training set, run, model version, ...) or kind:id")
 @click.option("--html", help="also write a page for people to read here")
 @click.option("--dot", help="also write Graphviz DOT here")
-@click.option("--direction", type=click.Choice(("upstream", "downstream", "both")), default="both", show_default=True)
+@click.option(
+    "--direction",
+    type=click.Choice(("upstream", "downstream", "both")),
+    default="both",
+    show_default=True,
+    help="what to show: what fed the node, what it fed, or both",
+)
 @click.pass_obj
 def lineage(cli: Cli, node: str, html: str | None, dot: str | None, direction: str) -> None:
     """The lineage around a node: as text, and as an HTML page or DOT."""
