@@ -1,4 +1,5 @@
-"""Strict settings: `conf/fs_spark.yaml`, then `FS_SPARK_<SECTION>__<KEY>` environment overrides.
+"""Strict settings: `conf/fs_spark.yaml`, then `FS_SPARK_<SECTION>__<KEY>[__<KEY>...]`
+environment overrides, read by pydantic-settings into any depth of the file.
 
 A misspelt key is an error, never a silent default.
 """
@@ -6,12 +7,15 @@ A misspelt key is an error, never a silent default.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
 
 from fs_spark.errors import ConfigError
 
@@ -145,6 +149,60 @@ class Settings(_Strict):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
 
+class _Environment(BaseSettings, Settings):
+    """Settings as pydantic-settings reads them from FS_SPARK_* variables: `__` goes one level
+    down, into sections, nested sections and maps (FS_SPARK_QUALITY__DRIFT__PSI=0.3,
+    FS_SPARK_SPARK__CONF__spark.sql.ansi.enabled=false), and a JSON value fills a whole section
+    or map (FS_SPARK_SPARK__CONF='{"spark.sql.ansi.enabled": "false"}')."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore")
+
+
+class _EnvironmentSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping instead of os.environ."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self._given = env
+        super().__init__(_Environment)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._given, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+def _check_name(key: str) -> None:
+    """A FS_SPARK_* variable must name a setting: pydantic-settings would ignore a misspelt one."""
+    model: type[BaseModel] = Settings
+    parts = key[len(ENV_PREFIX) :].lower().split("__")
+    for depth, part in enumerate(parts):
+        field = model.model_fields.get(part)
+        if field is None:
+            known = ", ".join(sorted(model.model_fields))
+            raise ConfigError(key, f"no setting {'.'.join(parts[: depth + 1])!r}; the choices there are {known}")
+        inner = field.annotation
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return  # a value, or a map whose keys are free
+        model = inner
+
+
+def _environment(env: Mapping[str, str]) -> dict[str, Any]:
+    names = [k for k in env if k.upper().startswith(ENV_PREFIX) and k.upper() != f"{ENV_PREFIX}CONF"]
+    for key in names:
+        _check_name(key)
+    if not names:
+        return {}
+    try:
+        return _EnvironmentSource({k: env[k] for k in names})()
+    except Exception as exc:  # a JSON value that does not parse
+        raise ConfigError("environment", str(exc)) from exc
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:
     """Read settings from `path` (or FS_SPARK_CONF, or ./conf/fs_spark.yaml when present).
 
@@ -166,14 +224,9 @@ def load_settings(path: str | os.PathLike[str] | None = None, env: dict[str, str
             raise ConfigError(source, str(exc)) from exc
         if not isinstance(data, dict):
             raise ConfigError(source, "the top level must be a mapping")
-    for key, value in env.items():
-        if not key.startswith(ENV_PREFIX) or key == f"{ENV_PREFIX}CONF" or "__" not in key:
-            continue
-        section, _, field = key[len(ENV_PREFIX) :].lower().partition("__")
-        data.setdefault(section, {})
-        if not isinstance(data[section], dict):
-            raise ConfigError(key, f"section {section!r} is not a mapping")
-        data[section][field] = value
+    overrides = _environment(env)
+    if overrides:
+        data = _merged(data, overrides)
         source = f"{source} + environment"
     try:
         return Settings.model_validate(data)

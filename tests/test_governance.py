@@ -31,6 +31,7 @@ def spend(store, spark):
 
 
 def test_announced_deprecation_warns_with_the_replacement(store, spend):
+    store.apply(SPEND.with_(name="spend_v2"))  # a replacement must exist
     store.deprecate("spend", "amount", announce=NOW - timedelta(days=1), end=NOW + timedelta(days=30),
                     replacement="spend_v2:amount", reason="currency fix")
     with pytest.warns(DeprecatedFeatureWarning, match=r"spend.amount is deprecated \(currency fix\).*use spend_v2:amount"):

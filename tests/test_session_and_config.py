@@ -115,6 +115,21 @@ def test_environment_overrides_the_file(tmp_path):
     assert (settings.store.root, settings.spark.shuffle_partitions) == ("/from/env", 3)
 
 
+def test_the_environment_reaches_nested_sections_and_maps(tmp_path):
+    path = tmp_path / "fs.yaml"
+    path.write_text("quality:\n  drift:\n    ks: 0.2\nspark:\n  conf: {spark.a: '1'}\n")
+    env = {"FS_SPARK_CONF": str(path), "FS_SPARK_QUALITY__DRIFT__PSI": "0.3",
+           "FS_SPARK_SPARK__CONF__spark.sql.ansi.enabled": "false", "FS_SPARK_RETENTION__TABLES": '{"clicks_*": 48}'}
+    settings = load_settings(None, env=env)
+    assert (settings.quality.drift.psi, settings.quality.drift.ks) == (0.3, 0.2)  # the file's ks stays
+    assert settings.spark.conf == {"spark.a": "1", "spark.sql.ansi.enabled": "false"}
+    assert settings.retention.hours_for("clicks_eu") == 48 and settings.retention.hours_for("orders") == 168
+    with pytest.raises(ConfigError, match="no setting 'quality.drift.psii'; the choices there are ks, "):
+        load_settings(None, env={"FS_SPARK_QUALITY__DRIFT__PSII": "0.3"})
+    with pytest.raises(ConfigError, match="no setting 'qualty'"):
+        load_settings(None, env={"FS_SPARK_QUALTY__DRIFT__PSI": "0.3"})
+
+
 def test_the_shipped_settings_file_is_valid():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     settings = load_settings(os.path.join(root, "conf", "fs_spark.yaml"), env={})
