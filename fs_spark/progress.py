@@ -1,44 +1,115 @@
-"""Progress of long Spark stages on the terminal, for the command line and jobs.
+"""One updating line on the terminal for long commands and jobs: the fs_spark step under way
+("validating", "joining", "checking drift 12/20 features"), the tasks of its Spark stages, rows
+where known, and the elapsed time.
 
-Spark's own console progress bar needs `spark.ui.showConsoleProgress` set before the session
-starts; this works with any session, by polling the status tracker from a daemon thread and
-printing a line per running stage when its completed-task count moves.
+fs_spark's code marks its steps with `step(...)`, a no-op unless a `StepProgress` is active (the
+command line and the jobs start one). The Spark part comes from Spark's own status tracker,
+polled from a daemon thread, so it works with any session, including one started by
+spark-submit. The line is drawn by tqdm, and only when the output is a terminal.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-from pyspark.sql import SparkSession
+from tqdm import tqdm
+
+_active: StepProgress | None = None
+_active_lock = threading.Lock()
+
+
+def step(name: str, done: int | None = None, total: int | None = None, rows: int | None = None) -> None:
+    """Say which step runs now (and how far it is, when the step counts its own units)."""
+    progress = _active
+    if progress is not None:
+        progress.show(name, done, total, rows)
+
+
+class StepProgress:
+    """The line itself. `enabled` defaults to whether `out` is a terminal."""
+
+    def __init__(self, out: TextIO = sys.stderr, enabled: bool | None = None, every: float = 0.5):
+        self.enabled = out.isatty() if enabled is None else enabled
+        self._bar = tqdm(
+            total=0,
+            file=out,
+            disable=not self.enabled,
+            bar_format="{desc} [{elapsed}]",
+            dynamic_ncols=True,
+            leave=False,
+        )
+        self._name = ""
+        self._own: tuple[int | None, int | None, int | None] = (None, None, None)
+        self._every = every
+        self._lock = threading.Lock()
+
+    def show(self, name: str, done: int | None = None, total: int | None = None, rows: int | None = None) -> None:
+        with self._lock:
+            self._name, self._own = name, (done, total, rows)
+            self._draw(_spark_tasks())
+
+    def _draw(self, tasks: tuple[int, int] | None) -> None:
+        if not self._name and tasks is None:
+            return
+        done, total, rows = self._own
+        parts = [self._name or "working"]
+        if done is not None and total is not None:
+            parts[0] += f" {done}/{total}"
+        if tasks is not None:
+            parts.append(f"{tasks[0]}/{tasks[1]} tasks")
+        if rows is not None:
+            parts.append(f"{rows:,} rows")
+        self._bar.set_description_str(" · ".join(parts), refresh=True)
+
+    def poll(self, stop: threading.Event) -> None:
+        while not stop.wait(self._every):
+            with self._lock:
+                self._draw(_spark_tasks())
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def _spark_tasks() -> tuple[int, int] | None:
+    """Completed and total tasks of the running stages of the process's Spark context, if any."""
+    from pyspark import SparkContext
+
+    context = SparkContext._active_spark_context
+    if context is None:
+        return None
+    tracker = context.statusTracker()
+    done = total = 0
+    for stage_id in tracker.getActiveStageIds():
+        info = tracker.getStageInfo(stage_id)
+        if info is not None:
+            done, total = done + info.numCompletedTasks, total + info.numTasks
+    return (done, total) if total else None
 
 
 @contextmanager
-def stage_progress(spark: SparkSession, out: TextIO = sys.stderr, every: float = 1.0):
-    """Print `[stage 12] 37/200 tasks` lines while the body runs."""
-    tracker = spark.sparkContext.statusTracker()
+def progress_line(out: TextIO = sys.stderr, enabled: bool | None = None, every: float = 0.5) -> Iterator[StepProgress]:
+    """Show the line while the body runs; nested or concurrent uses keep the first."""
+    global _active
+    progress = StepProgress(out, enabled, every)
+    with _active_lock:
+        owner = _active is None
+        if owner:
+            _active = progress
     stop = threading.Event()
-    shown: dict[int, int] = {}
-
-    def poll() -> None:
-        while not stop.wait(every):
-            for stage_id in tracker.getActiveStageIds():
-                info = tracker.getStageInfo(stage_id)
-                if info is None or shown.get(stage_id) == info.numCompletedTasks:
-                    continue
-                shown[stage_id] = info.numCompletedTasks
-                print(
-                    f"[stage {stage_id}] {info.numCompletedTasks}/{info.numTasks} tasks ({info.name[:60]})",
-                    file=out,
-                    flush=True,
-                )
-
-    thread = threading.Thread(target=poll, name="fs_spark-progress", daemon=True)
-    thread.start()
+    thread = threading.Thread(target=progress.poll, args=(stop,), name="fs_spark-progress", daemon=True)
+    if owner and progress.enabled:
+        thread.start()
     try:
-        yield
+        yield progress
     finally:
         stop.set()
-        thread.join(timeout=5)
+        if thread.is_alive():
+            thread.join(timeout=5)
+        progress.close()
+        if owner:
+            with _active_lock:
+                _active = None

@@ -34,6 +34,7 @@ from fs_spark.inputs import as_spark_frame
 from fs_spark.integrations.mlflow import MlflowBridge
 from fs_spark.lineage.lineage import Lineage
 from fs_spark.lineage.openlineage import LineageEvents
+from fs_spark.progress import step
 from fs_spark.provenance import RunRef, SourceInfo, as_run_ref
 from fs_spark.quality.checks import QualityChecks
 from fs_spark.quality.recovery import Recall, recall
@@ -719,7 +720,9 @@ class FeatureStore:
         sets need and naming what holds them. Run it from cron or a scheduler:
         `fs-spark vacuum --all` or `spark-submit jobs/retention.py`."""
         settings = self.settings.retention
-        return [
-            self.vacuum(name, retention_hours=settings.hours_for(name), keep_held=True, reason=reason)
-            for name in (tables or self.list_tables())
-        ]
+        names = list(tables or self.list_tables())
+        results = []
+        for done, name in enumerate(names):
+            step(f"vacuum of {name}", done, len(names))
+            results.append(self.vacuum(name, retention_hours=settings.hours_for(name), keep_held=True, reason=reason))
+        return results

@@ -17,7 +17,7 @@ import json
 import sys
 
 from fs_spark import FeatureStore, FsSparkError
-from fs_spark.progress import stage_progress
+from fs_spark.progress import progress_line
 from fs_spark.inputs import ENTITY_FORMATS, read_entities
 from fs_spark.training.spec import load_spec
 
@@ -34,8 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         store = FeatureStore(args.root)
         spec = load_spec(args.spec)
         entities = read_entities(store.spark, args.entities, args.format)
-        with stage_progress(store.spark):
-            built = store.create_training_set(entities, list(spec.feature_lookups), path=args.output, **spec.options())
+        built = store.create_training_set(entities, list(spec.feature_lookups), path=args.output, **spec.options())
     except FsSparkError as exc:
         print(f"build refused: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
@@ -46,4 +45,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with progress_line():  # one updating line on a terminal, nothing in a log
+        sys.exit(main())

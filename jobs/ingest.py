@@ -14,6 +14,8 @@ import json
 import sys
 
 from fs_spark import FeatureStore, FsSparkError, SourceInfo, load_definitions
+from fs_spark.inputs import FILE_FORMATS, read_file
+from fs_spark.progress import progress_line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", required=True, help="store root")
     parser.add_argument("--table", required=True)
     parser.add_argument("--input", required=True)
-    parser.add_argument("--format", default="parquet", choices=("parquet", "csv", "json", "delta"))
+    parser.add_argument("--format", default="parquet", choices=FILE_FORMATS)
     parser.add_argument("--mode", default="strict", choices=("strict", "quarantine"))
     parser.add_argument("--write-id", help="identity of this write, for safe retries")
     parser.add_argument("--definitions", help="apply these definitions first (file or folder)")
@@ -30,12 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         store = FeatureStore(args.root)
         if args.definitions:
             store.apply(*load_definitions(args.definitions))
-        reader = store.spark.read.format(args.format)
-        if args.format == "csv":
-            reader = reader.option("header", "true").option("inferSchema", "true")
         version = store.write(
             args.table,
-            reader.load(args.input),
+            read_file(store.spark, args.input, args.format),
             mode=args.mode,
             write_id=args.write_id,
             source=SourceInfo(description=f"{args.format}:{args.input}"),
@@ -50,4 +49,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with progress_line():  # one updating line on a terminal, nothing in a log
+        sys.exit(main())

@@ -16,6 +16,7 @@ import json
 import sys
 
 from fs_spark import FeatureStore, FsSparkError
+from fs_spark.progress import progress_line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,4 +37,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with progress_line():  # one updating line on a terminal, nothing in a log
+        sys.exit(main())

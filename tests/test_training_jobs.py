@@ -21,10 +21,12 @@ import pytest
 from fs_spark import load_definitions
 from fs_spark.cli import main, run
 from fs_spark.notebook import local_dbutils
-from fs_spark.progress import stage_progress
+from fs_spark.progress import progress_line
 from fs_spark.session import submit_args
 
 from conftest import make_store
+
+T0_LABEL = datetime(2024, 6, 1, tzinfo=timezone.utc)
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = str(ROOT / "conf" / "training" / "churn.yaml")
@@ -59,7 +61,7 @@ EXPECTED = [(0, 10.0, 1, "loyal", 9.0, True), (1, 20.0, 2, "loyal", 10.0, False)
 def test_cli_builds_lists_rebuilds_and_vacuums(spark, tmp_path, capsys):
     store, labels = _store_with_labels(spark, tmp_path)
     out = io.StringIO()
-    assert run(["--root", store.root, "build-training-set", labels, "--spec", SPEC, "--quiet"], out=out) == 0
+    assert run(["--root", store.root, "build-training-set", labels, "--spec", SPEC], out=out) == 0
     first = out.getvalue().splitlines()
     training_set_id = first[0].split()[2].rstrip(":")
     assert first[0].endswith(f"3 rows at {store.root}/training_sets/{training_set_id}/data")
@@ -78,12 +80,30 @@ def test_cli_builds_lists_rebuilds_and_vacuums(spark, tmp_path, capsys):
     assert "ConfigError" in capsys.readouterr().err
 
 
-def test_stage_progress_prints_running_stages(spark):
-    err = io.StringIO()
-    with stage_progress(spark, out=err, every=0.05):
-        spark.range(0, 3_000_000, numPartitions=8).selectExpr("id % 1000 AS k", "id").groupBy("k").count().collect()
-    lines = err.getvalue().splitlines()
-    assert lines and all(line.startswith("[stage ") and "tasks" in line for line in lines)
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_line_names_each_step_with_its_tasks_and_rows(store, activity, spark):
+    from conftest import activity_rows
+
+    shown = _Terminal()
+    with progress_line(out=shown, every=0.05):
+        store.write("customer_activity", activity(activity_rows(200)))
+        store.create_training_set(spark.createDataFrame([(1, T0_LABEL)], "customer_id long, event_ts timestamp"),
+                                  ["customer_activity:spend_7d"])
+        spark.range(0, 3_000_000, numPartitions=8).selectExpr("id % 1000 AS k").groupBy("k").count().collect()
+    text = shown.getvalue()
+    for words in ("reading the batch's content digest", "validating and writing", "committing · 200 rows",
+                  "storing the entity rows", "joining and writing", " tasks"):
+        assert words in text, words
+    assert "[" in text and "s]" in text  # the elapsed time
+
+    quiet = io.StringIO()  # not a terminal: a log gets nothing
+    with progress_line(out=quiet, every=0.05):
+        store.write("customer_activity", activity(activity_rows(5, start=500)))
+    assert quiet.getvalue() == ""
 
 
 def _spark_env() -> dict[str, str]:

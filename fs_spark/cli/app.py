@@ -19,6 +19,7 @@ import click
 
 from fs_spark.config import Settings, load_settings
 from fs_spark.errors import FsSparkError, StoreNotFoundError
+from fs_spark.progress import progress_line
 from fs_spark.storage.paths import StorePaths
 from fs_spark.version import __version__
 
@@ -120,7 +121,8 @@ _register()
 
 def run(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
     """Run one command line, writing its answer to `out`; fs_spark's errors are raised."""
-    result = cli.main(args=list(argv), prog_name="fs-spark", standalone_mode=False, obj=Cli(out=out))
+    with progress_line():  # drawn on stderr only when it is a terminal, and only once a step runs
+        result = cli.main(args=list(argv), prog_name="fs-spark", standalone_mode=False, obj=Cli(out=out))
     return result if isinstance(result, int) else 0
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import click
 
 from fs_spark.cli.app import Cli
@@ -27,17 +25,13 @@ ID_HELP = "a training set's ID (`fs-spark training-sets` lists them)"
     help="the entity rows' format (auto: Delta if the folder has a _delta_log, else Parquet)",
 )
 @click.option("--output", help="where to write the rows (default: under the store root)")
-@click.option("--quiet", is_flag=True, help="no progress on stderr")
 @click.pass_obj
-def build_training_set(cli: Cli, entities: str, spec: str, fmt: str, output: str | None, quiet: bool) -> None:
+def build_training_set(cli: Cli, entities: str, spec: str, fmt: str, output: str | None) -> None:
     """Build a point-in-time correct training set and record what it read."""
-    from fs_spark.progress import stage_progress
-
     loaded = load_spec(spec)
     store = cli.store()
     rows = read_entities(store.spark, entities, fmt)
-    with nullcontext() if quiet else stage_progress(store.spark):
-        built = store.create_training_set(rows, list(loaded.feature_lookups), path=output, **loaded.options())
+    built = store.create_training_set(rows, list(loaded.feature_lookups), path=output, **loaded.options())
     cli.echo(f"training set {built.id}: {built.manifest.row_count} rows at {built.manifest.output_path}")
     for lookup in built.lookups:
         cli.echo(

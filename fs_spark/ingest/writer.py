@@ -52,6 +52,7 @@ from fs_spark.ingest.rules import (
     source_rules,
     with_duplicate_count,
 )
+from fs_spark.progress import step
 from fs_spark.provenance import RunRef, SourceInfo, from_spark
 from fs_spark.session import SessionSource
 from fs_spark.spark_jobs import describe, described
@@ -120,6 +121,7 @@ class FeatureWriter(StorePart):
         batch = conform(df, table, cast)
         digest = None
         if write_id is None:  # identity from content: one extra aggregation pass
+            step("reading the batch's content digest")
             digest = M.content_digest(batch, table)
             write_id = f"content:{digest}"
         path = self.paths.table(table.name, table.definition_version)
@@ -166,10 +168,12 @@ class FeatureWriter(StorePart):
             failure = F.raise_error(F.lit(f"{_MARKER} in {table.name}")).cast("long")
             bad = F.col(_BAD_COLUMN) | duplicates.broken
             out = checked.withColumn(VERSION_COLUMN, F.when(bad, failure).otherwise(number)).select(columns)
+            step("validating and writing")
             try:
                 self._append(out, path, ctx, digest)
             except Exception as exc:
                 if _MARKER in str(exc):
+                    step("listing the broken rules")
                     raise ValidationError(table.name, diagnose(batch, table, [*rules, duplicates])) from None
                 raise
             batch_rows, counts = None, {}
@@ -187,6 +191,7 @@ class FeatureWriter(StorePart):
                 *M.label_counts(_RULES_COLUMN, [r.label for r in [*rules, duplicates]]),
             )
             out = checked.where(F.size(_RULES_COLUMN) == 0).withColumn(VERSION_COLUMN, number).select(columns)
+            step("validating and writing")
             self._append(out, path, ctx, digest)
             batch_rows = int(whole.get["rows"])
             counts = M.rule_counts(whole.get)
@@ -196,8 +201,10 @@ class FeatureWriter(StorePart):
         if content is not None:  # every version records its batch's digest, whatever its write_id
             digest = D.digest_of(content.get)
         version = self._version_record(ctx, path, commit, before, out.schema, digest, file_stats, bad_rows)
+        step("committing", rows=file_stats["rows"])
         events = []
         if bad_rows:
+            step("quarantining", rows=bad_rows)
             events.append(self._quarantine(ctx, checked, bad_rows, counts))
         self.catalog.append(FEATURE_VERSIONS, [version.to_row()])
         self.catalog.append(QUARANTINE_EVENTS, events)

@@ -27,6 +27,7 @@ from fs_spark.catalog.schema import (
     RUNS,
     TRAINING_SETS,
 )
+from fs_spark.progress import step
 from fs_spark.storage.reader import load_delta_version
 from fs_spark.tracking.records import Deployment
 
@@ -77,6 +78,7 @@ def reconcile(spark: SparkSession, catalog: Catalog, live_deployments: list[Depl
 
     def problem_reading(path: str, delta_version: int) -> str | None:
         if (path, delta_version) not in readable:
+            step(f"checking links: {len(readable) + 1} Delta versions read")
             try:
                 load_delta_version(spark, path, delta_version, _UnreadableError)
                 readable[(path, delta_version)] = None

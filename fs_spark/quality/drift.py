@@ -21,6 +21,7 @@ from pyspark.sql import functions as F
 from fs_spark.config import DriftThresholds
 from fs_spark.definitions.compatibility import diff
 from fs_spark.definitions.model import FeatureTable
+from fs_spark.progress import step
 from fs_spark.quality import distances as D
 from fs_spark.quality.profile import LEVELS, OTHER, SideProfile, is_numeric, profile_pair
 
@@ -129,9 +130,11 @@ def compare(
     """Drift of `features` from `baseline` to `current`. A feature whose kind changed (a number
     become a category) is only reported in `schema`."""
     shared, baseline, current = _comparable(baseline, current, features)
+    step(f"profiling {len(shared)} features")
     a, b = profile_pair(baseline, current, shared, rows=rows)
     results, breaches = [], []
-    for name in shared:
+    for done, name in enumerate(shared):
+        step("checking drift", done, len(shared))
         numeric = is_numeric(baseline.schema[name].dataType)
         null_rate = (_rate(a.nulls[name], a.rows), _rate(b.nulls[name], b.rows))
         nan_rate = (_rate(a.nans.get(name, 0), a.rows), _rate(b.nans.get(name, 0), b.rows))

@@ -35,6 +35,7 @@ from fs_spark.errors import (
 from fs_spark.ids import new_id
 from fs_spark.integrations.mlflow import MlflowBridge
 from fs_spark.lineage.openlineage import LineageEvents
+from fs_spark.progress import step
 from fs_spark.provenance import RunRef, require_utc
 from fs_spark.session import SessionSource
 from fs_spark.spark_jobs import describe, described
@@ -343,9 +344,11 @@ class TrainingSets:
         )
         with described(self.spark, describe(f"fs_spark training set {training_set_id}", run)):
             entities = numbered(instants(df, [r.entity_time for r in resolved], zone))
+            step("storing the entity rows")
             entity_metrics = self._write(entities, entity_path, commit_metadata)
             stored = self.spark.read.format("delta").option("versionAsOf", 0).load(entity_path)
             result = self._join(stored, resolved, labels, exclude)
+            step("joining and writing", rows=int(entity_metrics["rows"]))
             metrics = self._write(result, output_path, commit_metadata)
         clock.lap("join_and_write")
         manifest = TrainingSetManifest(
