@@ -408,7 +408,8 @@ class LineageNodeNotFoundError(FsSparkError):
         self.node_id = node_id
         super().__init__(
             f"{node_id!r} is not in the lineage graph: pass the ID of a feature version, training set, run, "
-            "experiment, model, model version or deployment, or a kind:id such as feature_table:customer_activity"
+            "experiment, model, model version or deployment, a kind:id such as feature_table:customer_activity, "
+            "or a label `fs-spark lineage` lists, such as 'churn v1', when only one node has it"
         )
 
 

@@ -89,10 +89,13 @@ class LineageGraph:
             self._in.setdefault(edge.dst, []).append(edge)
 
     def resolve(self, node: str) -> str:
-        """The key of a node given as `kind:id` or a bare global ID."""
+        """The key of a node given as `kind:id`, a bare global ID, or the label listings show
+        when only one node has it (`churn v1`, `customer_activity #2`)."""
         if node in self.nodes:
             return node
-        found = [key for key, n in self.nodes.items() if n.id == node]
+        found = [key for key, n in self.nodes.items() if n.id == node] or [
+            key for key, n in self.nodes.items() if n.label == node
+        ]
         if len(found) != 1:
             raise LineageNodeNotFoundError(node)
         return found[0]
