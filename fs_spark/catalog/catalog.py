@@ -18,10 +18,12 @@ import os
 import threading
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote
 
 import deltalake
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 from delta.tables import DeltaTable
 from deltalake import write_deltalake
 from pyspark.sql import DataFrame, SparkSession
@@ -47,21 +49,20 @@ def _arrow_schema(table: CatalogTable) -> pa.Schema:
     return pa.schema([f.with_metadata({"comment": doc}) for f, (_, _, doc) in zip(schema, table.columns, strict=True)])
 
 
-def _in_commit_order(table: deltalake.DeltaTable) -> pa.Table:
-    """A catalog table's rows in the order they were appended: files by the time they were
+def _in_commit_order(table: deltalake.DeltaTable, folder: str) -> pa.Table:
+    """A local catalog table's rows in the order they were appended: files by the time they were
     added (appends hold the catalog lock, so each file is newer than the last commit), rows in
-    file order. Ties within a millisecond keep delta-rs's own order, newest file first, reversed."""
-    dataset = table.to_pyarrow_dataset()
-    added = {
-        os.path.basename(a["path"]): a["modification_time"]
-        for a in pa.table(table.get_add_actions(flatten=True)).select(["path", "modification_time"]).to_pylist()
-    }
-    files = [os.path.basename(f) for f in dataset.files]
-    ranked = sorted(range(len(files)), key=lambda i: (added.get(files[i], 0), -i))
-    position = {fragment: rank for rank, fragment in enumerate(ranked)}
-    rows = dataset.to_table(columns=[*dataset.schema.names, "__fragment_index"])
-    keys = pa.array([position[i] for i in rows.column("__fragment_index").to_pylist()], pa.int64())
-    order = pc.sort_indices(pa.table({"k": keys}), sort_keys=[("k", "ascending")])  # stable: rows keep file order
+    file order. Ties within a millisecond keep the log's order, newest file first, reversed.
+
+    The files are read by pyarrow from the local filesystem, not through delta-rs's dataset,
+    whose filesystem handler can abort the interpreter at exit (delta-io/delta-rs#2184)."""
+    added = pa.table(table.get_add_actions(flatten=True)).select(["path", "modification_time"]).to_pylist()
+    ranked = sorted(range(len(added)), key=lambda i: (added[i]["modification_time"], -i))
+    schema = pa.schema(table.schema().to_arrow())
+    files = [os.path.join(folder, unquote(added[i]["path"])) for i in ranked]
+    dataset = ds.dataset(files, schema=schema, format="parquet")
+    rows = dataset.to_table(columns=[*schema.names, "__fragment_index"])
+    order = pc.sort_indices(rows, sort_keys=[("__fragment_index", "ascending")])  # stable: rows keep file order
     return rows.take(order).drop_columns(["__fragment_index"])
 
 
@@ -147,7 +148,7 @@ class Catalog:
     def _read(self, name: str, version: int) -> list[Row]:
         local = local_path(self.path(name))
         if local is not None:  # delta-rs: milliseconds, where a Spark job costs a tenth of a second or more
-            return _in_commit_order(deltalake.DeltaTable(local, version=version)).to_pylist()
+            return _in_commit_order(deltalake.DeltaTable(local, version=version), local).to_pylist()
         frame = self.spark.read.format("delta").option("versionAsOf", version).load(self.path(name))
         return [r.asDict(recursive=True) for r in frame.collect()]
 
