@@ -134,6 +134,12 @@ TRAINING_SETS = CatalogTable(
         ("timezone", S, "Zone of zone-less entity times, if given"),
         ("lookups_json", S, "The resolved lookups: table, versions read, features, keys, lookback, defaults"),
         ("feature_version_ids", ARR, "The feature version read by each lookup"),
+        (
+            "supplying_version_ids",
+            ARR,
+            "Feature versions whose rows the join picked for at least one entity row (the winning row's "
+            "_fs_version), over all lookups; null for training sets built before it was recorded",
+        ),
         ("output_path", S, "Delta table holding the training set"),
         ("output_delta_version", L, "Delta version of the training set table"),
         ("output_schema_json", S, "Spark schema of the training set"),

@@ -5,7 +5,11 @@ transformation, parents and run; a manifest names the feature versions it read; 
 names its training sets), so they are derived here rather than written twice; `lineage_edges`
 holds only the edges recorded by hand. Nodes are keyed `kind:id`. Edges point the way data
 flows: from a source to the feature version made from it, on to training sets, model versions and
-deployments. Each feature version also flows into the next one of its table, whose rows include it.
+deployments. Each feature version is also linked to the next one of its table, whose rows
+include it (`included_in`, or `restored` for a rollback): history, shown in pictures but not
+walked, because a training set records the versions whose rows its join actually picked
+(`supplied`), and only those are upstream of it. Training sets built before that was recorded
+link every version up to the one they read (`input`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ from fs_spark.catalog.schema import (
     TRAINING_SETS,
 )
 from fs_spark.errors import LineageNodeNotFoundError
+
+# Edges between the versions of one table: the history of its rows, not what fed a training set.
+HISTORY = frozenset({"included_in", "restored"})
 
 KINDS = (
     "source",
@@ -109,6 +116,8 @@ class LineageGraph:
         while queue:
             key = queue.popleft()
             for edge in (self._out if forward else self._in).get(key, []):
+                if edge.relation in HISTORY:
+                    continue
                 edges.append(edge)
                 nxt = edge.dst if forward else edge.src
                 if nxt not in seen:
@@ -293,8 +302,19 @@ def build_graph(catalog) -> LineageGraph:
                 },
             )
         )
-        for version_id in row["feature_version_ids"] or []:
-            link(f"feature_version:{version_id}", key, "input")
+        suppliers = row.get("supplying_version_ids")
+        if suppliers is not None:
+            for version_id in suppliers:
+                link(f"feature_version:{version_id}", key, "supplied")
+        else:  # recorded before suppliers were: every version whose rows the one it read held
+            for lookup in json.loads(row["lookups_json"]):
+                if lookup.get("version_number") is None:
+                    continue
+                series = (lookup["table_name"], lookup["definition_version"])
+                left_out = set(lookup.get("excluded_versions") or ())
+                for number in range(1, lookup["version_number"] + 1):
+                    if number not in left_out and (*series, number) in numbered:
+                        link(numbered[(*series, number)], key, "input")
         if row["run_id"]:
             link(f"run:{row['run_id']}", key, "built")
 

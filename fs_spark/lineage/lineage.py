@@ -29,7 +29,7 @@ from fs_spark.tracking.records import Deployment
 class InputsDiff:
     """What changed between two model versions' inputs."""
 
-    tables: dict[str, tuple[list[int], list[int]]]  # table -> (version numbers read by a, by b), changed only
+    tables: dict[str, tuple[list[int], list[int]]]  # table -> (version numbers that supplied a, b), changed only
     added: dict[str, list[str]] = field(default_factory=dict)  # kind -> upstream node keys only b has
     removed: dict[str, list[str]] = field(default_factory=dict)  # kind -> upstream node keys only a has
 
@@ -106,8 +106,8 @@ class Lineage:
         )
 
     def diff(self, model_version_a: str, model_version_b: str) -> InputsDiff:
-        """What changed between the inputs of two model versions: the feature versions read per table,
-        and every upstream node (sources, transformations, training sets, runs) one has and the other not."""
+        """What changed between the inputs of two model versions: the feature versions that supplied
+        their training rows, per table, and every upstream node (sources, transformations, training sets, runs) one has and the other not."""
         graph = self.graph()
         ups = [graph.upstream(f"model_version:{m}" if ":" not in m else m) for m in (model_version_a, model_version_b)]
         direct = []
@@ -115,7 +115,7 @@ class Lineage:
             record = graph.node(key)
             read: dict[str, list[Any]] = {}
             for edge in up.edges:
-                if edge.relation == "input":
+                if edge.relation in ("supplied", "input"):
                     node = graph.nodes[edge.src]
                     read.setdefault(node.attrs.get("table_name", "?"), []).append(node.attrs.get("version_number"))
             direct.append(({t: sorted(set(v)) for t, v in read.items()}, record))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -82,6 +83,11 @@ def _default_ok(dtype: FeatureType, value: Any) -> bool:
         FeatureType.DATE: lambda v: isinstance(v, date) and not isinstance(v, datetime),
         FeatureType.TIMESTAMP: lambda v: isinstance(v, datetime) and v.tzinfo is not None,
     }[dtype](value)
+
+
+def _picked(index: int) -> str:
+    """The column carrying the `_fs_version` of the row lookup `index` picked (never stored)."""
+    return f"__fs_picked{index}"
 
 
 def _json_value(value: Any) -> Any:
@@ -236,6 +242,7 @@ class TrainingSets:
         label: list[str],
         exclude: list[str],
         training_set_id: str | None = None,
+        picked: bool = False,
     ) -> DataFrame:
         sides = [
             JoinSide(
@@ -251,10 +258,13 @@ class TrainingSets:
             )
             for lk in lookups
         ]
+        if picked:  # each lookup also carries the `_fs_version` of the row it picked
+            sides = [replace(s, outputs=(*s.outputs, (VERSION_COLUMN, _picked(i)))) for i, s in enumerate(sides)]
         joined = point_in_time_join(entities, sides, self.partitions)
         kept = [c for c in entities.columns if c not in exclude and c not in label and c != ROW_COLUMN]
         outputs = [f.output for lk in lookups for f in lk.features]
-        return joined.select(ROW_COLUMN, *kept, *outputs, *label)
+        extra = [_picked(i) for i in range(len(lookups))] if picked else []
+        return joined.select(ROW_COLUMN, *kept, *outputs, *label, *extra)
 
     # --- building -----------------------------------------------------------------------------
 
@@ -347,9 +357,15 @@ class TrainingSets:
             step("storing the entity rows")
             entity_metrics = self._write(entities, entity_path, commit_metadata)
             stored = self.spark.read.format("delta").option("versionAsOf", 0).load(entity_path)
-            result = self._join(stored, resolved, labels, exclude)
+            result = self._join(stored, resolved, labels, exclude, picked=True)
             step("joining and writing", rows=int(entity_metrics["rows"]))
-            metrics = self._write(result, output_path, commit_metadata)
+            picks = [_picked(i) for i in range(len(resolved))]
+            metrics = self._write(result, output_path, commit_metadata, picks)
+            result = result.drop(*picks)
+            resolved = [
+                r.model_copy(update={"supplied_by": self._suppliers(r, metrics[_picked(i)])})
+                for i, r in enumerate(resolved)
+            ]
         clock.lap("join_and_write")
         manifest = TrainingSetManifest(
             training_set_id=training_set_id,
@@ -366,6 +382,7 @@ class TrainingSets:
             timezone=zone,
             lookups_json=json.dumps([r.model_dump(mode="json") for r in resolved], sort_keys=True),
             feature_version_ids=[r.version_id for r in resolved if r.version_id],
+            supplying_version_ids=sorted({v for r in resolved for v in r.supplied_by or ()}),
             output_path=output_path,
             output_delta_version=0,
             output_schema_json=result.schema.json(),
@@ -412,12 +429,28 @@ class TrainingSets:
             if column in exclude:
                 raise EntityColumnError(column, "is both a label and excluded")
 
-    def _write(self, frame: DataFrame, path: str, commit_metadata: str) -> dict[str, Any]:
-        """Write `frame` as a new Delta table; return its digest metrics, observed on the way."""
+    def _write(self, frame: DataFrame, path: str, commit_metadata: str, picks: Sequence[str] = ()) -> dict[str, Any]:
+        """Write `frame` as a new Delta table; return its digest metrics, observed on the way,
+        and for each column of `picks` (left out of the table) its distinct values, as text."""
         observation = Observation("fs_spark_digest")
-        observed = frame.observe(observation, *D.digest_aggregates(frame.columns))
+        columns = [c for c in frame.columns if c not in picks]
+        observed = frame.observe(
+            observation,
+            *D.digest_aggregates(columns),
+            *[F.concat_ws(",", F.collect_set(F.col(p).cast("string"))).alias(p) for p in picks],
+        ).select(columns)
         observed.write.format("delta").mode("errorifexists").option("userMetadata", commit_metadata).save(path)
         return observation.get
+
+    def _suppliers(self, lookup: ResolvedLookup, picked: str) -> tuple[str, ...]:
+        """The version IDs of the `_fs_version` numbers the join picked for `lookup`."""
+        numbers = {int(n) for n in picked.split(",") if n}
+        ids = {
+            v.version_number: v.version_id
+            for v in self._catalog.versions(lookup.table_name)
+            if v.definition_version == lookup.definition_version
+        }
+        return tuple(ids[n] for n in sorted(numbers) if n in ids)
 
     # --- opening and rebuilding ---------------------------------------------------------------
 

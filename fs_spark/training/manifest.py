@@ -40,6 +40,7 @@ class ResolvedLookup(BaseModel):
     features: tuple[LookupFeature, ...]
     lookback_micros: int | None = None
     excluded_versions: tuple[int, ...] = ()  # writes a rollback took out: their rows are left out
+    supplied_by: tuple[str, ...] | None = None  # versions whose rows the join picked (None: not recorded)
 
 
 class TrainingSetManifest(BaseModel):
@@ -61,6 +62,7 @@ class TrainingSetManifest(BaseModel):
     timezone: str | None = None
     lookups_json: str
     feature_version_ids: list[str] = []
+    supplying_version_ids: list[str] | None = None
     output_path: str
     output_delta_version: int
     output_schema_json: str
@@ -82,6 +84,8 @@ class TrainingSetManifest(BaseModel):
         data: dict[str, Any] = {k: from_spark(v) if isinstance(v, datetime) else v for k, v in row.items()}
         for name in ("label", "exclude_columns", "feature_version_ids"):
             data[name] = list(data.get(name) or [])
+        if data.get("supplying_version_ids") is not None:
+            data["supplying_version_ids"] = list(data["supplying_version_ids"])
         return cls.model_validate(data)
 
     def to_row(self) -> dict[str, Any]:
