@@ -50,6 +50,17 @@ def test_what_changed_between_two_model_versions(experiment):
     assert same.unchanged
 
 
+def test_a_graph_shows_itself_in_a_notebook_and_as_text(experiment):
+    graph = experiment.store.lineage.upstream(experiment.models["v2"].model_version_id)
+    page = graph._repr_html_()
+    assert page.startswith('<iframe srcdoc="&lt;!DOCTYPE html&gt;') and "churn_model v2" in page
+    lines = str(graph).splitlines()
+    assert len(lines) == len(graph.nodes)
+    [second] = [line for line in lines if line.startswith("training_set") and "churn_v2" in line]
+    assert second.endswith("features spend.amount, spend_7d.total")
+    assert experiment.store.lineage.upstream("churn_model v2").nodes == graph.nodes  # by the label shown
+
+
 def test_unknown_node_is_refused_by_name(experiment):
     with pytest.raises(LineageNodeNotFoundError, match="not in the lineage graph"):
         experiment.store.lineage.upstream("01a00000-0000-7000-8000-000000000000")
@@ -87,6 +98,11 @@ def test_html_picture_renders_in_a_real_headless_browser(experiment, tmp_path):
     assert f"model_version:{experiment.models['v2'].model_version_id}</code>" in dom
     for label in ("churn_model v2", "spend #2", "rolling_sum", "prod: churn_model v2"):
         assert label in dom
+    # on first view: the model it was drawn for in the title, the features each training set took,
+    # and the whole graph inside the window
+    assert "<h1>Lineage of model version churn_model v2</h1>" in dom
+    assert '>amount, total</text>' in dom
+    assert 'data-fits="true"' in dom
     shot = tmp_path / "lineage.png"
     subprocess.run([*base, f"--screenshot={shot}", "--window-size=1400,900", page.as_uri()],
                    capture_output=True, timeout=120)

@@ -50,9 +50,7 @@ def models(cli: Cli) -> None:
 @click.pass_obj
 def lineage(cli: Cli, node: str, html: str | None, dot: str | None, direction: str) -> None:
     """The lineage around a node: as text, and as an HTML page or DOT."""
-    shown = cli.store().lineage.render(node, html=html, dot=dot, direction=direction)
-    for found in sorted(shown.nodes.values(), key=lambda n: (n.kind, n.label)):
-        cli.echo(f"{found.kind:<16} {found.label:<32} {found.detail}")
+    cli.echo(cli.store().lineage.render(node, html=html, dot=dot, direction=direction).to_text())
     for path in (html, dot):
         if path:
             cli.echo(f"wrote {path}")

@@ -15,6 +15,7 @@ link every version up to the one they read (`input`).
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 from collections import deque
 from dataclasses import dataclass, field
@@ -124,6 +125,27 @@ class LineageGraph:
                     seen.add(nxt)
                     queue.append(nxt)
         return LineageGraph({k: self.nodes[k] for k in seen}, edges)
+
+    def to_text(self) -> str:
+        """One line per node, by kind: what `fs-spark lineage` prints."""
+        lines = []
+        for node in sorted(
+            self.nodes.values(), key=lambda n: (KINDS.index(n.kind) if n.kind in KINDS else 99, n.label)
+        ):
+            features = node.attrs.get("features")
+            detail = node.detail + (f"; features {', '.join(features)}" if features else "")
+            lines.append(f"{node.kind:<16} {node.label:<32} {detail}".rstrip())
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def _repr_html_(self) -> str:
+        """The picture, in a notebook (Jupyter, Databricks `displayHTML`), in a frame of its own."""
+        from fs_spark.lineage.render import to_html
+
+        page = html.escape(to_html(self), quote=True)
+        return f'<iframe srcdoc="{page}" style="width: 100%; height: 640px; border: 1px solid #ddd"></iframe>'
 
     def upstream(self, node: str) -> LineageGraph:
         """Everything `node` came from, down to sources and transformations, `node` included."""
@@ -287,6 +309,8 @@ def build_graph(catalog) -> LineageGraph:
         link(f"feature_version:{row['version_id']}", f"run:{row['run_id']}", "read")
 
     for row in catalog.rows(TRAINING_SETS.name):
+        lookups = json.loads(row["lookups_json"])
+        features = [f"{lk['table_name']}.{f['name']}" for lk in lookups for f in lk["features"]]
         key = add(
             Node(
                 "training_set",
@@ -294,6 +318,7 @@ def build_graph(catalog) -> LineageGraph:
                 row["name"] or f"training set …{_short(row['training_set_id'])}",
                 f"{row['row_count']} rows" + (f", {row['context']}" if row.get("context") else ""),
                 {
+                    "features": features,
                     "row_count": row["row_count"],
                     "created_at": row["created_at"],
                     "context": row.get("context"),
@@ -307,7 +332,7 @@ def build_graph(catalog) -> LineageGraph:
             for version_id in suppliers:
                 link(f"feature_version:{version_id}", key, "supplied")
         else:  # recorded before suppliers were: every version whose rows the one it read held
-            for lookup in json.loads(row["lookups_json"]):
+            for lookup in lookups:
                 if lookup.get("version_number") is None:
                     continue
                 series = (lookup["table_name"], lookup["definition_version"])

@@ -26,7 +26,7 @@ COLORS = {
     "deployment": "#ffcdd2",
     "export": "#eceff1",
 }
-WIDTH, HEIGHT, GAP_X, GAP_Y, MARGIN = 230, 58, 80, 22, 24
+WIDTH, HEIGHT, GAP_X, GAP_Y, MARGIN = 230, 74, 80, 22, 24
 
 
 def _depths(graph: LineageGraph) -> dict[str, int]:
@@ -109,11 +109,18 @@ boxes.forEach(b => { kinds[b.dataset.kind] = (kinds[b.dataset.kind] || 0) + 1; }
 document.getElementById('summary').textContent = boxes.length + ' nodes, ' + edges.length + ' edges: ' +
   Object.entries(kinds).sort().map(([k, n]) => n + ' ' + k).join(', ');
 document.body.dataset.rendered = String(boxes.length);
+const drawn = document.querySelector('svg').getBoundingClientRect();
+document.body.dataset.fits = String(drawn.right <= window.innerWidth + 1 && drawn.bottom <= window.innerHeight + 1);
 if (document.body.dataset.focus) select(document.body.dataset.focus);
 """
 
 
-def to_html(graph: LineageGraph, focus: str | None = None, title: str = "fs_spark lineage") -> str:
+def to_html(graph: LineageGraph, focus: str | None = None, title: str | None = None) -> str:
+    """The page: the whole graph fitted to the window, the focus (the node it was drawn for)
+    named in the title and outlined, every training set with the features it took."""
+    if title is None:
+        shown = graph.nodes.get(focus or "")
+        title = f"Lineage of {shown.kind.replace('_', ' ')} {shown.label}" if shown else "fs_spark lineage"
     places = layout(graph)
     width = max((x for x, _ in places.values()), default=0) + WIDTH + MARGIN
     height = max((y for _, y in places.values()), default=0) + HEIGHT + MARGIN
@@ -130,11 +137,14 @@ def to_html(graph: LineageGraph, focus: str | None = None, title: str = "fs_spar
     for key, node in sorted(graph.nodes.items()):
         x, y = places[key]
         strong = " focus" if key == focus else ""
+        features = node.attrs.get("features") or []
         texts = [
             (node.kind.replace("_", " "), "kind"),
             (_clip(node.label), "label"),
             (_clip(node.detail, 40), "detail"),
+            (_clip(", ".join(f.split(".", 1)[-1] for f in features), 40), "features"),
         ]
+        tip = "\n".join([key, *features])  # the whole list on hover
         lines = "".join(
             f'<text x="{x + 10}" y="{y + 16 + 17 * i}" class="{cls}">{html.escape(text)}</text>'
             for i, (text, cls) in enumerate(texts)
@@ -143,7 +153,7 @@ def to_html(graph: LineageGraph, focus: str | None = None, title: str = "fs_spar
         parts.append(
             f'<g class="node{strong}" data-key="{html.escape(key)}" data-kind="{node.kind}">'
             f'<rect x="{x}" y="{y}" width="{WIDTH}" height="{HEIGHT}" rx="8" fill="{COLORS.get(node.kind, "#eee")}"/>'
-            f"{lines}<title>{html.escape(key)}</title></g>"
+            f"{lines}<title>{html.escape(tip)}</title></g>"
         )
     edges_json = json.dumps([{"src": e.src, "dst": e.dst, "relation": e.relation} for e in graph.edges])
     edges_json = edges_json.replace("</", "<\\/")  # a "</script>" in a name must not end the script
@@ -154,14 +164,15 @@ body {{ font-family: Helvetica, Arial, sans-serif; margin: 16px; }}
 g.node {{ cursor: pointer; }} g.node rect {{ stroke: #555; stroke-width: 1; }}
 g.node.focus rect {{ stroke: #000; stroke-width: 3; }}
 text.kind {{ font-size: 10px; fill: #555; text-transform: uppercase; }} text.label {{ font-size: 13px; font-weight: bold; }}
-text.detail {{ font-size: 11px; fill: #333; }}
+text.detail {{ font-size: 11px; fill: #333; }} text.features {{ font-size: 11px; fill: #1a5e20; font-style: italic; }}
+svg {{ width: 100%; height: auto; max-height: 82vh; }}
 path.edge {{ fill: none; stroke: #888; stroke-width: 1.4; }}
 .dim {{ opacity: 0.18; }}
 </style></head>
 <body data-focus="{html.escape(focus or "")}">
 <h1>{html.escape(title)}</h1>
 <p id="summary">(the summary needs JavaScript)</p><p>Selected: <code id="selected">none</code>; click a node to show what it came from and what it reached.</p>
-<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}">
+<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" preserveAspectRatio="xMidYMin meet">
 <defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto">
 <path d="M0,0 L10,5 L0,10 z" fill="#888"/></marker></defs>
 {chr(10).join(parts)}
