@@ -76,3 +76,23 @@ def test_rows_appended_through_delta_rs_read_back_the_same_in_spark_and_in_the_c
     assert {k: v for k, v in by_spark[0].items() if not isinstance(v, datetime)} == {
         k: v for k, v in fresh[0].items() if not isinstance(v, datetime)}
     assert by_spark[0]["committed_at"].astimezone(UTC) == fresh[0]["committed_at"] == version.committed_at
+
+
+def test_a_long_history_is_compacted_in_commit_order_and_spark_reads_the_same(store, spark):
+    import deltalake
+
+    from fs_spark.catalog.catalog import Catalog
+    from fs_spark.catalog.schema import EXPERIMENTS
+
+    store.catalog.compact_after = 8
+    for i in range(30):  # one commit each, as experiments are made
+        store.catalog.append(EXPERIMENTS, [{"experiment_id": f"e{i:03d}", "name": f"n{i}", "description": None,
+                                            "user": "tester", "created_at": datetime.now(UTC)}])
+    fresh = Catalog(lambda: spark, store.paths, 10)  # a new process: no cache, reads the files
+    assert [r["experiment_id"] for r in fresh.rows(EXPERIMENTS.name)] == [f"e{i:03d}" for i in range(30)]
+    table = deltalake.DeltaTable(store.catalog.path(EXPERIMENTS.name))
+    assert len(table.file_uris()) < 8 and table.version() > 30  # compactions are commits of their own
+    in_spark = spark.read.format("delta").load(store.catalog.path(EXPERIMENTS.name)).select("experiment_id")
+    assert sorted(r[0] for r in in_spark.collect()) == [f"e{i:03d}" for i in range(30)]
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{store.catalog.path(EXPERIMENTS.name)}`").collect()
+    assert len(history) == table.version() + 1  # Delta's own reader accepts every commit

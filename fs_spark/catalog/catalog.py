@@ -9,13 +9,21 @@ audited request. The tables themselves are created by Spark, with their column c
 Catalog tables are small, and the library asks them many questions per operation, so each
 table's rows are held in memory keyed by the table's Delta version: a question costs a listing
 of the Delta log, and a Spark job only when another writer has committed since.
+
+One commit per row would leave a local table of thousands of one-row files, and a fresh process
+(a command-line answer) reads them all; so once a table holds `COMPACT_AFTER` files, the append
+rewrites them as one file, rows in commit order, in a commit that changes no data (which an
+append-only table allows), and reads stay in milliseconds however long the history.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import threading
+import time
+import uuid
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
@@ -24,8 +32,10 @@ import deltalake
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 from delta.tables import DeltaTable
 from deltalake import write_deltalake
+from deltalake.transaction import AddAction, RemoveAction
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -39,6 +49,7 @@ from fs_spark.storage.delta_log import latest_version, local_latest_version
 from fs_spark.storage.paths import StorePaths, local_path
 
 _BY_NAME = {t.name: t for t in ALL_TABLES}
+COMPACT_AFTER = 64  # files in a local catalog table before an append compacts them
 Row = dict[str, Any]
 
 
@@ -66,6 +77,28 @@ def _in_commit_order(table: deltalake.DeltaTable, folder: str) -> pa.Table:
     return rows.take(order).drop_columns(["__fragment_index"])
 
 
+def _compact(folder: str, limit: int) -> None:
+    """Rewrite a local catalog table of `limit` files or more as one file, its rows in commit
+    order, committed with dataChange=false (the same rows: append-only allows it). The new
+    file takes the time of the newest file it replaces, so rows appended later still sort
+    after it. Run under the catalog lock."""
+    table = deltalake.DeltaTable(folder)
+    added = pa.table(table.get_add_actions(flatten=True)).select(["path", "size_bytes", "modification_time"])
+    if added.num_rows < limit:
+        return
+    rows = _in_commit_order(table, folder)
+    name = f"part-00000-{uuid.uuid4()}-compacted.parquet"
+    pq.write_table(rows, os.path.join(folder, name))
+    newest = max(added.column("modification_time").to_pylist())
+    now = int(time.time() * 1000)
+    stats = json.dumps({"numRecords": rows.num_rows})
+    actions: list[AddAction | RemoveAction] = [
+        AddAction(name, os.path.getsize(os.path.join(folder, name)), {}, newest, False, stats)
+    ]
+    actions += [RemoveAction(a["path"], False, now, a["size_bytes"]) for a in added.to_pylist()]
+    table.create_write_transaction(actions, "append", rows.schema)
+
+
 def _plain(row: Row) -> Row:
     return {k: from_spark(v) if isinstance(v, datetime) else v for k, v in row.items()}
 
@@ -76,6 +109,7 @@ class Catalog:
         self.paths = paths
         self.lock_timeout = lock_timeout
         self._cache: dict[str, tuple[int, list[Row]]] = {}
+        self.compact_after = COMPACT_AFTER
         self._cache_lock = threading.Lock()
 
     @property
@@ -186,6 +220,7 @@ class Catalog:
                 older = set(names) - {f.name for f in deltalake.DeltaTable(local).schema().fields}
                 # schema_mode merge: catalog tables made by an older fs_spark gain the columns added since.
                 write_deltalake(local, data, mode="append", schema_mode="merge" if older else None)
+                _compact(local, self.compact_after)
             else:
                 frame = self.spark.createDataFrame([tuple(r[n] for n in names) for r in rows], table.schema)
                 frame.write.format("delta").mode("append").option("mergeSchema", "true").save(path)
