@@ -57,6 +57,7 @@ bench: setup
 	$(PY) -m bench.pit
 	$(PY) -m bench.lineage
 	$(PY) -m bench.drift
+	$(PY) -m bench.cli
 
 quickstart: setup
 	$(PY) jobs/quickstart.py --root ./fs_store
