@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", default="parquet", choices=FILE_FORMATS)
     parser.add_argument("--mode", default="strict", choices=("strict", "quarantine"))
     parser.add_argument("--write-id", help="identity of this write, for safe retries")
+    parser.add_argument("--cast", default="none", choices=("none", "safe"),
+                        help="safe: accept narrower-typed features (a long for an int) where every value fits")
     parser.add_argument("--definitions", help="apply these definitions first (file or folder)")
     args = parser.parse_args(argv)
     try:
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             mode=args.mode,
             write_id=args.write_id,
             source=SourceInfo(description=f"{args.format}:{args.input}"),
+            cast=args.cast,
         )
     except FsSparkError as exc:
         print(f"ingest refused: {type(exc).__name__}: {exc}", file=sys.stderr)
