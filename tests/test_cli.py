@@ -96,6 +96,7 @@ def test_a_deprecation_must_name_a_replacement_that_exists(written):
     assert [d.replacement for d in written.deprecations()] == ["customer_activity:spend_7d"]
 
 
+@pytest.mark.slow
 def test_questions_about_the_catalog_start_no_spark(written, spark):
     """In a process where Spark cannot start (no jars), metadata commands still answer, right."""
     labels = spark.createDataFrame([(1, T0 + timedelta(days=30))], "customer_id long, event_ts timestamp")

@@ -73,6 +73,7 @@ def test_deprecate_cli_schedules_and_lists(store, spend):
     assert "spend.amount: deprecated from 2020-01-01" in out.getvalue() and "reason=moving" in out.getvalue()
 
 
+@pytest.mark.slow
 def test_vacuum_guard_lists_the_models_and_deployments_that_hold_a_version(store, spend, spark):
     ts = store.create_training_set(spend, ["spend:amount"])
     model = store.register_model("churn", training_sets=[ts])
@@ -86,6 +87,7 @@ def test_vacuum_guard_lists_the_models_and_deployments_that_hold_a_version(store
     assert "held by model version(s) churn v1 and deployment(s) prod:" in str(refused.value)
 
 
+@pytest.mark.slow
 def test_scheduled_retention_deletes_what_nothing_holds_and_names_what_holds_the_rest(store, spend, spark, tmp_path):
     ts = store.create_training_set(spend, ["spend:amount"])
     model = store.register_model("churn", training_sets=[ts])
@@ -119,6 +121,7 @@ def test_scheduled_retention_deletes_what_nothing_holds_and_names_what_holds_the
     assert (event["reason"], event["user"], event["forced"], event["deleted_files"]) == ("scheduled retention", "scheduler", False, 2)
 
 
+@pytest.mark.slow
 def test_retention_job_runs_the_pass_with_the_default_week(store, spend, capsys):
     import sys
 

@@ -3,6 +3,8 @@ concurrent writers lose nothing."""
 
 from __future__ import annotations
 
+import pytest
+
 import threading
 from datetime import timedelta
 
@@ -48,6 +50,7 @@ def test_reads_filtered_by_key_time_or_version_skip_files(store, activity, spark
                           "_fs_time_bucket=2024-04"}
 
 
+@pytest.mark.slow
 def test_eight_threads_writing_at_once_lose_nothing(store, spark):
     names = [f"table_{i}" for i in range(4)]
     store.apply(*[activity_table(name=n) for n in names])

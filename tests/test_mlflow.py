@@ -14,6 +14,8 @@ from fs_spark.config import MlflowSettings, Settings, StoreSettings
 
 SPEND_ROWS = "customer_id long, ts timestamp, amount double"
 
+pytestmark = pytest.mark.slow  # a real MLflow tracking store, every test
+
 
 @pytest.fixture(scope="module")
 def tracking_uri(tmp_path_factory):

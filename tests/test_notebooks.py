@@ -20,6 +20,7 @@ def test_notebooks_are_in_databricks_source_format():
         assert "# COMMAND ----------" in text, notebook.name
 
 
+@pytest.mark.slow
 def test_feature_quickstart_notebook_runs(spark, tmp_path, capsys):
     widgets = {"store_root": str(tmp_path / "store"), "definitions": str(CONF), "customers": "20"}
     runpy.run_path(str(NOTEBOOKS / "feature_quickstart.py"),

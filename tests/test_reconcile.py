@@ -34,6 +34,7 @@ def built(store, spark):
     return ts
 
 
+@pytest.mark.slow
 def test_forced_vacuum_is_an_authorised_removal(store, built, spark):
     spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
     try:

@@ -59,6 +59,7 @@ def _expected(store, training_set_id):
 EXPECTED = [(0, 10.0, 1, "loyal", 9.0, True), (1, 20.0, 2, "loyal", 10.0, False), (7, None, 0, None, None, True)]
 
 
+@pytest.mark.slow
 def test_cli_builds_lists_rebuilds_and_vacuums(spark, tmp_path, capsys):
     store, labels = _store_with_labels(spark, tmp_path)
     out = io.StringIO()
@@ -180,6 +181,7 @@ def test_build_job_runs_on_a_standalone_cluster(spark, tmp_path, standalone_clus
     assert "app-" in (tmp_path / "master.log").read_text()  # the job ran as an application of the cluster
 
 
+@pytest.mark.slow
 def test_training_set_notebook_runs(spark, tmp_path, capsys):
     widgets = {"store_root": str(tmp_path / "store"), "definitions": str(ROOT / "conf" / "features"),
                "spec": SPEC, "label_day": "2024-06-03"}

@@ -67,6 +67,7 @@ def test_unknown_training_set_is_a_clear_error(store):
         store.load_training_set(new_id())
 
 
+@pytest.mark.slow
 def test_vacuum_refuses_to_delete_files_a_training_set_needs(store, built, spark):
     path = store.paths.table("spend", 1)
     DeltaTable.forPath(spark, path).optimize().executeCompaction()  # old files leave the current state
@@ -82,6 +83,7 @@ def test_vacuum_refuses_to_delete_files_a_training_set_needs(store, built, spark
     assert store.training_set(built.id).load_df().count() == 3  # the stored rows remain readable
 
 
+@pytest.mark.slow
 def test_vacuum_without_training_sets_runs(store, spark):
     store.apply(SPEND)
     store.write("spend", spark.createDataFrame([(1, T0, 1.0, "a")], SPEND_SCHEMA))

@@ -92,6 +92,7 @@ def test_a_table_without_versions_reads_empty_with_its_columns(store, activity):
     assert frame.columns == ["customer_id", "event_ts", "spend_7d", "min_7d", "max_7d", "visits", "segment"]
 
 
+@pytest.mark.slow
 def test_a_vacuumed_version_gives_a_clear_error(store, activity, spark):
     store.write("customer_activity", activity(activity_rows(10)))
     store.write("customer_activity", activity(activity_rows(10, start=10)))
