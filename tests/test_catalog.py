@@ -13,6 +13,7 @@ from fs_spark.errors import CatalogRowError
 from conftest import activity_rows, activity_table, make_store
 
 
+@pytest.mark.slow
 def test_catalog_answers_plain_spark_sql(store, activity, spark):
     first = store.write("customer_activity", activity(activity_rows(5)))
     store.write("customer_activity", activity(activity_rows(5, start=5)))

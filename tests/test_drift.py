@@ -96,6 +96,7 @@ def drifting(spark, tmp_path_factory):
     return store, ts, folder / "alerts.jsonl"
 
 
+@pytest.mark.slow
 def test_resampled_data_of_the_same_distribution_is_not_drift(drifting):
     store, _, _ = drifting
     report = store.quality.check_drift("sensors", version=2)
@@ -105,6 +106,7 @@ def test_resampled_data_of_the_same_distribution_is_not_drift(drifting):
     assert report.result.rows == (N, N) and not report.result.schema.any
 
 
+@pytest.mark.slow
 def test_shifted_data_breaches_every_distance_and_names_the_feature(drifting):
     store, _, alerts_file = drifting
     report = store.quality.check_drift("sensors")  # version 3 against version 2
@@ -126,6 +128,7 @@ def test_shifted_data_breaches_every_distance_and_names_the_feature(drifting):
     assert "BREACH" in report.to_text() and "temp" in report.to_text()
 
 
+@pytest.mark.slow
 def test_against_a_training_set_measures_drift_and_sampling_bias(drifting):
     store, ts, _ = drifting
     steady = store.quality.check_drift("sensors", version=2, baseline=ts.id, features=["temp"])
@@ -138,6 +141,7 @@ def test_against_a_training_set_measures_drift_and_sampling_bias(drifting):
     assert "ks" in shifted.feature("temp").breaches
 
 
+@pytest.mark.slow
 def test_breach_quarantines_the_version_when_configured_and_builds_refuse_it(spark, tmp_path):
     settings = Settings(store=StoreSettings(root=str(tmp_path / "store"), user="tester"),
                         quality=QualitySettings(quarantine_on_breach=True))
@@ -152,6 +156,7 @@ def test_breach_quarantines_the_version_when_configured_and_builds_refuse_it(spa
         store.create_training_set(entities, ["sensors:temp"])
 
 
+@pytest.mark.slow
 def test_bad_drift_requests_are_refused_by_name(drifting):
     store, _, _ = drifting
     with pytest.raises(DriftBaselineError, match="sensors.*#1 has no previous version"):
@@ -160,6 +165,7 @@ def test_bad_drift_requests_are_refused_by_name(drifting):
         store.quality.check_drift("sensors", baseline="yesterday")
 
 
+@pytest.mark.slow
 def test_drift_cli_prints_the_report_and_fails_on_breach(drifting):
     store, _, _ = drifting
     out = io.StringIO()
@@ -217,6 +223,7 @@ def test_log_sink_writes_one_warning_per_alert(caplog):
     assert "fs_spark alert: a1 sensors.temp ks=0.4 > 0.1" in caplog.text
 
 
+@pytest.mark.slow
 def test_schema_drift_comes_from_the_definitions_each_version_was_written_under(spark, tmp_path):
     """Reads conform every version to one definition, so only the definitions show what changed."""
     counters = FeatureTable(

@@ -12,6 +12,8 @@ from fs_spark import ExportError
 from fs_spark.catalog.schema import EXPORTS
 from fs_spark.cli import run
 
+pytestmark = pytest.mark.slow  # exports: every format, end to end
+
 
 @pytest.fixture(scope="module")
 def exported(spark, tmp_path_factory):

@@ -17,7 +17,8 @@ from fs_spark.errors import LineageNodeNotFoundError
 def test_model_traced_back_to_source_rows_versions_and_transformations(experiment):
     up = experiment.store.lineage.upstream(experiment.models["v2"].model_version_id)
     spend1, spend2, spend7d = (experiment.versions[k] for k in ("spend1", "spend2", "spend7d"))
-    # version 2 of spend holds the rows of version 1 too, so both are upstream, each with its Delta version
+    # the join picked rows of both versions of spend (customer 1 after day 7 from version 2, the rest
+    # from version 1), so both are upstream, each with its Delta version
     assert up.ids("feature_version") == {spend1.version_id, spend2.version_id, spend7d.version_id}
     assert up.node(spend2.version_id).attrs["delta_version"] == spend2.delta_version
     assert {n.label for n in up.of_kind("source")} == {"s3://raw/payments/2024-01-01", "s3://raw/payments/2024-01-08"}
@@ -41,7 +42,9 @@ def test_feature_version_traced_forward_to_models_and_deployments(experiment):
 
 def test_what_changed_between_two_model_versions(experiment):
     diff = experiment.store.lineage.diff(experiment.models["v1"].model_version_id, experiment.models["v2"].model_version_id)
-    assert diff.tables == {"spend": ([1], [2])}  # spend_7d read the same version
+    # model v2's rows came from spend versions 1 and 2 (v2 only supersedes customer 1 after day 7);
+    # spend_7d supplied the same version to both
+    assert diff.tables == {"spend": ([1], [1, 2])}
     assert diff.added["feature_version"] == [f"feature_version:{experiment.versions['spend2'].version_id}"]
     assert [k.split(":")[1] for k in diff.added["training_set"]] == [experiment.sets["second"].id]
     assert [k.split(":")[1] for k in diff.removed["training_set"]] == [experiment.sets["first"].id]

@@ -22,6 +22,8 @@ from fs_spark.session import submit_args
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = "customer_id long, ts timestamp, amount double"
 
+pytestmark = pytest.mark.slow  # reconciliation of a whole store
+
 
 @pytest.fixture
 def built(store, spark):
