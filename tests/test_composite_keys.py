@@ -81,7 +81,7 @@ def test_keys_of_different_types_are_checked_against_the_key_in_their_position(s
         store.create_training_set(labels, [FeatureLookup(table_name="accounts", lookup_key=["a", "r"])])
 
 
-@pytest.mark.parametrize("ansi", ["true", "false"])
+@pytest.mark.parametrize("ansi", [pytest.param("true", marks=pytest.mark.slow), "false"])
 def test_an_entity_value_outside_the_key_type_matches_nothing(store, spark, ansi):
     """An int key looked up with long entity values: 2**32 + 7 would wrap onto 7 if narrowed,
     2**31 would overflow; compared as longs, neither matches and nothing fails."""

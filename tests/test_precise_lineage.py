@@ -3,6 +3,8 @@ whose rows the table held: recall, upstream, downstream and diff follow those.""
 
 from __future__ import annotations
 
+import pytest
+
 import random
 from datetime import datetime, timedelta, timezone
 
@@ -48,6 +50,7 @@ def test_only_versions_whose_rows_were_picked_are_upstream(store, spark):
     assert any(e.relation == "included_in" for e in store.lineage.graph().edges)
 
 
+@pytest.mark.slow
 def test_suppliers_match_a_brute_force_pick_over_random_histories(store, spark):
     """The oracle picks, per entity row, the latest row at or before its time (ties to the later
     write) by brute force; the union of their versions must be what the manifest records."""

@@ -80,6 +80,7 @@ def test_bad_run_arguments_are_refused(store):
     assert [r.status for r in store.tracking.runs("x")] == ["finished"]
 
 
+@pytest.mark.slow
 def test_one_query_gives_the_best_feature_version_combination(experiment):
     best = experiment.store.tracking.best_feature_versions("val_auc", experiment="churn").collect()
     assert [r["val_auc"] for r in best] == [0.78, 0.71]

@@ -87,6 +87,7 @@ class _Terminal(io.StringIO):
         return True
 
 
+@pytest.mark.slow
 def test_the_progress_line_names_each_step_with_its_tasks_and_rows(store, activity, spark):
     from conftest import activity_rows
 

@@ -54,6 +54,7 @@ def test_rebuild_is_identical_after_later_writes_and_definition_changes(store, b
     assert fresh.load_df().first()["amount"] is None  # definition version 2 has no rows yet
 
 
+@pytest.mark.slow
 def test_rebuild_that_differs_from_the_manifest_is_an_error(store, built, monkeypatch):
     recorded = built.manifest.model_copy(update={"content_digest": "sha256:" + "0" * 64})
     monkeypatch.setattr(store._training, "manifest", lambda _id: recorded)
