@@ -7,6 +7,8 @@ import click
 from fs_spark.cli.app import Cli
 from fs_spark.cli.params import TIME_HELP, argument, command, feature_list, instant, timezone_option, version_value
 from fs_spark.governance.exports import FORMATS
+from fs_spark.ingest.conform import CASTS
+from fs_spark.ingest.writer import MODES
 from fs_spark.inputs import FILE_FORMATS, read_file
 from fs_spark.provenance import SourceInfo
 
@@ -21,7 +23,7 @@ TABLE_HELP = "a feature table's name (`fs-spark tables` lists them)"
 )
 @click.option(
     "--mode",
-    type=click.Choice(("strict", "quarantine")),
+    type=click.Choice(MODES),
     default="strict",
     show_default=True,
     help="strict refuses the batch if any row breaks a rule; quarantine writes the good rows",
@@ -29,7 +31,7 @@ TABLE_HELP = "a feature table's name (`fs-spark tables` lists them)"
 @click.option("--write-id", help="the identity of this write: a retry with it returns the first version")
 @click.option(
     "--cast",
-    type=click.Choice(("none", "safe")),
+    type=click.Choice(CASTS),
     default="none",
     show_default=True,
     help="safe: also accept narrower-typed targets (a long for an int) when every value fits",
