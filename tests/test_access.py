@@ -273,3 +273,30 @@ def test_statistics_of_a_feature_are_its_data(governed, spark):
     worst = {who: [r.worst_psi for r in store.quality.scoreboard("customers").rows if r.version_id == second.version_id]
              for who, store in (("root", root), ("alice", alice))}
     assert worst == {"root": [max(psi.values())], "alice": [psi["spend"]]} and psi["email"] != psi["spend"]
+
+
+@pytest.mark.slow
+def test_questions_answered_without_spark_are_under_the_same_policy(governed):
+    """The command line answers catalog questions without starting Spark (here it cannot: no
+    jars), and those answers go through the same access checks as every other path."""
+    import json as json_module
+    import os
+    import subprocess
+    import sys
+
+    _, _, _, folder = governed
+    env = {**os.environ, "FS_SPARK_SPARK__JARS_DIR": os.devnull,
+           "FS_SPARK_GOVERNANCE__POLICY_FILE": str(folder / "policies.yaml"), "FS_SPARK_GOVERNANCE__REGION": "eu-west-1"}
+
+    def answer(user, *argv):
+        return subprocess.run([sys.executable, "-m", "fs_spark.cli", "--root", str(folder / "store"), "--user", user,
+                               *argv], capture_output=True, text=True, env=env, timeout=120)
+
+    [listed] = [json_module.loads(line) for line in answer("alice", "versions", "customers", "--json").stdout.splitlines()]
+    stats = json_module.loads(listed["stats_json"])
+    assert "spend" in json_module.dumps(stats) and "email" not in json_module.dumps(stats)  # pii withheld from alice
+    [as_root] = [json_module.loads(line) for line in answer("root", "versions", "customers", "--json").stdout.splitlines()]
+    assert "email" in as_root["stats_json"]
+    refused = answer("alice", "quarantine", "customers", "1", "--reason", "x")
+    assert refused.returncode == 2 and refused.stderr.startswith("fs-spark: AccessDeniedError: principal 'alice'")
+    assert "DeltaJarsMissing" not in refused.stderr
