@@ -53,9 +53,9 @@ start = datetime(2024, 6, 1, tzinfo=timezone.utc)
 schema = ("customer_id long, event_ts timestamp, spend_7d double, orders_7d int, min_order_7d double, "
           "max_order_7d double, segment string")
 with store.start_run("churn_notebook", name="daily_features", hypothesis="recent spend predicts churn") as ingest:
-    for day in (0, 1):
+    for day, customers in ((0, 40), (1, 20)):  # the second export updates half the customers
         at = start + timedelta(days=day)
-        rows = [(c, at, float((c * 7 + day * 3) % 40), 1 + c % 3, 1.0, 9.0, "loyal") for c in range(40)]
+        rows = [(c, at, float((c * 7 + day * 3) % 40), 1 + c % 3, 1.0, 9.0, "loyal") for c in range(customers)]
         version = ingest.write("customer_activity", spark.createDataFrame(rows, schema),
                                source=SourceInfo(description=f"orders export {at:%Y-%m-%d}", start=at, end=at + timedelta(days=1)))
         print(f"customer_activity version {version.version_number} by run {version.run_id}")

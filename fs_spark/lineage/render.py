@@ -160,12 +160,14 @@ def to_html(graph: LineageGraph, focus: str | None = None, title: str | None = N
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
-body {{ font-family: Helvetica, Arial, sans-serif; margin: 16px; }}
+body {{ font-family: Helvetica, Arial, sans-serif; margin: 0; padding: 8px 16px; box-sizing: border-box;
+        height: 100vh; display: flex; flex-direction: column; }}
+h1 {{ font-size: 20px; margin: 4px 0; }} p {{ margin: 4px 0; }}
 g.node {{ cursor: pointer; }} g.node rect {{ stroke: #555; stroke-width: 1; }}
 g.node.focus rect {{ stroke: #000; stroke-width: 3; }}
 text.kind {{ font-size: 10px; fill: #555; text-transform: uppercase; }} text.label {{ font-size: 13px; font-weight: bold; }}
 text.detail {{ font-size: 11px; fill: #333; }} text.features {{ font-size: 11px; fill: #1a5e20; font-style: italic; }}
-svg {{ width: 100%; height: auto; max-height: 82vh; }}
+svg {{ flex: 1; min-height: 0; width: 100%; }}  /* the rest of the window, the graph scaled into it */
 path.edge {{ fill: none; stroke: #888; stroke-width: 1.4; }}
 .dim {{ opacity: 0.18; }}
 </style></head>
