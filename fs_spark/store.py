@@ -239,7 +239,14 @@ class FeatureStore:
         """Every version of `table`, oldest first; the statistics of features the principal may
         not read are withheld."""
         self._registry.current(table)
-        return [self._redacted(v) for v in self._catalog.versions(table)]
+        definitions: dict[int, FeatureTable] = {}
+        redacted = []
+        for version in self._catalog.versions(table):
+            number = version.definition_version
+            if number not in definitions:
+                definitions[number] = self._registry.at_version(table, number).definition
+            redacted.append(self._access.redacted(version, definitions[number]))
+        return redacted
 
     def _redacted(self, version: FeatureVersion) -> FeatureVersion:
         definition = self._registry.at_version(version.table_name, version.definition_version).definition

@@ -109,6 +109,7 @@ class Catalog:
         self.paths = paths
         self.lock_timeout = lock_timeout
         self._cache: dict[str, tuple[int, list[Row]]] = {}
+        self._parsed_versions: tuple[list[Row], list[FeatureVersion]] | None = None
         self.compact_after = COMPACT_AFTER
         self._cache_lock = threading.Lock()
 
@@ -243,9 +244,14 @@ class Catalog:
     # --- feature versions ---------------------------------------------------------------------
 
     def versions(self, table_name: str | None = None) -> list[FeatureVersion]:
-        rows = [r for r in self.rows(FEATURE_VERSIONS.name) if table_name is None or r["table_name"] == table_name]
-        rows.sort(key=lambda r: (r["table_name"], r["definition_version"], r["version_number"]))
-        return [FeatureVersion.from_row(r) for r in rows]
+        """Feature versions by table, definition version and number, parsed once per state of
+        the table (the same list of rows from the cache gives the same parsed versions)."""
+        rows = self.rows(FEATURE_VERSIONS.name)
+        parsed = self._parsed_versions
+        if parsed is None or parsed[0] is not rows:
+            ordered = sorted(rows, key=lambda r: (r["table_name"], r["definition_version"], r["version_number"]))
+            parsed = self._parsed_versions = (rows, [FeatureVersion.from_row(r) for r in ordered])
+        return [v for v in parsed[1] if table_name is None or v.table_name == table_name]
 
     def version(self, version_id: str) -> FeatureVersion | None:
         found = [r for r in self.rows(FEATURE_VERSIONS.name) if r["version_id"] == version_id]

@@ -71,6 +71,7 @@ class Registry(StorePart):
     ):
         super().__init__(session, paths, catalog, user, lock_timeout)
         self._access = access
+        self._parsed: dict[str, Applied] = {}
 
     def current(self, name: str) -> Applied:
         rows = self.catalog.definition_rows(name)
@@ -91,11 +92,13 @@ class Registry(StorePart):
             raise TableNotFoundError(label, list(self.catalog.current_definitions()))
         return self._applied(rows[-1])
 
-    @staticmethod
-    def _applied(row) -> Applied:
-        return Applied(
-            FeatureTable.model_validate(json.loads(row["definition_json"])), row["revision"], row["storage_path"]
-        )
+    def _applied(self, row) -> Applied:
+        """The definition a catalog row holds, parsed once per row (rows never change)."""
+        found = self._parsed.get(row["event_id"])
+        if found is None:
+            table = FeatureTable.model_validate(json.loads(row["definition_json"]))
+            found = self._parsed[row["event_id"]] = Applied(table, row["revision"], row["storage_path"])
+        return found
 
     def names(self) -> list[str]:
         return sorted(self.catalog.current_definitions())
