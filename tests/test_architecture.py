@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fs_spark"
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "names", "ids", "version", "config", "provenance", "locks", "session", "spark_jobs", "digest",
      "progress", "notebook"),
-    ("definitions.types", "definitions.model", "definitions.compatibility", "definitions.yaml_io"),
+    ("definitions.types", "definitions.model", "definitions.compatibility", "definitions.yaml_io", "online"),
     ("storage.paths", "storage.delta_log", "storage.layout", "catalog", "storage.orphans", "storage.reader",
      "inputs"),
     ("governance.policies", "governance.access", "store_part", "definitions.registry", "versions",

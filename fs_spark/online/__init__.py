@@ -1,0 +1,1 @@
+"""The online side: feature vectors by key, for serving."""

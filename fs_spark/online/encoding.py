@@ -1,0 +1,137 @@
+"""The bytes of the online stores: one key and one value per (table, definition version, entity
+key), the same in every store, so a store can be read by any fs_spark of the same format.
+
+Key: ``fs:<table>:v<definition version>:`` then each key part in the declared order, an integral
+part as ``i<decimal>;`` (every integral type alike: keys match as longs, as in training sets) and
+a string part as ``s<length in UTF-8 bytes>:<UTF-8>``; the length makes the key unambiguous.
+
+Value (big-endian):
+    u8      format (1)
+    u32     the feature version number whose row this is (`_fs_version`)
+    i64     the row's event time, microseconds since the epoch (UTC)
+    then, per feature in the definition's order: u8 0 for null, or u8 1 and the value:
+      bool u8 · int i32 · long i64 · float f32 · double f64 · date i32 days since the epoch ·
+      timestamp i64 microseconds since the epoch (UTC) · string u32 length, UTF-8
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from fs_spark.definitions.model import FeatureTable
+from fs_spark.definitions.types import FeatureType
+from fs_spark.errors import FsSparkError
+
+FORMAT = 1
+_HEADER = struct.Struct(">BIq")
+_FIXED = {
+    FeatureType.BOOL: struct.Struct(">?"),
+    FeatureType.INT: struct.Struct(">i"),
+    FeatureType.LONG: struct.Struct(">q"),
+    FeatureType.FLOAT: struct.Struct(">f"),
+    FeatureType.DOUBLE: struct.Struct(">d"),
+    FeatureType.DATE: struct.Struct(">i"),
+    FeatureType.TIMESTAMP: struct.Struct(">q"),
+}
+_LENGTH = struct.Struct(">I")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_DAY = date(1970, 1, 1)
+
+
+class OnlineEncodingError(FsSparkError):
+    """A value or key that the online encoding cannot hold, or bytes it did not write."""
+
+
+@dataclass(frozen=True)
+class Vector:
+    """One entity's features as stored online: the row's version, event time and values."""
+
+    version_number: int
+    event_time: datetime
+    values: tuple[Any, ...]
+
+
+def _micros(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise OnlineEncodingError(f"timestamp {moment.isoformat()} has no time zone")
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _moment(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def encode_key(table: str, definition_version: int, key: Sequence[Any]) -> bytes:
+    parts = [f"fs:{table}:v{definition_version}:".encode()]
+    for part in key:
+        if isinstance(part, bool) or not isinstance(part, int | str):
+            raise OnlineEncodingError(f"key part {part!r} of {table} is neither an integer nor a string")
+        if isinstance(part, int):
+            parts.append(f"i{part};".encode())
+        else:
+            raw = part.encode()
+            parts.append(b"s%d:" % len(raw) + raw)
+    return b"".join(parts)
+
+
+def encode_value(table: FeatureTable, version_number: int, event_time: datetime, values: Sequence[Any]) -> bytes:
+    features = table.features
+    if len(values) != len(features):
+        raise OnlineEncodingError(f"{table.name} has {len(features)} features, the row gives {len(values)} values")
+    out = [_HEADER.pack(FORMAT, version_number, _micros(event_time))]
+    for feature, value in zip(features, values, strict=True):
+        if value is None:
+            out.append(b"\x00")
+            continue
+        out.append(b"\x01")
+        dtype = feature.dtype
+        try:
+            if dtype is FeatureType.STRING:
+                raw = str(value).encode()
+                out.append(_LENGTH.pack(len(raw)) + raw)
+            elif dtype is FeatureType.TIMESTAMP:
+                out.append(_FIXED[dtype].pack(_micros(value)))
+            elif dtype is FeatureType.DATE:
+                out.append(_FIXED[dtype].pack((value - _EPOCH_DAY).days))
+            else:
+                out.append(_FIXED[dtype].pack(value))
+        except (struct.error, TypeError, AttributeError) as exc:
+            raise OnlineEncodingError(f"{table.name}.{feature.name}: {value!r} is not a {dtype.value}: {exc}") from None
+    return b"".join(out)
+
+
+def decode_value(table: FeatureTable, data: bytes) -> Vector:
+    if len(data) < _HEADER.size or data[0] != FORMAT:
+        raise OnlineEncodingError(f"{table.name}: not an fs_spark online value of format {FORMAT}")
+    _, number, micros = _HEADER.unpack_from(data)
+    offset = _HEADER.size
+    values: list[Any] = []
+    for feature in table.features:
+        present, offset = data[offset], offset + 1
+        if not present:
+            values.append(None)
+            continue
+        dtype = feature.dtype
+        if dtype is FeatureType.STRING:
+            (length,) = _LENGTH.unpack_from(data, offset)
+            offset += _LENGTH.size
+            values.append(data[offset : offset + length].decode())
+            offset += length
+            continue
+        (raw,) = _FIXED[dtype].unpack_from(data, offset)
+        offset += _FIXED[dtype].size
+        if dtype is FeatureType.TIMESTAMP:
+            raw = _moment(raw)
+        elif dtype is FeatureType.DATE:
+            raw = _EPOCH_DAY + timedelta(days=raw)
+        values.append(raw)
+    if offset != len(data):
+        raise OnlineEncodingError(
+            f"{table.name}: {len(data) - offset} byte(s) left over: written by another definition?"
+        )
+    return Vector(number, _moment(micros), tuple(values))
