@@ -24,7 +24,8 @@ from fs_spark.config import Settings, load_settings
 from fs_spark.definitions.compatibility import affected_features
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.definitions.registry import PlanItem, Registry
-from fs_spark.errors import ExportError
+from fs_spark.definitions.types import parse_duration
+from fs_spark.errors import EntityColumnError, ExportError
 from fs_spark.governance.access import AccessControl, Request
 from fs_spark.governance.deprecation import Deprecation, Deprecations
 from fs_spark.governance.exports import Export, check_request, write_export
@@ -34,6 +35,9 @@ from fs_spark.inputs import as_spark_frame
 from fs_spark.integrations.mlflow import MlflowBridge
 from fs_spark.lineage.lineage import Lineage
 from fs_spark.lineage.openlineage import LineageEvents
+from fs_spark.online.embedded import EmbeddedOnlineStore
+from fs_spark.online.encoding import decode_value, encode_key
+from fs_spark.online.materialize import local_online_path, materialize
 from fs_spark.progress import step
 from fs_spark.provenance import RunRef, SourceInfo, as_run_ref
 from fs_spark.quality.checks import QualityChecks
@@ -317,6 +321,61 @@ class FeatureStore:
             excluded(every, resolved),
         )
         return frame, resolved, delta_version, applied.storage_path
+
+    # --- online -------------------------------------------------------------------------------
+
+    def materialize(self, table: str) -> int:
+        """Write the latest row of every key of `table` (as of its latest version) to the
+        embedded online store, from the Spark executors; return the number of keys written."""
+        self._access.require(Request("admin", table))
+        frame, resolved, _, _ = self._read(table, None, None, None, include_version_column=True)
+        if resolved is None:
+            return 0
+        definition = self._registry.at_version(table, resolved.definition_version).definition
+        return materialize(frame, definition, local_online_path(self.paths), resolved.version_number)
+
+    def get_online_features(
+        self, features: Sequence[FeatureLookup | str], entity_rows: Sequence[dict[str, Any]]
+    ) -> dict[str, list[Any]]:
+        """Feast's spelling: each entity row's latest materialized values, as columns (the entity
+        rows' own columns, then each feature's output). A key never materialized, or whose row
+        is older than the table's time to live, gets the lookup's default (else None), as a
+        training set built now would."""
+        lookups = as_lookups(features)
+        self._access.require(
+            *(Request("read", lk.table_name, lk.feature_names or None) for lk in lookups),
+        )
+        online = EmbeddedOnlineStore(local_online_path(self.paths))
+        result: dict[str, list[Any]] = {}
+        for column in dict.fromkeys(c for row in entity_rows for c in row):
+            result[column] = [row.get(column) for row in entity_rows]
+        now = datetime.now(UTC)
+        for lookup in lookups:
+            definition = self.get_table(lookup.table_name)
+            wanted = list(lookup.feature_names or definition.feature_names)
+            for name in wanted:
+                definition.feature(name)  # FeatureNotFoundError, with the closest name
+            columns = list(lookup.lookup_key or definition.keys)
+            keys = []
+            for row in entity_rows:
+                missing = [c for c in columns if c not in row]
+                if missing:
+                    raise EntityColumnError(missing[0], f"is a key of {lookup.table_name}", list(row))
+                keys.append(encode_key(definition.name, definition.definition_version, [row[c] for c in columns]))
+            found = online.read(keys)
+            ttl = parse_duration(definition.ttl) if definition.ttl else None
+            index = {f.name: i for i, f in enumerate(definition.features)}
+            for name in wanted:
+                default = lookup.default_values.get(name)
+                out = result.setdefault(lookup.output_name(name), [])
+                for raw in found:
+                    vector = decode_value(definition, raw) if raw is not None else None
+                    if vector is None or (ttl is not None and vector.event_time < now - ttl):
+                        out.append(default)
+                    else:
+                        out.append(vector.values[index[name]])
+        online.close()
+        return result
 
     # --- exports ------------------------------------------------------------------------------
 

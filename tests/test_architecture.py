@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, ...]] = [
      "inputs"),
     ("governance.policies", "governance.access", "store_part", "definitions.registry", "versions",
      "governance.deprecation"),
-    ("ingest", "training", "integrations", "lineage.graph", "lineage.openlineage", "lineage.render"),
+    ("ingest", "training", "online.materialize", "integrations", "lineage.graph", "lineage.openlineage", "lineage.render"),
     ("storage.retention", "governance.exports", "tracking", "lineage", "quality"),
     ("store",),
     ("__init__", "cli"),

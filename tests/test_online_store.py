@@ -101,3 +101,37 @@ def test_a_reader_never_sees_part_of_a_batch(tmp_path):
     assert writer.returncode == 0
     assert store.read(keys) == [b"40"] * 500 and store.watermark("t") == 40
     assert len(seen) >= 1
+
+
+def test_materialized_vectors_equal_a_training_set_built_now(store, spark):
+    """No training/serving skew: for every key (and keys never written), the online vector is
+    the row a point-in-time training set picks for an entity time of now, value for value."""
+    import random
+
+    from fs_spark import FeatureNotFoundError
+
+    table = FeatureTable(name="profile", entity=Entity(name="c", keys={"customer_id": "long"}), event_time="ts",
+                         features=[Feature(name="spend", dtype="double"), Feature(name="tier", dtype="string"),
+                                   Feature(name="seen", dtype="timestamp"), Feature(name="visits", dtype="int")])
+    store.apply(table)
+    rng = random.Random(5)
+    schema = "customer_id long, ts timestamp, spend double, tier string, seen timestamp, visits int"
+    for batch in range(3):  # later writes replace some keys, sometimes at the same event time
+        rows = {k: (k, T0 + timedelta(hours=rng.randrange(5)), rng.choice([None, rng.random()]),
+                    rng.choice(["a", "b", None]), T0 + timedelta(minutes=rng.randrange(999)), rng.randrange(-9, 9))
+                for k in rng.sample(range(200), 120)}
+        store.write("profile", spark.createDataFrame(list(rows.values()), schema))
+    assert store.materialize("profile") == len({r.customer_id for r in store.read("profile").collect()})
+
+    keys = list(range(205))  # 200..204 were never written
+    features = ["profile:spend", "profile:tier", "profile:seen", "profile:visits"]
+    online = store.get_online_features(features, [{"customer_id": k} for k in keys])
+    now = datetime.now(timezone.utc)
+    built = store.create_training_set(spark.createDataFrame([(k, now) for k in keys], "customer_id long, ts timestamp"),
+                                      features).load_df().collect()
+    for name in ("spend", "tier", "visits"):
+        assert online[name] == [r[name] for r in built], name
+    assert online["seen"] == [None if r.seen is None else r.seen.replace(tzinfo=timezone.utc) for r in built]
+    assert online["customer_id"] == keys and online["spend"][200:] == [None] * 5
+    with pytest.raises(FeatureNotFoundError, match="Did you mean 'spend'"):
+        store.get_online_features(["profile:spnd"], [{"customer_id": 1}])

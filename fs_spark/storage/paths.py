@@ -2,7 +2,7 @@
 
 `<root>/tables/<table>/v<definition_version>` feature data, `<root>/quarantine/<table>/v<n>` bad
 rows, `<root>/training_sets/<id>/{entities,data}` training sets, `<root>/_catalog/<catalog_table>`
-the catalog, `<root>/_locks` write locks. Names and IDs are validated before they reach a path,
+the catalog, `<root>/online/embedded.db` the embedded online store, `<root>/_locks` write locks. Names and IDs are validated before they reach a path,
 so none can point outside the root.
 """
 
@@ -53,6 +53,11 @@ class StorePaths:
         if not is_id(training_set_id) or part not in ("entities", "data"):
             raise ValueError(f"not a training set ID and part: {training_set_id!r}, {part!r}")
         return f"{self.root}/training_sets/{training_set_id}/{part}"
+
+    @property
+    def online(self) -> str:
+        """The embedded online store's database file."""
+        return f"{self.root}/online/embedded.db"
 
     def catalog(self, name: str) -> str:
         return f"{self.root}/_catalog/{check_name(name, 'catalog table')}"
