@@ -135,3 +135,21 @@ def test_materialized_vectors_equal_a_training_set_built_now(store, spark):
     assert online["customer_id"] == keys and online["spend"][200:] == [None] * 5
     with pytest.raises(FeatureNotFoundError, match="Did you mean 'spend'"):
         store.get_online_features(["profile:spnd"], [{"customer_id": 1}])
+
+
+def test_expired_and_missing_keys_get_the_lookups_default(store, spark):
+    from fs_spark import EntityColumnError, FeatureLookup
+
+    table = FeatureTable(name="clicks", entity=Entity(name="page", keys={"region": "string", "page": "int"}),
+                         event_time="ts", ttl="1d", features=[Feature(name="n", dtype="long")])
+    store.apply(table)
+    now = datetime.now(timezone.utc)
+    rows = [("eu", 1, now - timedelta(hours=1), 5), ("eu", 2, now - timedelta(days=3), 7), ("us", 1, now, None)]
+    store.write("clicks", spark.createDataFrame(rows, "region string, page int, ts timestamp, n long"))
+    assert store.materialize("clicks") == 3
+    lookup = FeatureLookup(table_name="clicks", feature_names=["n"], lookup_key=["r", "p"], default_values={"n": 0})
+    entity_rows = [{"r": "eu", "p": 1}, {"r": "eu", "p": 2}, {"r": "us", "p": 1}, {"r": "us", "p": 9}]
+    # fresh; older than the ttl: the default; a null stays null; never written: the default
+    assert store.get_online_features([lookup], entity_rows)["n"] == [5, 0, None, 0]
+    with pytest.raises(EntityColumnError, match="'p': is a key of clicks"):
+        store.get_online_features([lookup], [{"r": "eu"}])
