@@ -153,3 +153,23 @@ def test_expired_and_missing_keys_get_the_lookups_default(store, spark):
     assert store.get_online_features([lookup], entity_rows)["n"] == [5, 0, None, 0]
     with pytest.raises(EntityColumnError, match="'p': is a key of clicks"):
         store.get_online_features([lookup], [{"r": "eu"}])
+
+
+def test_the_command_line_and_the_job_materialize(store, activity, capsys):
+    import io
+    import sys as system
+    from pathlib import Path
+
+    from conftest import activity_rows
+    from fs_spark.cli import run
+
+    store.write("customer_activity", activity(activity_rows(30)))
+    out = io.StringIO()
+    assert run(["--root", store.root, "materialize", "customer_activity"], out=out) == 0
+    assert out.getvalue().strip() == "customer_activity: 30 key(s) materialized"
+    system.path.insert(0, str(Path(__file__).resolve().parent.parent / "jobs"))
+    import materialize as job
+
+    assert job.main(["--root", store.root, "--table", "customer_activity"]) == 0
+    assert '"keys": 30' in capsys.readouterr().out
+    assert store.get_online_features(["customer_activity:visits"], [{"customer_id": 29}])["visits"] == [29]

@@ -146,4 +146,13 @@ def vacuum(cli: Cli, table: str | None, every: bool, retention_hours: float | No
             cli.echo(f"  {result.kept_files} file(s) kept, held by: {', '.join(result.held_by)}")
 
 
-COMMANDS = (ingest, read, export, vacuum)
+@command("materialize", "Data")
+@argument("table", TABLE_HELP)
+@click.pass_obj
+def materialize(cli: Cli, table: str) -> None:
+    """Write the latest row of every key of a table to the embedded online store."""
+    keys = cli.store().materialize(table)
+    cli.echo(f"{table}: {keys} key(s) materialized")
+
+
+COMMANDS = (ingest, read, export, vacuum, materialize)
