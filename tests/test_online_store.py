@@ -103,6 +103,7 @@ def test_a_reader_never_sees_part_of_a_batch(tmp_path):
     assert len(seen) >= 1
 
 
+@pytest.mark.slow
 def test_materialized_vectors_equal_a_training_set_built_now(store, spark):
     """No training/serving skew: for every key (and keys never written), the online vector is
     the row a point-in-time training set picks for an entity time of now, value for value."""
@@ -155,6 +156,7 @@ def test_expired_and_missing_keys_get_the_lookups_default(store, spark):
         store.get_online_features([lookup], [{"r": "eu"}])
 
 
+@pytest.mark.slow
 def test_the_command_line_and_the_job_materialize(store, activity, capsys):
     import io
     import sys as system
