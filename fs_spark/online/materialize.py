@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+from pyspark import Accumulator
 from pyspark.sql import DataFrame, Row, Window
 from pyspark.sql import functions as F
 
@@ -47,14 +48,16 @@ def _moment(micros: int | None) -> datetime | None:
     return None if micros is None else _EPOCH + timedelta(microseconds=micros)
 
 
-def partition_writer(table: FeatureTable, path: str):
-    """The function each partition runs: encode its rows and write them in batches."""
+def partition_writer(table: FeatureTable, path: str, written: Accumulator[int]):
+    """The function each partition runs: encode its rows and write them in batches, counting
+    them in `written` (an action applies a task's accumulator updates once)."""
     timestamps = [f.dtype is FeatureType.TIMESTAMP for f in table.features]
 
     def write(rows: Iterator[Row]) -> None:
         store = EmbeddedOnlineStore(path)
         batch: list[tuple[bytes, bytes]] = []
         for row in rows:
+            written.add(1)
             key = encode_key(table.name, table.definition_version, [row[k] for k in table.keys])
             values = [
                 _moment(row[f.name]) if ts else row[f.name] for f, ts in zip(table.features, timestamps, strict=True)
@@ -74,14 +77,10 @@ def partition_writer(table: FeatureTable, path: str):
 def materialize(frame: DataFrame, table: FeatureTable, path: str, version_number: int) -> int:
     """Write the latest row of every key of `frame` (a table's rows as of `version_number`, with
     `_fs_version`) to the embedded store at `path`; return the number of keys written."""
-    latest = latest_rows(frame, table).cache()
-    try:
-        keys = latest.count()
-        latest.foreachPartition(partition_writer(table, path))
-    finally:
-        latest.unpersist()
+    written = frame.sparkSession.sparkContext.accumulator(0)
+    latest_rows(frame, table).foreachPartition(partition_writer(table, path, written))
     EmbeddedOnlineStore(path).write([], watermark=(watermark_name(table), version_number))
-    return keys
+    return int(written.value)
 
 
 def local_online_path(paths: StorePaths) -> str:
