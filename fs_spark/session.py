@@ -121,6 +121,8 @@ def spark_conf(settings: SparkSettings) -> dict[str, str]:
         "spark.databricks.delta.snapshotPartitions": "2",
         # VACUUM lists files with this many tasks (10000 by default): 40 s for a small table.
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": "8",
+        # A validated write's plan has a column per rule; past 25 fields Spark warns on every write.
+        "spark.sql.debug.maxToStringFields": "1000",
         **settings.conf,
     }
 

@@ -89,11 +89,22 @@ def test_ingest_job_runs_under_spark_submit(spark, tmp_path):
     done = _submit("jobs/ingest.py", "--root", root, "--table", "customer_activity", "--input", data,
                    "--definitions", "conf/features", "--write-id", "submit-1")
     assert done.returncode == 0, done.stderr[-3000:]
+    # the log configuration ships with submit-args: no INFO lines (there were thousands)
+    assert " INFO " not in done.stderr and len(done.stderr.splitlines()) <= 3, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert (result["version_number"], result["rows"], result["quarantined"]) == (1, 40, 0)
     store = make_store(spark, root)  # the same store, seen from this process
     assert [v.version_id for v in store.versions("customer_activity")] == [result["version_id"]]
     assert store.read("customer_activity").count() == 40
+
+    # a refused batch: the clear message, and no Java stack trace before it
+    bad = str(tmp_path / "bad.parquet")
+    quickstart.make_batch(spark, datetime(2024, 5, 2, tzinfo=timezone.utc), 10, seed=6, bad_rows=2).write.parquet(bad)
+    refused = _submit("jobs/ingest.py", "--root", root, "--table", "customer_activity", "--input", bad)
+    # spark-submit passes the Python job's stderr on as its stdout
+    assert refused.returncode == 2 and "ingest refused: ValidationError" in refused.stdout
+    logged = refused.stdout + refused.stderr
+    assert "\tat org.apache" not in logged and " INFO " not in logged and " WARN " not in logged, logged[-3000:]
 
 
 _WORKER = """
