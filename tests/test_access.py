@@ -300,3 +300,15 @@ def test_questions_answered_without_spark_are_under_the_same_policy(governed):
     refused = answer("alice", "quarantine", "customers", "1", "--reason", "x")
     assert refused.returncode == 2 and refused.stderr.startswith("fs-spark: AccessDeniedError: principal 'alice'")
     assert "DeltaJarsMissing" not in refused.stderr
+
+
+def test_online_reads_and_materialization_are_under_the_policy(governed):
+    as_user, *_ = governed
+    root, alice = as_user("root"), as_user("alice")
+    assert root.materialize("customers") == 1
+    with pytest.raises(AccessDeniedError, match="alice"):
+        alice.materialize("customers")
+    assert alice.get_online_features(["customers:spend"], [{"customer_id": 1}])["spend"] == [5.0]
+    with pytest.raises(AccessDeniedError, match="customers.email"):
+        alice.get_online_features(["customers:email"], [{"customer_id": 1}])
+    assert ("read", "customers:email", "deny", "no_pii_for_analysts") in _audit(alice, "alice")
