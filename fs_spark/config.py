@@ -138,6 +138,39 @@ class RetentionSettings(_Strict):
         return next((h for pattern, h in self.tables.items() if fnmatchcase(table, pattern)), self.hours)
 
 
+class CacheSettings(_Strict):
+    """The in-process cache in front of the online store."""
+
+    enabled: bool = True
+    max_entries: int = Field(default=100_000, ge=1)
+    ttl_seconds: float = Field(default=60.0, gt=0, description="Longest an entry is served without a store read")
+    check_interval_ms: float = Field(
+        default=100.0, ge=0, description="How often the store's table state is checked for a newer materialization"
+    )
+
+
+class ServerSettings(_Strict):
+    """`fs-spark serve`: the HTTP feature server."""
+
+    host: str = "127.0.0.1"
+    port: int = 6566
+    tokens: dict[str, str] = Field(
+        default_factory=dict,
+        description="Bearer token -> principal; required when a policy file is set (no anonymous access)",
+    )
+    max_entities: int = Field(default=1_000, ge=1, description="Most entity rows one request may ask for")
+
+
+class OnlineSettings(_Strict):
+    kind: Literal["embedded", "redis"] = Field(
+        default="embedded", description="embedded: a SQLite file under the store root; redis: a Redis server"
+    )
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    timeout_seconds: float = Field(default=1.0, gt=0, description="Socket timeout of every online store call")
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+
+
 class Settings(_Strict):
     store: StoreSettings = Field(default_factory=StoreSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
@@ -147,6 +180,7 @@ class Settings(_Strict):
     quality: QualitySettings = Field(default_factory=QualitySettings)
     governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    online: OnlineSettings = Field(default_factory=OnlineSettings)
 
 
 class _Environment(BaseSettings, Settings):

@@ -468,3 +468,27 @@ class ExportError(FsSparkError):
         self.path = path
         self.problem = problem
         super().__init__(f"export of {what} to {path!r} refused: {problem}")
+
+
+class NotMaterializedError(FsSparkError):
+    """An online read of a table that was never materialized to this online store."""
+
+    def __init__(self, table: str, store: str):
+        self.table = table
+        super().__init__(
+            f"feature table {table!r} has not been materialized to the online store {store}: "
+            f"run `fs-spark materialize {table}` (or store.materialize({table!r})) first"
+        )
+
+
+class OnlineRequestError(FsSparkError):
+    """An online request that cannot be answered as asked: empty, too large, or pinned to a version."""
+
+
+class RetiredFeatureError(FsSparkError):
+    """An online read of a feature whose deprecation has ended."""
+
+    def __init__(self, subject: str, end: str, replacement: str | None, reason: str):
+        self.subject = subject
+        instead = f": use {replacement} instead" if replacement else ""
+        super().__init__(f"{subject} was retired on {end} ({reason}) and is no longer served online{instead}")

@@ -24,8 +24,7 @@ from fs_spark.config import Settings, load_settings
 from fs_spark.definitions.compatibility import affected_features
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.definitions.registry import PlanItem, Registry
-from fs_spark.definitions.types import parse_duration
-from fs_spark.errors import EntityColumnError, ExportError
+from fs_spark.errors import ExportError
 from fs_spark.governance.access import AccessControl, Request
 from fs_spark.governance.deprecation import Deprecation, Deprecations
 from fs_spark.governance.exports import Export, check_request, write_export
@@ -35,9 +34,7 @@ from fs_spark.inputs import as_spark_frame
 from fs_spark.integrations.mlflow import MlflowBridge
 from fs_spark.lineage.lineage import Lineage
 from fs_spark.lineage.openlineage import LineageEvents
-from fs_spark.online.embedded import EmbeddedOnlineStore
-from fs_spark.online.encoding import decode_value, encode_key
-from fs_spark.online.materialize import local_online_path, materialize
+from fs_spark.online.serving import Materialization, OnlineServing
 from fs_spark.progress import step
 from fs_spark.provenance import RunRef, SourceInfo, as_run_ref
 from fs_spark.quality.checks import QualityChecks
@@ -126,6 +123,18 @@ class FeatureStore:
         self.tracking = Tracking(self, self._catalog, self.mlflow)
         self.models = Models(self._catalog, self._training, self.mlflow, self.events, self.user)
         self.lineage = Lineage(self._session, self._catalog, self.user, lambda: self.models.live_everywhere())
+        self._online = OnlineServing(
+            self._session,
+            self.paths,
+            self._catalog,
+            self._registry,
+            self._versions,
+            self._access,
+            self._deprecations,
+            self.events,
+            self.settings.online,
+            self.user,
+        )
         self.quality = QualityChecks(
             self, self._catalog, self._registry, self._access, self._training, self.settings.quality
         )
@@ -324,58 +333,20 @@ class FeatureStore:
 
     # --- online -------------------------------------------------------------------------------
 
-    def materialize(self, table: str) -> int:
-        """Write the latest row of every key of `table` (as of its latest version) to the
-        embedded online store, from the Spark executors; return the number of keys written."""
-        self._access.require(Request("admin", table))
-        frame, resolved, _, _ = self._read(table, None, None, None, include_version_column=True)
-        if resolved is None:
-            return 0
-        definition = self._registry.at_version(table, resolved.definition_version).definition
-        return materialize(frame, definition, local_online_path(self.paths), resolved.version_number)
+    def materialize(self, table: str, *, run: Run | RunRef | None = None) -> Materialization:
+        """Bring the online store (`online.kind`) up to the latest servable version of `table`:
+        the latest row of every key, written from the Spark executors. The first run writes
+        every key; later runs read only the writes since the last one (or, after a quarantine
+        or rollback, the keys those touched). Recorded in the catalog and the lineage."""
+        return self._online.materialize(table, self._writer.lock(f"{table}.online"), as_run_ref(run))
 
     def get_online_features(
         self, features: Sequence[FeatureLookup | str], entity_rows: Sequence[dict[str, Any]]
     ) -> dict[str, list[Any]]:
         """Feast's spelling: each entity row's latest materialized values, as columns (the entity
-        rows' own columns, then each feature's output). A key never materialized, or whose row
-        is older than the table's time to live, gets the lookup's default (else None), as a
-        training set built now would."""
-        lookups = as_lookups(features)
-        self._access.require(
-            *(Request("read", lk.table_name, lk.feature_names or None) for lk in lookups),
-        )
-        online = EmbeddedOnlineStore(local_online_path(self.paths))
-        result: dict[str, list[Any]] = {}
-        for column in dict.fromkeys(c for row in entity_rows for c in row):
-            result[column] = [row.get(column) for row in entity_rows]
-        now = datetime.now(UTC)
-        for lookup in lookups:
-            definition = self.get_table(lookup.table_name)
-            wanted = list(lookup.feature_names or definition.feature_names)
-            for name in wanted:
-                definition.feature(name)  # FeatureNotFoundError, with the closest name
-            columns = list(lookup.lookup_key or definition.keys)
-            keys = []
-            for row in entity_rows:
-                missing = [c for c in columns if c not in row]
-                if missing:
-                    raise EntityColumnError(missing[0], f"is a key of {lookup.table_name}", list(row))
-                keys.append(encode_key(definition.name, definition.definition_version, [row[c] for c in columns]))
-            found = online.read(keys)
-            ttl = parse_duration(definition.ttl) if definition.ttl else None
-            index = {f.name: i for i, f in enumerate(definition.features)}
-            for name in wanted:
-                default = lookup.default_values.get(name)
-                out = result.setdefault(lookup.output_name(name), [])
-                for raw in found:
-                    vector = decode_value(definition, raw) if raw is not None else None
-                    if vector is None or (ttl is not None and vector.event_time < now - ttl):
-                        out.append(default)
-                    else:
-                        out.append(vector.values[index[name]])
-        online.close()
-        return result
+        rows' own columns, then each feature's output). See `fs_spark.online.reader` for missing
+        keys, nulls, defaults, expired rows and withheld versions."""
+        return self._online.reader().get(features, entity_rows)
 
     # --- exports ------------------------------------------------------------------------------
 
@@ -511,7 +482,7 @@ class FeatureStore:
         and later writes add to those. No data is deleted; the versions rolled over stay readable
         by number or ID."""
         self._access.require(Request("admin", table))
-        return rollback(
+        record = rollback(
             self._catalog,
             self._versions,
             self._registry.current(table),
@@ -520,6 +491,8 @@ class FeatureStore:
             to_version,
             reason,
         )
+        self._online.sync(table, f"the rollback of {table} to #{record.restores_version}")
+        return record
 
     def deprecate(
         self,
@@ -535,9 +508,11 @@ class FeatureStore:
         """Schedule the deprecation of a feature (or, without `feature`, of the whole table):
         builds warn from `announce` and refuse from `end`. A later schedule of the same feature
         replaces it; `withdrawn=True` withdraws it."""
-        return self._deprecations.schedule(
+        made = self._deprecations.schedule(
             table, feature, announce=announce, end=end, replacement=replacement, reason=reason, withdrawn=withdrawn
         )
+        self._online.sync(table, f"the deprecation of {made.subject}")
+        return made
 
     def deprecations(self) -> list[Deprecation]:
         """The deprecation schedules in force."""
@@ -556,6 +531,9 @@ class FeatureStore:
         self._access.require(Request("admin", table))
         resolved = self._versions.exact(table, version)
         record_status(self._catalog, resolved, status, reason, self.user)
+        self._online.sync(
+            table, f"the {'release' if status == 'released' else 'quarantine'} of {table} #{resolved.version_number}"
+        )
         return resolved
 
     # --- training sets ------------------------------------------------------------------------

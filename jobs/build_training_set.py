@@ -17,8 +17,8 @@ import json
 import sys
 
 from fs_spark import FeatureStore, FsSparkError
-from fs_spark.progress import progress_line
 from fs_spark.inputs import ENTITY_FORMATS, read_entities
+from fs_spark.progress import progress_line
 from fs_spark.training.spec import load_spec
 
 
@@ -39,8 +39,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"build refused: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     manifest = built.manifest
-    print(json.dumps({"training_set_id": built.id, "rows": manifest.row_count, "output_path": manifest.output_path,
-                      "feature_version_ids": manifest.feature_version_ids, "content_digest": manifest.content_digest}))
+    print(
+        json.dumps(
+            {
+                "training_set_id": built.id,
+                "rows": manifest.row_count,
+                "output_path": manifest.output_path,
+                "feature_version_ids": manifest.feature_version_ids,
+                "content_digest": manifest.content_digest,
+            }
+        )
+    )
     return 0
 
 

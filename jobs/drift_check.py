@@ -33,9 +33,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"drift check refused: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     print(report.to_text(), file=sys.stderr)
-    print(json.dumps({"check_id": report.check_id, "table": args.table, "version_id": report.version.version_id,
-                      "baseline": report.baseline, "breaches": [list(b) for b in report.result.breaches],
-                      "alert_ids": list(report.alert_ids), "quarantined": report.quarantined}))
+    print(
+        json.dumps(
+            {
+                "check_id": report.check_id,
+                "table": args.table,
+                "version_id": report.version.version_id,
+                "baseline": report.baseline,
+                "breaches": [list(b) for b in report.result.breaches],
+                "alert_ids": list(report.alert_ids),
+                "quarantined": report.quarantined,
+            }
+        )
+    )
     return 1 if report.breached and args.fail_on_breach else 0
 
 

@@ -26,8 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--format", default="parquet", choices=FILE_FORMATS)
     parser.add_argument("--mode", default="strict", choices=("strict", "quarantine"))
     parser.add_argument("--write-id", help="identity of this write, for safe retries")
-    parser.add_argument("--cast", default="none", choices=("none", "safe"),
-                        help="safe: accept narrower-typed features (a long for an int) where every value fits")
+    parser.add_argument(
+        "--cast",
+        default="none",
+        choices=("none", "safe"),
+        help="safe: accept narrower-typed features (a long for an int) where every value fits",
+    )
     parser.add_argument("--definitions", help="apply these definitions first (file or folder)")
     args = parser.parse_args(argv)
     try:
@@ -45,9 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     except FsSparkError as exc:
         print(f"ingest refused: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({"version_id": version.version_id, "version_number": version.version_number,
-                      "delta_version": version.delta_version, "rows": version.row_count,
-                      "quarantined": version.quarantined_row_count}))
+    print(
+        json.dumps(
+            {
+                "version_id": version.version_id,
+                "version_number": version.version_number,
+                "delta_version": version.delta_version,
+                "rows": version.row_count,
+                "quarantined": version.quarantined_row_count,
+            }
+        )
+    )
     return 0
 
 

@@ -1,5 +1,5 @@
-"""spark-submit entry point: write the latest row of every key of a feature table to the
-embedded online store (from the executors).
+"""spark-submit entry point: bring the online store (settings' `online.kind`) up to the latest
+servable version of a feature table, from the executors; only what changed since the last run.
 
     spark-submit $(fs-spark submit-args) jobs/materialize.py --root ./fs_store --table customer_activity
 """
@@ -7,6 +7,7 @@ embedded online store (from the executors).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -20,11 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", required=True)
     args = parser.parse_args(argv)
     try:
-        keys = FeatureStore(args.root).materialize(args.table)
+        done = FeatureStore(args.root).materialize(args.table)
     except FsSparkError as exc:
         print(f"materialize refused: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({"table": args.table, "keys": keys}))
+    print(json.dumps(dataclasses.asdict(done)))
     return 0
 
 

@@ -24,8 +24,15 @@ def main(argv: list[str] | None = None) -> int:
     report = FeatureStore(args.root).lineage.reconcile()
     for link in report.dangling:
         print(link, file=sys.stderr)
-    print(json.dumps({"checked": report.checked, "dangling": len(report.dangling),
-                      "unauthorised": [str(d) for d in report.unauthorised]}))
+    print(
+        json.dumps(
+            {
+                "checked": report.checked,
+                "dangling": len(report.dangling),
+                "unauthorised": [str(d) for d in report.unauthorised],
+            }
+        )
+    )
     return 0 if report.ok else 1
 
 

@@ -31,8 +31,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"retention refused: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
     for result in results:
-        print(json.dumps({"table": result.table, "deleted_files": result.deleted_files,
-                          "kept_files": result.kept_files, "held_by": list(result.held_by)}))
+        print(
+            json.dumps(
+                {
+                    "table": result.table,
+                    "deleted_files": result.deleted_files,
+                    "kept_files": result.kept_files,
+                    "held_by": list(result.held_by),
+                }
+            )
+        )
     return 0
 
 

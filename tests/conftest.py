@@ -137,3 +137,28 @@ def json_endpoint(status: int = 204):
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """One real Redis for the run, on a free loopback port."""
+    from servers import redis_server
+
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
+
+
+@pytest.fixture(params=["embedded", "redis"])
+def online_store(request, spark, tmp_path):
+    """A store whose online side is the embedded SQLite file or a real Redis (emptied first)."""
+    from fs_spark.config import OnlineSettings
+
+    online = OnlineSettings()
+    if request.param == "redis":
+        import redis
+
+        url = request.getfixturevalue("redis_url")
+        redis.Redis.from_url(url).flushall()
+        online = OnlineSettings(kind="redis", redis_url=url)
+    settings = Settings(store=StoreSettings(root=str(tmp_path / "store"), user="tester"), online=online)
+    return FeatureStore(spark=spark, settings=settings)

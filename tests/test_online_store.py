@@ -1,5 +1,6 @@
-"""The online stores' bytes and the embedded store: every type round-trips, keys match as the
-training side matches them, and a reader never sees part of a batch."""
+"""The online stores' bytes, and both stores (embedded SQLite, a real Redis): every type
+round-trips, keys match as the training side matches them, a reader never sees part of a
+batch, a later row wins, and a store that is down fails fast."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from fs_spark import Entity, Feature, FeatureTable
-from fs_spark.online.embedded import EmbeddedOnlineStore
 from fs_spark.online.encoding import OnlineEncodingError, decode_value, encode_key, encode_value
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -64,43 +64,91 @@ def test_values_the_encoding_cannot_hold_are_named():
         decode_value(EVERY_TYPE, b"\x09rubbish")
 
 
-def test_the_embedded_store_reads_what_it_wrote_with_its_watermark(tmp_path):
-    store = EmbeddedOnlineStore(tmp_path / "online.db")
+@pytest.fixture(params=["embedded", "redis"])
+def kv(request, tmp_path):
+    """Each online store, opened twice: a writer's handle and a reader's."""
+    from fs_spark.online.factory import OnlineStoreSpec
+
+    if request.param == "redis":
+        import redis
+
+        url = request.getfixturevalue("redis_url")
+        redis.Redis.from_url(url).flushall()
+        return OnlineStoreSpec("redis", url, 1.0)
+    return OnlineStoreSpec("embedded", str(tmp_path / "online.db"), 1.0)
+
+
+def test_each_store_reads_what_it_wrote_with_its_state(kv):
+    store = kv.open()
     keys = [encode_key("t", 1, (i,)) for i in range(3)]
-    assert store.write([(keys[0], b"a"), (keys[1], b"b")], watermark=("t:v1", 4)) == 2
+    assert store.write([(keys[0], b"a"), (keys[1], b"b")], state={"table:t": b"4"}) == 2
     assert store.read([keys[1], keys[2], keys[0]]) == [b"b", None, b"a"]
-    assert store.watermark("t:v1") == 4 and store.watermark("other") is None
-    store.write([(keys[1], b"B")], watermark=("t:v1", 5))
-    again = EmbeddedOnlineStore(tmp_path / "online.db")  # another handle sees the committed state
-    assert again.read(keys) == [b"a", b"B", None] and again.watermark("t:v1") == 5
+    assert store.state(["table:t", "other"]) == [b"4", None]
+    store.write([(keys[1], b"B")], delete=[keys[0]], state={"table:t": b"5"})
+    again = kv.open()  # another handle sees the committed state
+    assert again.read_with_state(keys, ["table:t"]) == ([None, b"B", None], [b"5"])
+    assert again.read([]) == [] and again.state([]) == []
+
+
+def test_only_a_later_row_replaces_a_stored_vector(kv):
+    """Incremental runs keep the stored vector when the new row is older (event time, then version)."""
+    store = kv.open()
+    key = encode_key("t", 1, (1,))
+    table = FeatureTable(name="t", entity=Entity(name="e", keys={"k": "long"}), event_time="ts",
+                         features=[Feature(name="a", dtype="int")])
+    stored = encode_value(table, 2, T0, (1,))
+    store.write([(key, stored)])
+    for version, at, replaced in ((3, T0 - timedelta(seconds=1), False), (1, T0, False), (3, T0, True),
+                                  (4, T0 + timedelta(hours=1), True)):
+        newer = encode_value(table, version, at, (version,))
+        assert store.write_newer([(key, newer)]) == int(replaced)
+        assert store.read([key]) == [newer if replaced else stored]
+        stored = store.read([key])[0]
 
 
 _WRITER = """
 import sys
-from fs_spark.online.embedded import EmbeddedOnlineStore
-store = EmbeddedOnlineStore(sys.argv[1])
+from fs_spark.online.factory import OnlineStoreSpec
+store = OnlineStoreSpec(sys.argv[1], sys.argv[2], 5.0).open()
 for batch in range(1, 41):
-    store.write([(b"k%04d" % i, b"%d" % batch) for i in range(500)], watermark=("t", batch))
+    store.write([(b"k%04d" % i, b"%d" % batch) for i in range(500)], state={"t": b"%d" % batch})
 """
 
 
-def test_a_reader_never_sees_part_of_a_batch(tmp_path):
-    path = tmp_path / "online.db"
-    store = EmbeddedOnlineStore(path)
+def test_a_reader_never_sees_part_of_a_batch(kv):
+    store = kv.open()
     keys = [b"k%04d" % i for i in range(500)]
-    writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(path)])
+    writer = subprocess.Popen([sys.executable, "-c", _WRITER, kv.kind, kv.location])
     seen = set()
     try:
         while writer.poll() is None or len(seen) < 1:
-            values = store.read(keys)
+            values, (mark,) = store.read_with_state(keys, ["t"])
             batches = {v for v in values if v is not None}
             assert len(batches) <= 1 and (not batches or None not in values), "a reader saw part of a batch"
+            if kv.kind == "redis":  # one MGET: the state and the vectors of one transaction
+                assert mark in batches or (mark is None and not batches)
             seen |= batches
     finally:
         writer.wait(timeout=120)
     assert writer.returncode == 0
-    assert store.read(keys) == [b"40"] * 500 and store.watermark("t") == 40
+    assert store.read(keys) == [b"40"] * 500 and store.state(["t"]) == [b"40"]
     assert len(seen) >= 1
+
+
+def test_a_redis_that_is_down_fails_fast_with_its_address():
+    import time
+
+    from fs_spark.online.base import OnlineStoreError
+    from fs_spark.online.factory import OnlineStoreSpec
+    from servers import free_port
+
+    store = OnlineStoreSpec("redis", f"redis://127.0.0.1:{free_port()}/0", 0.5).open()
+    started = time.monotonic()
+    with pytest.raises(OnlineStoreError, match=r"online store redis://127.0.0.1:\d+/0: read failed: ConnectionError"):
+        store.read([b"k"])
+    with pytest.raises(OnlineStoreError, match="write failed"):
+        store.write([(b"k", b"v")])
+    assert time.monotonic() - started < 10  # bounded: no retry loop, no hang
 
 
 @pytest.mark.slow
@@ -122,7 +170,8 @@ def test_materialized_vectors_equal_a_training_set_built_now(store, spark):
                     rng.choice(["a", "b", None]), T0 + timedelta(minutes=rng.randrange(999)), rng.randrange(-9, 9))
                 for k in rng.sample(range(200), 120)}
         store.write("profile", spark.createDataFrame(list(rows.values()), schema))
-    assert store.materialize("profile") == len({r.customer_id for r in store.read("profile").collect()})
+    done = store.materialize("profile")
+    assert (done.kind, done.keys_written) == ("full", len({r.customer_id for r in store.read("profile").collect()}))
 
     keys = list(range(205))  # 200..204 were never written
     features = ["profile:spend", "profile:tier", "profile:seen", "profile:visits"]
@@ -147,7 +196,7 @@ def test_expired_and_missing_keys_get_the_lookups_default(store, spark):
     now = datetime.now(timezone.utc)
     rows = [("eu", 1, now - timedelta(hours=1), 5), ("eu", 2, now - timedelta(days=3), 7), ("us", 1, now, None)]
     store.write("clicks", spark.createDataFrame(rows, "region string, page int, ts timestamp, n long"))
-    assert store.materialize("clicks") == 3
+    assert store.materialize("clicks").keys_written == 3
     lookup = FeatureLookup(table_name="clicks", feature_names=["n"], lookup_key=["r", "p"], default_values={"n": 0})
     entity_rows = [{"r": "eu", "p": 1}, {"r": "eu", "p": 2}, {"r": "us", "p": 1}, {"r": "us", "p": 9}]
     # fresh; older than the ttl: the default; a null stays null; never written: the default
@@ -168,10 +217,10 @@ def test_the_command_line_and_the_job_materialize(store, activity, capsys):
     store.write("customer_activity", activity(activity_rows(30)))
     out = io.StringIO()
     assert run(["--root", store.root, "materialize", "customer_activity"], out=out) == 0
-    assert out.getvalue().strip() == "customer_activity: 30 key(s) materialized"
+    assert out.getvalue().strip().startswith("customer_activity: full, 30 key(s) written, 0 removed; embedded:")
     system.path.insert(0, str(Path(__file__).resolve().parent.parent / "jobs"))
     import materialize as job
 
     assert job.main(["--root", store.root, "--table", "customer_activity"]) == 0
-    assert '"keys": 30' in capsys.readouterr().out
+    assert '"kind": "none"' in capsys.readouterr().out  # nothing changed since
     assert store.get_online_features(["customer_activity:visits"], [{"customer_id": 29}])["visits"] == [29]

@@ -415,6 +415,28 @@ EXPORTS = CatalogTable(
     ),
 )
 
+MATERIALIZATIONS = CatalogTable(
+    "materializations",
+    "One row per materialization: feature versions copied to an online store, and what it then serves.",
+    (
+        ("materialization_id", S, "Global ID of the materialization (UUIDv7)"),
+        ("table_name", S, "Feature table"),
+        ("definition_version", INT, "Definition version materialized"),
+        ("version_id", S, "Feature version the online store serves after it (null: none servable)"),
+        ("version_number", L, "Its number"),
+        ("supplying_version_ids", ARR, "Feature versions whose rows were read"),
+        ("withheld_versions", ARR, "Version numbers whose values are not served (quarantined, rolled over)"),
+        ("online_store", S, "The online store, e.g. redis://host:6379/0 or embedded:<path>"),
+        ("kind", S, "full, incremental (the new writes only), refresh (keys a quarantine or rollback touched) or none"),
+        ("keys_written", L, "Vectors written"),
+        ("keys_removed", L, "Vectors removed (no served row has the key any more)"),
+        ("run_id", S, "fs_spark run, when one was active"),
+        ("user", S, "Principal who materialized"),
+        ("started_at", TS, "When it started (UTC)"),
+        ("at", TS, "When the online store reflected it (UTC)"),
+    ),
+)
+
 ALL_TABLES = (
     FEATURE_TABLES,
     FEATURE_VERSIONS,
@@ -436,6 +458,7 @@ ALL_TABLES = (
     AUDIT_LOG,
     DEPRECATIONS,
     EXPORTS,
+    MATERIALIZATIONS,
 )
 
 

@@ -16,6 +16,7 @@ process reads in.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -101,30 +102,54 @@ class AccessControl:
         """Decide every feature of every request, audit them all, then raise on the first denial."""
         if self.policy is None or not requests:
             return
-        at, request_id = datetime.now(UTC), new_id()
         rows, denied = [], None
         for request in requests:
             table = request.definition or self._definition_of(request.table)
             names = list(request.features) if request.features else list(table.feature_names)
-            for name in names:
-                allowed, rule = self._decide(self.policy, request, table, name)
-                rows.append(
-                    {
-                        "event_id": new_id(),
-                        "request_id": request_id,
-                        "principal": self._principal,
-                        "action": request.action,
-                        "object": f"{table.name}:{name}",
-                        "decision": "allow" if allowed else "deny",
-                        "rule": rule,
-                        "at": at,
-                    }
-                )
+            for name, allowed, rule in self.decisions(request, table, names):
+                rows.append((request.action, f"{table.name}:{name}", allowed, rule))
                 if not allowed and denied is None:
                     denied = AccessDeniedError(self._principal, request.action, table.name, name, rule)
-        self._catalog.append(AUDIT_LOG, rows)
+        self.audit(rows)
         if denied is not None:
             raise denied
+
+    def decisions(self, request: Request, table: FeatureTable, names: Sequence[str]) -> list[tuple[str, bool, str]]:
+        """(feature, allowed, rule) for each of `names`, not audited: for callers that audit
+        in their own rhythm (the online reader)."""
+        if self.policy is None:
+            return [(name, True, "") for name in names]
+        return [(name, *self._decide(self.policy, request, table, name)) for name in names]
+
+    def audit(self, decisions: Sequence[tuple[str, str, bool, str]]) -> None:
+        """Append (action, object, allowed, rule) decisions to the audit log, as one request."""
+        if self.policy is None or not decisions:
+            return
+        at, request_id = datetime.now(UTC), new_id()
+        rows = [
+            {
+                "event_id": new_id(),
+                "request_id": request_id,
+                "principal": self._principal,
+                "action": action,
+                "object": thing,
+                "decision": "allow" if allowed else "deny",
+                "rule": rule,
+                "at": at,
+            }
+            for action, thing, allowed, rule in decisions
+        ]
+        self._catalog.append(AUDIT_LOG, rows)
+
+    def as_principal(self, principal: str) -> AccessControl:
+        """The same policy and audit log, for another principal (a server's callers)."""
+        other = copy.copy(self)
+        other._principal = principal
+        return other
+
+    @property
+    def principal(self) -> str:
+        return self._principal
 
     def readable(self, table: FeatureTable) -> frozenset[str]:
         """The features of `table` this principal may read here (all, without a policy). Used

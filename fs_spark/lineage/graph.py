@@ -18,7 +18,7 @@ import hashlib
 import html
 import json
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fs_spark.catalog.schema import (
@@ -28,6 +28,7 @@ from fs_spark.catalog.schema import (
     FEATURE_TABLES,
     FEATURE_VERSIONS,
     LINEAGE_EDGES,
+    MATERIALIZATIONS,
     MODEL_VERSIONS,
     MODELS,
     RUN_INPUTS,
@@ -53,6 +54,7 @@ KINDS = (
     "model_version",
     "deployment",
     "export",
+    "online_store",
 )
 
 
@@ -397,6 +399,29 @@ def build_graph(catalog) -> LineageGraph:
         link(f"{row['source_kind']}:{row['source_id']}", key, "exported")
         if row["run_id"]:
             link(f"run:{row['run_id']}", key, "exported")
+
+    # The online store's state per table: fed by the versions each materialization read.
+    for row in sorted(catalog.rows(MATERIALIZATIONS.name), key=lambda r: r["at"]):
+        key = add(
+            Node(
+                "online_store",
+                f"{row['online_store']}/{row['table_name']}",
+                f"{row['table_name']} online",
+                f"{row['online_store']}",
+                {"online_store": row["online_store"], "table_name": row["table_name"]},
+            )
+        )
+        nodes[key] = replace(
+            nodes[key],
+            detail=f"{row['online_store']}, serves #{row['version_number']}"
+            if row["version_id"]
+            else nodes[key].detail,
+            attrs={**nodes[key].attrs, "version_id": row["version_id"], "materialized_at": row["at"]},
+        )
+        for version_id in row["supplying_version_ids"] or ():
+            link(f"feature_version:{version_id}", key, "materialized")
+        if row["run_id"]:
+            link(f"run:{row['run_id']}", key, "materialized")
 
     for row in catalog.rows(LINEAGE_EDGES.name):
         src = add(Node(row["src_kind"], row["src_id"], row["src_id"]))

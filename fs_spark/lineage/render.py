@@ -25,6 +25,7 @@ COLORS = {
     "model_version": "#b2ebf2",
     "deployment": "#ffcdd2",
     "export": "#eceff1",
+    "online_store": "#d1c4e9",
 }
 WIDTH, HEIGHT, GAP_X, GAP_Y, MARGIN = 230, 74, 80, 22, 24
 

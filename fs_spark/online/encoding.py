@@ -105,6 +105,13 @@ def encode_value(table: FeatureTable, version_number: int, event_time: datetime,
     return b"".join(out)
 
 
+def value_order(data: bytes) -> tuple[int, int]:
+    """(event time in microseconds, version number) of a stored value: the greater pair is the
+    later row, as the training side orders them."""
+    _, number, micros = _HEADER.unpack_from(data)
+    return micros, number
+
+
 def decode_value(table: FeatureTable, data: bytes) -> Vector:
     if len(data) < _HEADER.size or data[0] != FORMAT:
         raise OnlineEncodingError(f"{table.name}: not an fs_spark online value of format {FORMAT}")

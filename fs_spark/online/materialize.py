@@ -1,9 +1,11 @@
 """Materialization: the latest row of every key of a feature table, written to the online store
 from the Spark executors (each partition writes its own vectors; nothing passes the driver).
+What to read and write (all keys, the new writes' keys, or the keys a quarantine or rollback
+touched) is decided in `state.plan`; this module only runs it.
 
 The latest row is the one the training side would pick for an entity time of now: the greatest
 event time, ties to the later write (the higher `_fs_version`). The watermark (the feature
-version the online state reflects) is written after every partition has written.
+version the online state reflects) is written by the caller after every partition has written.
 """
 
 from __future__ import annotations
@@ -12,16 +14,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 from pyspark import Accumulator
-from pyspark.sql import DataFrame, Row, Window
+from pyspark.sql import DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
 
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.definitions.types import FeatureType
-from fs_spark.errors import FsSparkError
-from fs_spark.online.embedded import EmbeddedOnlineStore
 from fs_spark.online.encoding import encode_key, encode_value
+from fs_spark.online.factory import OnlineStoreSpec
 from fs_spark.storage.layout import VERSION_COLUMN
-from fs_spark.storage.paths import StorePaths, local_path
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BATCH = 5_000  # vectors per transaction of one partition's writer
@@ -48,48 +48,72 @@ def _moment(micros: int | None) -> datetime | None:
     return None if micros is None else _EPOCH + timedelta(microseconds=micros)
 
 
-def partition_writer(table: FeatureTable, path: str, written: Accumulator[int]):
-    """The function each partition runs: encode its rows and write them in batches, counting
-    them in `written` (an action applies a task's accumulator updates once)."""
+class Counters:
+    """Keys written and removed, counted on the executors (an action applies a task's
+    accumulator updates once)."""
+
+    def __init__(self, spark: SparkSession):
+        self.written: Accumulator[int] = spark.sparkContext.accumulator(0)
+        self.deleted: Accumulator[int] = spark.sparkContext.accumulator(0)
+
+
+def partition_writer(table: FeatureTable, spec: OnlineStoreSpec, counters: Counters, newer_only: bool):
+    """The function each partition runs: encode its rows and write them in batches. A row
+    without a version (a key no served row has any more) removes its key."""
     timestamps = [f.dtype is FeatureType.TIMESTAMP for f in table.features]
+    written, deleted = counters.written, counters.deleted
 
     def write(rows: Iterator[Row]) -> None:
-        store = EmbeddedOnlineStore(path)
+        store = spec.open()
         batch: list[tuple[bytes, bytes]] = []
+        gone: list[bytes] = []
+
+        def flush() -> None:
+            if newer_only:
+                store.write_newer(batch)
+            elif batch or gone:
+                store.write(batch, delete=gone)
+            written.add(len(batch))
+            deleted.add(len(gone))
+            batch.clear()
+            gone.clear()
+
         for row in rows:
-            written.add(1)
             key = encode_key(table.name, table.definition_version, [row[k] for k in table.keys])
-            values = [
-                _moment(row[f.name]) if ts else row[f.name] for f, ts in zip(table.features, timestamps, strict=True)
-            ]
-            at = _moment(row[table.event_time])
-            batch.append((key, encode_value(table, row[VERSION_COLUMN], at, values)))  # type: ignore[arg-type]
-            if len(batch) >= _BATCH:
-                store.write(batch)
-                batch = []
-        if batch:
-            store.write(batch)
+            if row[VERSION_COLUMN] is None:
+                gone.append(key)
+            else:
+                values = [
+                    _moment(row[f.name]) if ts else row[f.name]
+                    for f, ts in zip(table.features, timestamps, strict=True)
+                ]
+                at = _moment(row[table.event_time])
+                batch.append((key, encode_value(table, row[VERSION_COLUMN], at, values)))  # type: ignore[arg-type]
+            if len(batch) + len(gone) >= _BATCH:
+                flush()
+        flush()
         store.close()
 
     return write
 
 
-def materialize(frame: DataFrame, table: FeatureTable, path: str, version_number: int) -> int:
-    """Write the latest row of every key of `frame` (a table's rows as of `version_number`, with
-    `_fs_version`) to the embedded store at `path`; return the number of keys written."""
-    written = frame.sparkSession.sparkContext.accumulator(0)
-    latest_rows(frame, table).foreachPartition(partition_writer(table, path, written))
-    EmbeddedOnlineStore(path).write([], watermark=(watermark_name(table), version_number))
-    return int(written.value)
+def write_latest(frame: DataFrame, table: FeatureTable, spec: OnlineStoreSpec, *, newer_only: bool) -> tuple[int, int]:
+    """Write the latest row of every key of `frame` (rows with `_fs_version`); with
+    `newer_only`, keep a stored vector that is later. Returns (keys written, keys removed)."""
+    counters = Counters(frame.sparkSession)
+    latest_rows(frame, table).foreachPartition(partition_writer(table, spec, counters, newer_only))
+    return int(counters.written.value), 0
 
 
-def local_online_path(paths: StorePaths) -> str:
-    """The embedded store's file; it must be on a local filesystem."""
-    local = local_path(paths.online)
-    if local is None:
-        raise FsSparkError(f"the embedded online store needs a local store root, not {paths.root}")
-    return local
-
-
-def watermark_name(table: FeatureTable) -> str:
-    return f"{table.name}:v{table.definition_version}"
+def refresh_keys(served: DataFrame, touched: DataFrame, table: FeatureTable, spec: OnlineStoreSpec) -> tuple[int, int]:
+    """Recompute every key of `touched` from `served`: its latest served row, or its removal
+    when no served row has it. Returns (keys written, keys removed)."""
+    usable = F.lit(True)
+    for column in table.keys:
+        usable = usable & F.col(column).isNotNull()
+    keys = touched.where(usable).select(*table.keys).distinct()
+    latest = latest_rows(served.join(keys, list(table.keys), "left_semi"), table)
+    rows = keys.join(latest, list(table.keys), "left")
+    counters = Counters(served.sparkSession)
+    rows.foreachPartition(partition_writer(table, spec, counters, newer_only=False))
+    return int(counters.written.value), int(counters.deleted.value)
