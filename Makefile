@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 JARS := .jars
 
-.PHONY: setup venv jars browser test test-fast lint bench quickstart clean
+.PHONY: setup venv jars browser redis test test-fast lint bench quickstart clean
 
-setup: venv jars browser
+setup: venv jars browser redis
 
 venv: $(VENV)/.installed
 
@@ -37,6 +37,10 @@ $(JARS)/fs_spark-jvm.jar: $(JVM_SOURCES) $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
+
+# A Redis server for the online store's tests (they start their own on a free port): Debian's redis-server.
+redis:
+	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server; }
 
 # The whole suite (CI); the slowest tests are listed at the end.
 test: setup

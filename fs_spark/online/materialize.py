@@ -70,11 +70,10 @@ def partition_writer(table: FeatureTable, spec: OnlineStoreSpec, counters: Count
 
         def flush() -> None:
             if newer_only:
-                store.write_newer(batch)
+                written.add(store.write_newer(batch))
             elif batch or gone:
-                store.write(batch, delete=gone)
-            written.add(len(batch))
-            deleted.add(len(gone))
+                written.add(store.write(batch, delete=gone))
+                deleted.add(len(gone))
             batch.clear()
             gone.clear()
 

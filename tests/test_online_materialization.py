@@ -1,0 +1,177 @@
+"""Materialization against both online stores (embedded SQLite, a real Redis): incremental runs,
+and quarantine, rollback and deprecation reaching what is served. The oracle is a brute-force
+latest row per key over the writes the served version holds."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from fs_spark import Entity, Feature, FeatureTable
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+# Keys declared in non-alphabetical order, one string and one integral part.
+ITEMS = FeatureTable(name="items", entity=Entity(name="item", keys={"zone": "string", "item": "long"}),
+                     event_time="ts", features=[Feature(name="price", dtype="double"), Feature(name="label", dtype="string")])
+SCHEMA = "zone string, item long, ts timestamp, price double, label string"
+FEATURES = ["items:price", "items:label"]
+
+
+def oracle(batches: dict[int, list[tuple]], served: set[int]) -> dict[tuple, tuple]:
+    """Latest row per key among the served writes: greatest event time, ties to the later write."""
+    best: dict[tuple, tuple] = {}
+    for number, rows in sorted(batches.items()):
+        if number not in served:
+            continue
+        for zone, item, ts, price, label in rows:
+            key = (zone, item)
+            if key not in best or (ts, number) >= best[key][0]:
+                best[key] = ((ts, number), (price, label))
+    return {key: value for key, (_, value) in best.items()}
+
+
+def online(store, keys) -> dict[tuple, tuple]:
+    got = store.get_online_features(FEATURES, [{"zone": z, "item": i} for z, i in keys])
+    return {key: (p, lb) for key, p, lb in zip(keys, got["price"], got["label"], strict=True) if (p, lb) != (None, None)}
+
+
+def test_the_oracle_agrees_with_a_hand_worked_case():
+    batches = {1: [("a", 1, T0, 1.0, "x"), ("a", 2, T0, 2.0, "y")],
+               2: [("a", 1, T0, 9.0, "tie"), ("a", 2, T0 - timedelta(1), 0.0, "old")]}
+    assert oracle(batches, {1, 2}) == {("a", 1): (9.0, "tie"), ("a", 2): (2.0, "y")}
+    assert oracle(batches, {1}) == {("a", 1): (1.0, "x"), ("a", 2): (2.0, "y")}
+
+
+@pytest.fixture
+def items(online_store, spark):
+    online_store.apply(ITEMS)
+    batches: dict[int, list[tuple]] = {}
+
+    def write(rows):
+        version = online_store.write("items", spark.createDataFrame(rows, SCHEMA))
+        batches[version.version_number] = rows
+        return version
+
+    return online_store, write, batches
+
+
+def test_a_later_run_writes_only_the_keys_whose_latest_row_changed(items):
+    store, write, batches = items
+    write([("a", i, T0, float(i), f"l{i}") for i in range(50)])
+    first = store.materialize("items")
+    assert (first.kind, first.keys_written, first.version_number) == ("full", 50, 1)
+    write([("a", 1, T0 + timedelta(hours=1), 100.0, "later"),    # replaces
+           ("a", 2, T0 - timedelta(hours=1), -1.0, "earlier"),   # older than the stored row: kept out
+           ("a", 3, T0, 33.0, None),                             # same time, later write: replaces, null kept
+           ("b", 1, T0, 7.0, "new")])                            # a new key, same item number in another zone
+    second = store.materialize("items")
+    assert (second.kind, second.keys_written, second.version_number) == ("incremental", 3, 2)
+    keys = [("a", i) for i in range(50)] + [("b", 1), ("b", 2)]
+    expected = oracle(batches, {1, 2})
+    assert online(store, keys) == expected and expected[("a", 3)] == (33.0, None)
+    assert store.materialize("items").kind == "none"
+    runs = sorted(store.catalog.rows("materializations"), key=lambda r: r["at"])
+    assert [(r["kind"], r["keys_written"], r["version_number"]) for r in runs] == [
+        ("full", 50, 1), ("incremental", 3, 2), ("none", 0, 2)]
+    v1, v2 = (v.version_id for v in store.versions("items"))
+    assert runs[0]["supplying_version_ids"] == [v1] and runs[1]["supplying_version_ids"] == [v2]
+
+
+def test_a_quarantined_write_is_withheld_at_once_and_replaced_by_the_good_version(items):
+    store, write, batches = items
+    write([("a", 1, T0, 1.0, "one"), ("a", 2, T0, 2.0, "two")])
+    write([("a", 1, T0 + timedelta(1), 10.0, "bad"), ("a", 4, T0, 4.0, "bad-only")])
+    store.materialize("items")
+    keys = [("a", 1), ("a", 2), ("a", 4)]
+    assert online(store, keys) == oracle(batches, {1, 2})
+    store.quarantine_version("items", 2, "bad upstream file")
+    # at once, before any materialization: no value of version 2 is served
+    assert online(store, keys) == {("a", 2): (2.0, "two")}
+    lookup = store.get_online_features(["items:price"], [{"zone": "a", "item": 1}])
+    assert lookup["price"] == [None]
+    fixed = store.materialize("items")
+    assert (fixed.kind, fixed.keys_written, fixed.keys_removed, fixed.version_number) == ("refresh", 1, 1, 1)
+    assert fixed.withheld_versions == (2,)
+    assert online(store, keys) == oracle(batches, {1})
+    store.release_version("items", 2, "false alarm")
+    back = store.materialize("items")
+    assert (back.kind, back.version_number) == ("incremental", 2)
+    assert online(store, keys) == oracle(batches, {1, 2})
+
+
+def test_a_rollback_reaches_the_online_store(items):
+    store, write, batches = items
+    write([("a", 1, T0, 1.0, "one")])
+    write([("a", 1, T0 + timedelta(1), 2.0, "two"), ("a", 2, T0, 2.0, "two")])
+    store.materialize("items")
+    store.rollback("items", 1, reason="version 2 was wrong")
+    keys = [("a", 1), ("a", 2), ("a", 3)]
+    assert online(store, keys) == {}  # both keys' vectors are of the rolled-over write
+    done = store.materialize("items")
+    assert (done.kind, done.version_number, done.keys_written, done.keys_removed) == ("refresh", 3, 1, 1)
+    assert online(store, keys) == oracle(batches, {1})
+    write([("a", 3, T0, 3.0, "three")])  # version 4: the rollback's rows and its own
+    assert store.materialize("items").kind == "incremental"
+    assert online(store, keys) == oracle(batches, {1, 4})
+
+
+def test_a_retired_feature_is_refused_online_and_the_rest_served(items):
+    from fs_spark.errors import RetiredFeatureError
+
+    store, write, _ = items
+    write([("a", 1, T0, 1.0, "one")])
+    store.materialize("items")
+    now = datetime.now(timezone.utc)
+    store.deprecate("items", "label", announce=now - timedelta(days=2), end=now - timedelta(days=1),
+                    replacement="items:price", reason="labels move to the catalog")
+    with pytest.raises(RetiredFeatureError, match=r"items.label was retired on .*labels move.*use items:price"):
+        store.get_online_features(FEATURES, [{"zone": "a", "item": 1}])
+    assert store.get_online_features(["items:price"], [{"zone": "a", "item": 1}])["price"] == [1.0]
+
+
+def test_each_materialization_is_a_lineage_node_and_openlineage_run(spark, tmp_path):
+    from fs_spark import FeatureStore
+    from fs_spark.config import LineageSettings, Settings, StoreSettings
+
+    events = tmp_path / "openlineage.jsonl"
+    lineage = LineageSettings(openlineage={"transport": {"type": "file", "log_file_path": str(events), "append": True}})
+    store = FeatureStore(spark=spark, settings=Settings(store=StoreSettings(root=str(tmp_path / "s"), user="tester"),
+                                                        lineage=lineage))
+    store.apply(ITEMS)
+    version = store.write("items", spark.createDataFrame([("a", 1, T0, 1.0, "x")], SCHEMA))
+    done = store.materialize("items")
+    node = f"online_store:{done.online_store}/items"
+    upstream = store.lineage.upstream(node)
+    assert f"feature_version:{version.version_id}" in upstream.nodes
+    assert any(e.relation == "materialized" and e.dst == node for e in upstream.edges)
+    assert upstream.nodes[node].detail.endswith("serves #1")
+    runs = [e for e in map(json.loads, events.read_text().splitlines()) if e["job"]["name"] == "fs_spark.materialize.items"]
+    assert [e["eventType"] for e in runs] == ["START", "COMPLETE"]
+    assert runs[-1]["inputs"][0]["facets"]["version"]["datasetVersion"] == str(version.delta_version)
+    assert runs[-1]["outputs"][0]["name"].endswith("/items")
+
+
+def test_unknown_tables_features_and_bad_keys_are_named(items):
+    from fs_spark import EntityColumnError, FeatureNotFoundError
+    from fs_spark.errors import NotMaterializedError, OnlineRequestError, TableNotFoundError
+
+    store, write, _ = items
+    with pytest.raises(NotMaterializedError, match="'items' has not been materialized"):
+        store.get_online_features(FEATURES, [{"zone": "a", "item": 1}])
+    write([("a", 1, T0, 1.0, "one")])
+    store.materialize("items")
+    with pytest.raises(FeatureNotFoundError, match="Did you mean 'price'"):
+        store.get_online_features(["items:prize"], [{"zone": "a", "item": 1}])
+    with pytest.raises((TableNotFoundError, NotMaterializedError), match="itemz"):
+        store.get_online_features(["itemz:price"], [{"zone": "a", "item": 1}])
+    with pytest.raises(EntityColumnError, match=r"'item': is the key items.item \(long\), not str '1'"):
+        store.get_online_features(FEATURES, [{"zone": "a", "item": "1"}])
+    with pytest.raises(EntityColumnError, match=r"'zone': is the key items.zone \(string\), not int 7"):
+        store.get_online_features(FEATURES, [{"zone": 7, "item": 1}])
+    with pytest.raises(OnlineRequestError, match="no entity rows"):
+        store.get_online_features(FEATURES, [])
+    with pytest.raises(OnlineRequestError, match="at most 1000 per call"):
+        store.get_online_features(FEATURES, [{"zone": "a", "item": 1}] * 1001)
+    assert store.get_online_features(FEATURES, [{"zone": "a", "item": 1}, {"zone": "a", "item": 2**62}])["price"] == [1.0, None]
