@@ -25,6 +25,8 @@ from fs_spark.errors import (
     ExportError,
     FeatureLookupError,
     FeatureNotFoundError,
+    FeatureServiceMismatchError,
+    FeatureServiceNotFoundError,
     FsSparkError,
     InputNotFoundError,
     InvalidNameError,
@@ -32,9 +34,12 @@ from fs_spark.errors import (
     LineageNodeNotFoundError,
     ModelNotFoundError,
     NaiveEntityTimeError,
+    NotMaterializedError,
+    OnlineRequestError,
     ReplayMismatchError,
     RetentionGuardError,
     RetentionPeriodError,
+    RetiredFeatureError,
     RollbackError,
     RunNotFoundError,
     RunStateError,
@@ -56,6 +61,9 @@ from fs_spark.governance.exports import Export
 from fs_spark.ids import new_id
 from fs_spark.lineage.graph import LineageGraph
 from fs_spark.lineage.reconcile import DanglingLink, ReconcileReport
+from fs_spark.online.base import OnlineStoreError
+from fs_spark.online.feature_service import FeatureService, load_feature_services
+from fs_spark.online.serving import Materialization
 from fs_spark.provenance import NaiveTimestampError, RunRef, SourceInfo
 from fs_spark.quality.checks import DriftReport
 from fs_spark.quality.recovery import Recall
@@ -95,8 +103,17 @@ __all__ = [
     "Experiment",
     "Feature",
     "FeatureLookup",
+    "FeatureService",
+    "Materialization",
+    "OnlineStoreError",
+    "load_feature_services",
     "FeatureLookupError",
     "FeatureNotFoundError",
+    "FeatureServiceMismatchError",
+    "FeatureServiceNotFoundError",
+    "NotMaterializedError",
+    "OnlineRequestError",
+    "RetiredFeatureError",
     "FeatureStore",
     "FeatureTable",
     "FeatureType",

@@ -81,10 +81,10 @@ class InvalidNameError(FsSparkError):
 class DefinitionError(FsSparkError):
     """A definition is inconsistent in itself (for example a rule naming an unknown feature)."""
 
-    def __init__(self, table: str, problem: str):
+    def __init__(self, table: str, problem: str, kind: str = "feature table"):
         self.table = table
         self.problem = problem
-        super().__init__(f"invalid definition of feature table {table!r}: {problem}")
+        super().__init__(f"invalid definition of {kind} {table!r}: {problem}")
 
 
 class StoreNotFoundError(FsSparkError):
@@ -492,3 +492,27 @@ class RetiredFeatureError(FsSparkError):
         self.subject = subject
         instead = f": use {replacement} instead" if replacement else ""
         super().__init__(f"{subject} was retired on {end} ({reason}) and is no longer served online{instead}")
+
+
+class FeatureServiceNotFoundError(FsSparkError, KeyError):
+    def __init__(self, name: str, version: int | None, known: Sequence[str]):
+        self.name = name
+        which = f"{name!r} v{version}" if version is not None else repr(name)
+        hint = _did_you_mean(name, known)
+        super().__init__(f"feature service {which} is not applied in this store.{hint} Known services: {list(known)}")
+
+    __str__ = Exception.__str__
+
+
+class FeatureServiceMismatchError(FsSparkError):
+    """A deployment names a feature service that does not serve exactly its model's features."""
+
+    def __init__(self, name: str, version: int, missing: Sequence[str], extra: Sequence[str]):
+        self.name = name
+        parts = [f"lacks {list(missing)}"] if missing else []
+        parts += [f"also serves {list(extra)}"] if extra else []
+        super().__init__(
+            f"feature service {name!r} v{version} does not serve exactly the model's features: it "
+            + " and ".join(parts)
+            + "; apply a service whose lookups are the training set's"
+        )

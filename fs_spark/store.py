@@ -24,7 +24,7 @@ from fs_spark.config import Settings, load_settings
 from fs_spark.definitions.compatibility import affected_features
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.definitions.registry import PlanItem, Registry
-from fs_spark.errors import ExportError
+from fs_spark.errors import ExportError, ModelNotFoundError
 from fs_spark.governance.access import AccessControl, Request
 from fs_spark.governance.deprecation import Deprecation, Deprecations
 from fs_spark.governance.exports import Export, check_request, write_export
@@ -34,6 +34,7 @@ from fs_spark.inputs import as_spark_frame
 from fs_spark.integrations.mlflow import MlflowBridge
 from fs_spark.lineage.lineage import Lineage
 from fs_spark.lineage.openlineage import LineageEvents
+from fs_spark.online.feature_service import AppliedService, FeatureService, FeatureServices, check_serves
 from fs_spark.online.serving import Materialization, OnlineServing
 from fs_spark.progress import step
 from fs_spark.provenance import RunRef, SourceInfo, as_run_ref
@@ -135,6 +136,7 @@ class FeatureStore:
             self.settings.online,
             self.user,
         )
+        self._services = FeatureServices(self._catalog, self.get_table, self.user)
         self.quality = QualityChecks(
             self, self._catalog, self._registry, self._access, self._training, self.settings.quality
         )
@@ -169,10 +171,21 @@ class FeatureStore:
         items = self._registry.plan(list(tables))
         return [self._with_impact(item, table) for item, table in zip(items, tables, strict=True)]
 
-    def apply(self, *tables: FeatureTable) -> list[PlanItem]:
+    def apply(self, *definitions: FeatureTable | FeatureService) -> list[PlanItem | AppliedService]:
         """Create or update definitions; a breaking change needs a new definition_version, and
-        is refused (BreakingChangeError, with the models and deployments it would break) otherwise."""
-        return self._registry.apply(list(tables), impact=self._with_impact)
+        is refused (BreakingChangeError, with the models and deployments it would break) otherwise.
+        Feature services are applied after the tables, and checked against them."""
+        tables = [d for d in definitions if isinstance(d, FeatureTable)]
+        services = [d for d in definitions if isinstance(d, FeatureService)]
+        done: list[PlanItem | AppliedService] = []
+        if tables:
+            done += self._registry.apply(tables, impact=self._with_impact)
+        if services:
+            for service in services:
+                # serving features is reading them: a service is defined only over readable ones
+                self._access.require(*(Request("read", lk.table_name, lk.feature_names) for lk in service.lookups))
+            done += self._services.apply(services)
+        return done
 
     def _with_impact(self, item: PlanItem, table: FeatureTable) -> PlanItem:
         if not any(c.breaking for c in item.changes):
@@ -347,6 +360,26 @@ class FeatureStore:
         rows' own columns, then each feature's output). See `fs_spark.online.reader` for missing
         keys, nulls, defaults, expired rows and withheld versions."""
         return self._online.reader().get(features, entity_rows)
+
+    def feature_service(self, name: str, version: int | None = None) -> FeatureService:
+        """An applied feature service (its latest version by default)."""
+        return self._services.get(name, version).service
+
+    def online_vector(
+        self, deployment: str | Deployment, entity_rows: Sequence[dict[str, Any]]
+    ) -> dict[str, list[Any]]:
+        """The online features of the deployment live in an environment (or the one given):
+        through the feature service it names, at the version it recorded, else exactly the
+        `table:feature`s it records."""
+        if isinstance(deployment, str):
+            live = self.models.live(deployment)
+            if live is None:
+                raise ModelNotFoundError(deployment, "nothing is live in that environment")
+            deployment = live
+        if deployment.feature_service:
+            service = self._services.get(deployment.feature_service, deployment.feature_service_version).service
+            return self.get_online_features(list(service.lookups), entity_rows)
+        return self.get_online_features(list(deployment.features), entity_rows)
 
     # --- exports ------------------------------------------------------------------------------
 
@@ -701,11 +734,23 @@ class FeatureStore:
         )
 
     def deploy(
-        self, model_version: str | tuple[str, int], environment: str, *, run: Run | RunRef | None = None
+        self,
+        model_version: str | tuple[str, int],
+        environment: str,
+        *,
+        feature_service: str | None = None,
+        run: Run | RunRef | None = None,
     ) -> Deployment:
         """Record that a model version (ID, or (name, version)) is live in `environment`, with its
-        active feature set and a snapshot of its lineage."""
-        return self.models.deploy(model_version, environment, run=as_run_ref(run))
+        active feature set and a snapshot of its lineage. A `feature_service` (its latest
+        version) must serve exactly the features the model was trained on; `online_vector`
+        then serves the deployment through it."""
+        service = None
+        if feature_service is not None:
+            applied = self._services.get(feature_service)
+            check_serves(applied, self.models.features_of(model_version), self.get_table)
+            service = (applied.service.name, applied.version)
+        return self.models.deploy(model_version, environment, feature_service=service, run=as_run_ref(run))
 
     # --- retention ----------------------------------------------------------------------------
 

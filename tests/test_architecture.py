@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, ...]] = [
      "inputs", "online.factory"),
     ("governance.policies", "governance.access", "store_part", "definitions.registry", "versions",
      "governance.deprecation", "online.state"),
-    ("ingest", "training", "online.materialize", "online.reader", "integrations", "lineage.graph", "lineage.openlineage", "lineage.render"),
+    ("ingest", "training", "online.materialize", "online.reader", "online.feature_service", "integrations", "lineage.graph", "lineage.openlineage", "lineage.render"),
     ("storage.retention", "governance.exports", "tracking", "lineage", "quality", "online.serving"),
     ("store",),
     ("__init__", "cli"),

@@ -256,6 +256,8 @@ DEPLOYMENTS = CatalogTable(
         ("status", S, "active or retired"),
         ("feature_version_ids", ARR, "The active feature set: feature versions the model learned from"),
         ("features", ARR, "The features it needs, as table:feature"),
+        ("feature_service", S, "Feature service that serves its online vectors, if named at deployment"),
+        ("feature_service_version", INT, "Version of that feature service"),
         ("lineage_json", S, "Snapshot of the model version's upstream lineage graph at deployment"),
         ("run_id", S, "Run that made the deployment, if any"),
         ("user", S, "Principal who deployed it"),
@@ -415,6 +417,22 @@ EXPORTS = CatalogTable(
     ),
 )
 
+FEATURE_SERVICES = CatalogTable(
+    "feature_services",
+    "One row per applied version of a feature service: a named set of lookups served in one online call.",
+    (
+        ("event_id", S, "Global ID of this definition event (UUIDv7)"),
+        ("name", S, "Feature service name"),
+        ("version", INT, "Its version: 1, then one more at every apply that changes its lookups"),
+        ("lookups_json", S, "The lookups, as JSON"),
+        ("description", S, "What it is for"),
+        ("owner", S, "Who answers for it"),
+        ("tags", ARR, "Free-form tags"),
+        ("user", S, "Principal who applied it"),
+        ("at", TS, "When (UTC)"),
+    ),
+)
+
 MATERIALIZATIONS = CatalogTable(
     "materializations",
     "One row per materialization: feature versions copied to an online store, and what it then serves.",
@@ -458,6 +476,7 @@ ALL_TABLES = (
     AUDIT_LOG,
     DEPRECATIONS,
     EXPORTS,
+    FEATURE_SERVICES,
     MATERIALIZATIONS,
 )
 

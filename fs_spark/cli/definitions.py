@@ -34,7 +34,9 @@ def plan(cli: Cli, definitions: str) -> None:
 def apply(cli: Cli, definitions: str) -> None:
     """Create or update feature tables from their definitions (breaking changes need a new
     definition_version)."""
-    for item in cli.store(creating=True).apply(*load_definitions(definitions)):
+    from fs_spark.online.feature_service import load_feature_services
+
+    for item in cli.store(creating=True).apply(*load_definitions(definitions), *load_feature_services(definitions)):
         cli.echo(item)
 
 

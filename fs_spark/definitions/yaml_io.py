@@ -1,6 +1,7 @@
 """Definitions in YAML files (`conf/features/*.yaml`), read and written without loss.
 
-A file holds `entities:` (optional, referenced by name) and `feature_tables:`.
+A file holds `entities:` (optional, referenced by name) and `feature_tables:`; its
+`feature_services:` are read by `fs_spark.online.feature_service`.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ def load_definitions(path: str | Path) -> list[FeatureTable]:
 
 
 def definitions_from_dict(document: dict[str, Any], origin: str = "<dict>") -> list[FeatureTable]:
-    if not isinstance(document, dict) or set(document) - {"entities", "feature_tables"}:
-        raise DefinitionError(origin, "a definitions file has only the keys 'entities' and 'feature_tables'")
+    if not isinstance(document, dict) or set(document) - {"entities", "feature_tables", "feature_services"}:
+        raise DefinitionError(
+            origin, "a definitions file has only the keys 'entities', 'feature_tables' and 'feature_services'"
+        )
     entities: dict[str, Entity] = {}
     for raw in document.get("entities") or []:
         try:

@@ -136,12 +136,10 @@ class Models:
         """The model version live in `environment` now, if any."""
         return next((d for d in self.live_everywhere() if d.environment == environment), None)
 
-    def deploy(
-        self, model_version: str | tuple[str, int], environment: str, *, run: RunRef | None = None
-    ) -> Deployment:
-        check_name(environment, "environment")
+    def features_of(self, model_version: str | tuple[str, int]) -> list[str]:
+        """`table:feature` of every feature the model version was trained on."""
         version = self.version(model_version)
-        features = sorted(
+        return sorted(
             {
                 f"{lookup.table_name}:{feature.name}"
                 for ts in version.training_set_ids
@@ -149,6 +147,18 @@ class Models:
                 for feature in lookup.features
             }
         )
+
+    def deploy(
+        self,
+        model_version: str | tuple[str, int],
+        environment: str,
+        *,
+        feature_service: tuple[str, int] | None = None,
+        run: RunRef | None = None,
+    ) -> Deployment:
+        check_name(environment, "environment")
+        version = self.version(model_version)
+        features = self.features_of(model_version)
         graph = build_graph(self._catalog)
         snapshot = graph.upstream(f"model_version:{version.model_version_id}").to_dict()
         row = {
@@ -160,6 +170,8 @@ class Models:
             "status": "active",
             "feature_version_ids": list(version.feature_version_ids),
             "features": features,
+            "feature_service": feature_service[0] if feature_service else None,
+            "feature_service_version": feature_service[1] if feature_service else None,
             "lineage_json": json.dumps(snapshot, sort_keys=True, default=str),
             "run_id": run.run_id if run else None,
             "user": self._user,

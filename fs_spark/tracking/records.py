@@ -96,6 +96,8 @@ class Deployment(_Record):
     status: str
     feature_version_ids: list[str] = []
     features: list[str] = []
+    feature_service: str | None = None
+    feature_service_version: int | None = None
     lineage_json: str | None = None
     run_id: str | None = None
     user: str
