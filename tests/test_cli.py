@@ -30,7 +30,7 @@ def cli(*argv: str) -> str:
 def test_help_lists_every_command_by_section_and_every_argument_has_help(capsys):
     assert main(["--help"]) == 0
     text = capsys.readouterr().out
-    sections = ["Definitions:", "Data:", "Training sets:", "Experiments and lineage:", "Governance and quality:",
+    sections = ["Definitions:", "Data:", "Online:", "Training sets:", "Experiments and lineage:", "Governance and quality:",
                 "Set-up:"]
     assert [text.index(s) for s in sections] == sorted(text.index(s) for s in sections)
     from fs_spark.cli.app import cli as group

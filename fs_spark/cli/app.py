@@ -26,7 +26,15 @@ from fs_spark.version import __version__
 if TYPE_CHECKING:
     from fs_spark.store import FeatureStore
 
-SECTIONS = ("Definitions", "Data", "Training sets", "Experiments and lineage", "Governance and quality", "Set-up")
+SECTIONS = (
+    "Definitions",
+    "Data",
+    "Online",
+    "Training sets",
+    "Experiments and lineage",
+    "Governance and quality",
+    "Set-up",
+)
 
 
 @dataclass
@@ -108,9 +116,9 @@ def cli(ctx: click.Context, root: str | None, conf: str | None, user: str | None
 
 
 def _register() -> None:
-    from fs_spark.cli import data, definitions, governance, tracking, training
+    from fs_spark.cli import data, definitions, governance, online, tracking, training
 
-    for module in (definitions, data, training, tracking, governance):
+    for module in (definitions, data, online, training, tracking, governance):
         for command in module.COMMANDS:
             cli.add_command(command)
     cli.add_command(data.read, "show")  # an alias, listed in `read --help`

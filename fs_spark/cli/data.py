@@ -146,17 +146,4 @@ def vacuum(cli: Cli, table: str | None, every: bool, retention_hours: float | No
             cli.echo(f"  {result.kept_files} file(s) kept, held by: {', '.join(result.held_by)}")
 
 
-@command("materialize", "Data")
-@argument("table", TABLE_HELP)
-@click.pass_obj
-def materialize(cli: Cli, table: str) -> None:
-    """Bring the online store up to the latest servable version of a table (only what changed)."""
-    done = cli.store().materialize(table)
-    served = f"serves #{done.version_number}" if done.version_number else "serves nothing"
-    cli.echo(
-        f"{table}: {done.kind}, {done.keys_written} key(s) written, {done.keys_removed} removed; "
-        f"{done.online_store} {served}"
-    )
-
-
-COMMANDS = (ingest, read, export, vacuum, materialize)
+COMMANDS = (ingest, read, export, vacuum)

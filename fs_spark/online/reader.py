@@ -42,6 +42,19 @@ from fs_spark.online.encoding import Vector, decode_value, encode_key
 from fs_spark.online.state import TableState, state_name
 from fs_spark.training.lookups import FeatureLookup, as_lookups
 
+PRESENT, NOT_FOUND, NULL_VALUE, OUTSIDE_MAX_AGE = "PRESENT", "NOT_FOUND", "NULL_VALUE", "OUTSIDE_MAX_AGE"
+
+
+@dataclass(frozen=True)
+class OnlineResult:
+    """Columns by output name, and per value Feast's status (PRESENT, NOT_FOUND: no served row,
+    OUTSIDE_MAX_AGE: older than the time to live, NULL_VALUE: a stored null) and its row's
+    event time."""
+
+    columns: dict[str, list[Any]]
+    statuses: dict[str, list[str]]
+    event_times: dict[str, list[datetime | None]]
+
 
 @dataclass
 class _Table:
@@ -63,6 +76,7 @@ class OnlineReader:
         store: the online store.
         store_name: how errors name it.
         definition_at: a table's definition at a definition version.
+        check_table: raises TableNotFoundError for a name that is no table.
         access: the policy and audit log of the principal.
         cache: decoded vectors in process, or None.
         check_interval_ms: how stale the reader's view of a table's state may get.
@@ -74,6 +88,7 @@ class OnlineReader:
         store: OnlineStore,
         store_name: str,
         definition_at: Callable[[str, int], FeatureTable],
+        check_table: Callable[[str], object],
         access: AccessControl,
         cache: VectorCache | None,
         check_interval_ms: float,
@@ -83,6 +98,7 @@ class OnlineReader:
         self.store = store
         self.store_name = store_name
         self._definition_at = definition_at
+        self._check_table = check_table
         self._access = access
         self.cache = cache
         self._interval = check_interval_ms / 1000.0
@@ -114,6 +130,7 @@ class OnlineReader:
         state = TableState.from_bytes(raw)
         if state.definition_version is None:
             self._tables.pop(table, None)
+            self._check_table(table)  # TableNotFoundError, with the closest name
             raise NotMaterializedError(table, self.store_name)
         known = self._tables.get(table)
         if known is not None and known.state.generation == state.generation:
@@ -180,6 +197,10 @@ class OnlineReader:
         self, features: Sequence[FeatureLookup | str], entity_rows: Sequence[dict[str, Any]]
     ) -> dict[str, list[Any]]:
         """Columns: the entity rows' own, then each feature's output name."""
+        return self.read(features, entity_rows).columns
+
+    def read(self, features: Sequence[FeatureLookup | str], entity_rows: Sequence[dict[str, Any]]) -> OnlineResult:
+        """The columns, with each value's status and its row's event time."""
         if not entity_rows:
             raise OnlineRequestError("no entity rows: pass at least one")
         if len(entity_rows) > self.max_entities:
@@ -218,20 +239,33 @@ class OnlineReader:
             plans.append((lookup, table, wanted, self._keys(lookup, definition, entity_rows)))
         vectors = self._vectors(plans)
         now = datetime.now(UTC)
+        out = OnlineResult(result, {c: [PRESENT] * len(entity_rows) for c in result}, {})
         for (lookup, table, wanted, _), found in zip(plans, vectors, strict=True):
             withheld, ttl = table.state.withheld, table.ttl
-            live = [
-                None
-                if vector is None
-                or vector.version_number in withheld
-                or (ttl is not None and vector.event_time < now - ttl)
-                else vector
-                for vector in found
-            ]
+            live: list[Vector | None] = []
+            states: list[str] = []
+            for vector in found:
+                if vector is None or vector.version_number in withheld:
+                    live.append(None)
+                    states.append(NOT_FOUND)
+                elif ttl is not None and vector.event_time < now - ttl:
+                    live.append(None)
+                    states.append(OUTSIDE_MAX_AGE)
+                else:
+                    live.append(vector)
+                    states.append(PRESENT)
+            times = [v.event_time if v is not None else None for v in live]
             for name in wanted:
                 i, default = table.index[name], lookup.default_values.get(name)
-                result[lookup.output_name(name)] = [default if v is None else v.values[i] for v in live]
-        return result
+                column = lookup.output_name(name)
+                values = [default if v is None else v.values[i] for v in live]
+                result[column] = values
+                out.statuses[column] = [
+                    NULL_VALUE if state == PRESENT and value is None else state
+                    for state, value in zip(states, values, strict=True)
+                ]
+                out.event_times[column] = times
+        return out
 
     @staticmethod
     def _keys(lookup: FeatureLookup, definition: FeatureTable, entity_rows: Sequence[dict[str, Any]]) -> list[bytes]:

@@ -127,6 +127,7 @@ class OnlineServing:
                     watermark=served.version_number if served is not None else 0,
                     withheld=withheld,
                     retired=retired_features(table, self._deprecations.in_force()),
+                    materialized_at=datetime.now(UTC).isoformat(),
                 )
                 store.write([], state={state_name(table): new_state.to_bytes()})
                 job.output(f"{spec.name}/{table}", None, {"fs_spark.online_store": spec.name})
@@ -244,6 +245,7 @@ class OnlineServing:
                 spec.open(),
                 spec.name,
                 lambda name, dv: self._registry.at_version(name, dv).definition,
+                self._registry.current,
                 self._access,
                 VectorCache(cache.max_entries, cache.ttl_seconds) if cache.enabled else None,
                 cache.check_interval_ms,

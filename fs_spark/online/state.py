@@ -37,6 +37,7 @@ class TableState:
     withheld: frozenset[int] = frozenset()
     retired: dict[str, dict] = field(default_factory=dict)  # feature ("*": the table) -> end, reason, replacement
     generation: str = ""
+    materialized_at: str | None = None  # ISO time of the last materialization
 
     def to_bytes(self) -> bytes:
         return json.dumps(
@@ -47,6 +48,7 @@ class TableState:
                 "withheld": sorted(self.withheld),
                 "retired": self.retired,
                 "generation": self.generation,
+                "materialized_at": self.materialized_at,
             }
         ).encode()
 
@@ -62,6 +64,7 @@ class TableState:
             frozenset(raw["withheld"]),
             dict(raw["retired"]),
             raw["generation"],
+            raw.get("materialized_at"),
         )
 
     def changed(self, **changes: Any) -> TableState:

@@ -1,0 +1,237 @@
+"""The HTTP feature server (`fs-spark serve`): FastAPI on uvicorn, no Spark.
+
+- `POST /get-online-features`: Feast's request and response shape. The request names
+  `features` (`table:feature`) or a `feature_service`, and `entities` as columns
+  (`{"customer_id": [1, 2]}`); the response has `metadata.feature_names` and, per column,
+  `values`, `statuses` and `event_timestamps`. `full_feature_names` gives `table__feature`.
+- `GET /health`: the online store reachable, per materialized table the version served and the
+  age of its materialization, and the cache's hit rate; `status` ok, or down (HTTP 503).
+- `GET /metrics`: Prometheus text: requests by endpoint and outcome, latency histograms,
+  errors by class, cache hits and misses.
+
+Callers present `Authorization: Bearer <token>`; `online.server.tokens` maps tokens to
+principals, whose access policy applies as to any read. With a policy file set and no tokens
+the server refuses to start: there is no anonymous access to governed features.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
+
+from fs_spark.errors import (
+    AccessDeniedError,
+    ConfigError,
+    EntityColumnError,
+    FeatureNotFoundError,
+    FeatureServiceNotFoundError,
+    FsSparkError,
+    NotMaterializedError,
+    OnlineRequestError,
+    RetiredFeatureError,
+    TableNotFoundError,
+)
+from fs_spark.online.base import OnlineStoreError
+from fs_spark.online.reader import OnlineReader
+from fs_spark.online.state import TableState, state_name
+
+if TYPE_CHECKING:
+    from fs_spark.store import FeatureStore
+
+_STATUS = {
+    AccessDeniedError: 403,
+    NotMaterializedError: 404,
+    FeatureNotFoundError: 404,
+    FeatureServiceNotFoundError: 404,
+    TableNotFoundError: 404,
+    RetiredFeatureError: 410,
+    OnlineStoreError: 503,
+    OnlineRequestError: 400,
+    EntityColumnError: 400,
+}
+
+
+class OnlineFeaturesRequest(BaseModel):
+    """Feast's `/get-online-features` body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    features: list[str] | None = None
+    feature_service: str | None = None
+    entities: dict[str, list[Any]] = Field(default_factory=dict)
+    full_feature_names: bool = False
+
+
+class _UnauthorizedError(Exception):
+    pass
+
+
+def _status_of(error: BaseException) -> int:
+    return next((code for kind, code in _STATUS.items() if isinstance(error, kind)), 400)
+
+
+def create_app(store: FeatureStore) -> FastAPI:
+    """The feature server of `store` (its settings give the tokens and the online store)."""
+    settings = store.settings.online.server
+    policy = store.settings.governance.policy_file
+    if policy and not settings.tokens:
+        raise ConfigError(
+            "online.server.tokens", f"the access policy {policy} is set: list the callers' tokens, no anonymous access"
+        )
+    base = store._online.reader()
+    readers: dict[str, OnlineReader] = {}
+    access = store._access
+
+    metrics = CollectorRegistry()
+    requests = Counter(
+        "fs_spark_online_requests", "Requests by endpoint and HTTP status", ["endpoint", "status"], registry=metrics
+    )
+    latency = Histogram(
+        "fs_spark_online_request_seconds",
+        "Request latency",
+        ["endpoint"],
+        buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+        registry=metrics,
+    )
+    errors = Counter("fs_spark_online_errors", "Failed requests by error class", ["error"], registry=metrics)
+    entities = Counter("fs_spark_online_entities", "Entity rows served", registry=metrics)
+    hits = Gauge("fs_spark_online_cache_hits", "Cache hits since start", registry=metrics)
+    misses = Gauge("fs_spark_online_cache_misses", "Cache misses since start", registry=metrics)
+
+    def reader_for(request: Request) -> OnlineReader:
+        if not settings.tokens:
+            return base
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        principal = settings.tokens.get(token) if scheme.lower() == "bearer" else None
+        if principal is None:
+            raise _UnauthorizedError()
+        found = readers.get(principal)
+        if found is None:
+            found = readers[principal] = base.for_principal(access.as_principal(principal))
+        return found
+
+    app = FastAPI(title="fs_spark feature server", docs_url=None, redoc_url=None)
+
+    @app.post("/get-online-features")
+    async def get_online_features(request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            reader = reader_for(request)
+            body = OnlineFeaturesRequest.model_validate_json(await request.body())
+            response = _answer(store, reader, body)
+            entities.inc(len(next(iter(body.entities.values()), [])))
+            status = 200
+        except _UnauthorizedError:
+            response = JSONResponse({"error": "Unauthorized", "detail": "a valid bearer token is required"}, 401)
+            status = 401
+        except Exception as error:  # every failure is one JSON line with its class
+            status = _status_of(error) if isinstance(error, FsSparkError | ValueError) else 500
+            errors.labels(type(error).__name__).inc()
+            detail = str(error).splitlines()[0] if status != 500 else f"{type(error).__name__}: {error}"
+            response = JSONResponse({"error": type(error).__name__, "detail": detail}, status)
+        requests.labels("get-online-features", str(status)).inc()
+        latency.labels("get-online-features").observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/health")
+    def health() -> Response:
+        return JSONResponse(*_health(store, base))
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        if base.cache is not None:
+            stats = base.cache.stats()
+            hits.set(stats.hits)
+            misses.set(stats.misses)
+        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _answer(store: FeatureStore, reader: OnlineReader, body: OnlineFeaturesRequest) -> Response:
+    if (body.features is None) == (body.feature_service is None):
+        raise OnlineRequestError("name either `features` or a `feature_service`")
+    if not body.entities:
+        raise OnlineRequestError("no entities: pass `entities` as {column: [values]}")
+    lengths = {len(v) for v in body.entities.values()}
+    if len(lengths) != 1:
+        raise OnlineRequestError(f"entity columns have different lengths {sorted(lengths)}")
+    rows = [dict(zip(body.entities, values, strict=True)) for values in zip(*body.entities.values(), strict=True)]
+    lookups = list(store.feature_service(body.feature_service).lookups) if body.feature_service else body.features
+    result = reader.read(lookups or [], rows)
+    names, results = [], []
+    sources = _sources(reader, lookups or [])
+    for column, values in result.columns.items():
+        table = sources.get(column)
+        names.append(f"{table}__{column}" if body.full_feature_names and table else column)
+        times = result.event_times.get(column) or [None] * len(values)
+        results.append(
+            {
+                "values": [_json(v) for v in values],
+                "statuses": result.statuses[column],
+                "event_timestamps": [_json(t) if t is not None else "1970-01-01T00:00:00Z" for t in times],
+            }
+        )
+    return JSONResponse({"metadata": {"feature_names": names}, "results": results})
+
+
+def _sources(reader: OnlineReader, lookups) -> dict[str, str]:
+    """Output column -> its table, for full feature names."""
+    out = {}
+    for lookup in reader._as_lookups(lookups):
+        for name in lookup.feature_names or ():
+            out[lookup.output_name(name)] = lookup.table_name
+    return out
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def _health(store: FeatureStore, reader: OnlineReader) -> tuple[dict, int]:
+    now = datetime.now(UTC)
+    report: dict[str, Any] = {"online_store": {"name": reader.store_name}}
+    try:
+        names = store.list_tables()
+        states = dict(zip(names, reader.store.state([state_name(n) for n in names]), strict=True))
+        report["online_store"]["reachable"] = True
+    except (OnlineStoreError, FsSparkError) as error:
+        report["online_store"].update(reachable=False, error=str(error))
+        report["status"] = "down"
+        return report, 503
+    tables = {}
+    for name, raw in states.items():
+        state = TableState.from_bytes(raw)
+        if state.definition_version is None:
+            continue
+        at = datetime.fromisoformat(state.materialized_at) if state.materialized_at else None
+        tables[name] = {
+            "definition_version": state.definition_version,
+            "serves_version": state.watermark,
+            "withheld_versions": sorted(state.withheld),
+            "materialized_at": state.materialized_at,
+            "age_seconds": round((now - at).total_seconds(), 3) if at else None,
+        }
+    report["tables"] = tables
+    if reader.cache is not None:
+        stats = reader.cache.stats()
+        report["cache"] = {
+            "hit_rate": round(stats.hit_rate, 4),
+            "hits": stats.hits,
+            "misses": stats.misses,
+            "entries": stats.entries,
+            "invalidations": stats.invalidations,
+        }
+    report["status"] = "ok"
+    return report, 200
