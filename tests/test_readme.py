@@ -61,3 +61,7 @@ def test_every_readme_block_runs_in_order(spark, tmp_path, monkeypatch, capsys):
     assert store.read("customer_profile").count() == 3
     assert namespace["training_set"].manifest.row_count == 200
     assert (tmp_path / "lineage.html").is_file() and (tmp_path / "exports" / "activity").is_dir()
+    # online serving: both tables materialized, the feature service applied from YAML and served
+    assert namespace["vector"] == {"customer_id": [2], "tenure_days": [12], "segment": ["new"]}
+    assert {r["table_name"] for r in store.catalog.rows("materializations")} == {"customer_profile", "customer_activity"}
+    assert store.feature_service("churn_inputs").lookups[0].default_values == {"orders_7d": 0}

@@ -9,7 +9,8 @@ principal; denials are audited at once, allowed reads once per principal and fea
 
 Semantics, per entity row and feature (as a training set built now would have them):
 - a key never materialized: the lookup's default, else None;
-- a row older than the table's time to live: the default, else None;
+- a row older than the lookup's lookback window (default: the table's time to live): the
+  default, else None;
 - a stored null: None (a null is a value; the default is for a missing row);
 - a value of a withheld version (quarantined, or rolled over): the default, else None, until
   the next materialization restores the served version's value;
@@ -38,7 +39,7 @@ from fs_spark.errors import (
 from fs_spark.governance.access import AccessControl, Request
 from fs_spark.online.base import OnlineStore
 from fs_spark.online.cache import VectorCache
-from fs_spark.online.encoding import Vector, decode_value, encode_key
+from fs_spark.online.encoding import Vector, key_prefix, make_decoder
 from fs_spark.online.state import TableState, state_name
 from fs_spark.training.lookups import FeatureLookup, as_lookups
 
@@ -66,6 +67,7 @@ class _Table:
     index: dict[str, int]
     checked: float
     retire_at: dict[str, tuple[datetime, dict]]
+    decode: Callable[[bytes], Vector]
 
 
 class OnlineReader:
@@ -108,7 +110,7 @@ class OnlineReader:
         self._definitions: dict[tuple[str, int], FeatureTable] = {}
         self._decisions: dict[tuple[str, int, str], tuple[bool, str]] = {}
         self._audited: dict[str, float] = {}
-        self._lookups: dict[tuple[str, ...], list[FeatureLookup]] = {}
+        self._ready: dict[tuple, tuple[tuple, list[FeatureLookup], list[_Prepared]]] = {}
         self._lock = threading.Lock()
 
     def for_principal(self, access: AccessControl) -> OnlineReader:
@@ -141,7 +143,8 @@ class OnlineReader:
         definition = self._definition(table, state.definition_version)
         ttl = parse_duration(definition.ttl) if definition.ttl else None
         retire_at = {name: (datetime.fromisoformat(d["end"]), d) for name, d in state.retired.items()}
-        fresh = _Table(state, definition, ttl, {f.name: i for i, f in enumerate(definition.features)}, now, retire_at)
+        index = {f.name: i for i, f in enumerate(definition.features)}
+        fresh = _Table(state, definition, ttl, index, now, retire_at, make_decoder(definition))
         self._tables[table] = fresh
         return fresh
 
@@ -184,141 +187,201 @@ class OnlineReader:
 
     # --- reading --------------------------------------------------------------------------------
 
-    def _as_lookups(self, features: Sequence[FeatureLookup | str]) -> list[FeatureLookup]:
+    def _prepared(self, features: Sequence[FeatureLookup | str]) -> list[_Prepared]:
+        """The lookups made ready against the tables' current state, reused while it holds."""
         if all(isinstance(f, str) for f in features):
-            key = tuple(str(f) for f in features)
-            found = self._lookups.get(key)
-            if found is None:
-                found = self._lookups[key] = as_lookups(features)
-            return found
-        return as_lookups(features)
+            key: tuple = tuple(features)
+        else:  # lookups are matched by identity; the cache keeps them alive
+            key = ("#", *map(id, features))
+        cached = self._ready.get(key)
+        if cached is not None and (key[0] != "#" or all(a is b for a, b in zip(cached[0], features, strict=True))):
+            lookups, prepared = cached[1], cached[2]
+        else:
+            lookups, prepared = as_lookups(features), None
+            for lookup in lookups:
+                if lookup.version is not None or lookup.delta_version is not None:
+                    raise OnlineRequestError(
+                        f"lookup on {lookup.table_name} pins a version; online reads serve the materialized "
+                        "version (pins apply to training sets)"
+                    )
+        if not lookups:
+            raise OnlineRequestError("no features asked for")
+        tables = self._fresh_tables([lk.table_name for lk in lookups])
+        if prepared is None or any(p.table is not tables[p.lookup.table_name] for p in prepared):
+            prepared = [_Prepared.of(lk, tables[lk.table_name]) for lk in lookups]
+            if len(self._ready) >= 1_000:  # callers that build new lookups every call
+                self._ready.clear()
+            self._ready[key] = (tuple(features), lookups, prepared)
+        return prepared
 
     def get(
         self, features: Sequence[FeatureLookup | str], entity_rows: Sequence[dict[str, Any]]
     ) -> dict[str, list[Any]]:
         """Columns: the entity rows' own, then each feature's output name."""
-        return self.read(features, entity_rows).columns
+        return self.read(features, entity_rows, statuses=False).columns
 
-    def read(self, features: Sequence[FeatureLookup | str], entity_rows: Sequence[dict[str, Any]]) -> OnlineResult:
-        """The columns, with each value's status and its row's event time."""
+    def read(
+        self, features: Sequence[FeatureLookup | str], entity_rows: Sequence[dict[str, Any]], statuses: bool = True
+    ) -> OnlineResult:
+        """The columns, and (with `statuses`) each value's status and its row's event time."""
         if not entity_rows:
             raise OnlineRequestError("no entity rows: pass at least one")
         if len(entity_rows) > self.max_entities:
             raise OnlineRequestError(f"{len(entity_rows)} entity rows; at most {self.max_entities} per call")
-        lookups = self._as_lookups(features)
-        if not lookups:
-            raise OnlineRequestError("no features asked for")
-        for lookup in lookups:
-            if lookup.version is not None or lookup.delta_version is not None:
-                raise OnlineRequestError(
-                    f"lookup on {lookup.table_name} pins a version; online reads serve the materialized version "
-                    "(pins apply to training sets)"
-                )
-        tables = self._fresh_tables(list(dict.fromkeys(lk.table_name for lk in lookups)))
-        result: dict[str, list[Any]] = {}
+        prepared = self._prepared(features)
+        moment = datetime.now(UTC)
+        for p in prepared:
+            if p.retiring:
+                p.check_retired(moment)
+            self._require(p.lookup, p.table, p.names)
+        keys = [p.keys(entity_rows) for p in prepared]
+        vectors = self._vectors(prepared, keys)
+        columns: dict[str, list[Any]] = {}
         for column in dict.fromkeys(c for row in entity_rows for c in row):
-            result[column] = [row.get(column) for row in entity_rows]
-        plans = []
-        for lookup in lookups:
-            table = tables[lookup.table_name]
-            definition = table.definition
-            wanted = list(lookup.feature_names or definition.feature_names)
-            unknown = [n for n in wanted if n not in table.index]
-            if unknown:
-                raise FeatureNotFoundError(definition.name, unknown, definition.feature_names)
-            if table.retire_at:
-                moment = datetime.now(UTC)
-                for name in wanted:
-                    retiring = table.retire_at.get(name) or table.retire_at.get("*")
-                    if retiring is not None and moment >= retiring[0]:
-                        schedule = retiring[1]
-                        raise RetiredFeatureError(
-                            f"{definition.name}.{name}", schedule["end"], schedule["replacement"], schedule["reason"]
-                        )
-            self._require(lookup, table, wanted)
-            plans.append((lookup, table, wanted, self._keys(lookup, definition, entity_rows)))
-        vectors = self._vectors(plans)
-        now = datetime.now(UTC)
-        out = OnlineResult(result, {c: [PRESENT] * len(entity_rows) for c in result}, {})
-        for (lookup, table, wanted, _), found in zip(plans, vectors, strict=True):
-            withheld, ttl = table.state.withheld, table.ttl
-            live: list[Vector | None] = []
-            states: list[str] = []
-            for vector in found:
-                if vector is None or vector.version_number in withheld:
-                    live.append(None)
-                    states.append(NOT_FOUND)
-                elif ttl is not None and vector.event_time < now - ttl:
-                    live.append(None)
-                    states.append(OUTSIDE_MAX_AGE)
-                else:
-                    live.append(vector)
-                    states.append(PRESENT)
-            times = [v.event_time if v is not None else None for v in live]
-            for name in wanted:
-                i, default = table.index[name], lookup.default_values.get(name)
-                column = lookup.output_name(name)
-                values = [default if v is None else v.values[i] for v in live]
-                result[column] = values
-                out.statuses[column] = [
-                    NULL_VALUE if state == PRESENT and value is None else state
-                    for state, value in zip(states, values, strict=True)
-                ]
-                out.event_times[column] = times
+            columns[column] = [row.get(column) for row in entity_rows]
+        out = OnlineResult(columns, {c: [PRESENT] * len(entity_rows) for c in columns} if statuses else {}, {})
+        for p, found in zip(prepared, vectors, strict=True):
+            withheld = p.table.state.withheld
+            cutoff = moment - p.ttl if p.ttl is not None else None
+            live = [
+                v
+                if v is not None
+                and (not withheld or v.version_number not in withheld)
+                and (cutoff is None or v.event_time >= cutoff)
+                else None
+                for v in found
+            ]
+            for output, i, default in p.outputs:
+                columns[output] = [default if v is None else v.values[i] for v in live]
+            if statuses:
+                self._statuses(out, p, found, live, cutoff, withheld)
         return out
 
     @staticmethod
-    def _keys(lookup: FeatureLookup, definition: FeatureTable, entity_rows: Sequence[dict[str, Any]]) -> list[bytes]:
+    def _statuses(out: OnlineResult, p: _Prepared, found, live, cutoff, withheld) -> None:
+        states = [
+            PRESENT
+            if v is not None
+            else NOT_FOUND
+            if raw is None or raw.version_number in withheld
+            else OUTSIDE_MAX_AGE
+            for raw, v in zip(found, live, strict=True)
+        ]
+        times = [v.event_time if v is not None else None for v in live]
+        for output, _, _ in p.outputs:
+            out.statuses[output] = [
+                NULL_VALUE if state == PRESENT and value is None else state
+                for state, value in zip(states, out.columns[output], strict=True)
+            ]
+            out.event_times[output] = times
+
+    def _vectors(self, prepared: list[_Prepared], keys: list[list[bytes]]) -> list[list[Vector | None]]:
+        """The decoded vectors of every lookup's keys: from the cache, the rest in one store read."""
+        cache = self.cache
+        out: list[list[Vector | None]] = []
+        missing: list[tuple[int, int, bytes]] = []
+        generations: dict[str, int] = {}
+        for n, (p, wanted) in enumerate(zip(prepared, keys, strict=True)):
+            if cache is None:
+                out.append([None] * len(wanted))
+                missing.extend((n, i, key) for i, key in enumerate(wanted))
+                continue
+            name = p.lookup.table_name
+            generations[name] = cache.generation(name)
+            row: list[Vector | None] = []
+            for i, key in enumerate(wanted):
+                hit, vector = cache.get(name, key)
+                row.append(vector)
+                if not hit:
+                    missing.append((n, i, key))
+            out.append(row)
+        if missing:
+            raw = self.store.read([key for _, _, key in missing])
+            for (n, i, key), value in zip(missing, raw, strict=True):
+                p = prepared[n]
+                vector = p.table.decode(value) if value is not None else None
+                out[n][i] = vector
+                if cache is not None:
+                    name = p.lookup.table_name
+                    cache.put(name, key, vector, generations[name])
+        return out
+
+
+@dataclass
+class _Prepared:
+    """One lookup made ready against one state of its table: checked once, reused per call."""
+
+    lookup: FeatureLookup
+    table: _Table
+    names: list[str]
+    outputs: list[tuple[str, int, Any]]  # (output column, feature index, default)
+    columns: list[str]  # entity columns, in the table's key order
+    strings: list[bool]  # whether each key part is a string
+    prefix: bytes
+    ttl: timedelta | None
+    retiring: bool
+
+    @classmethod
+    def of(cls, lookup: FeatureLookup, table: _Table) -> _Prepared:
+        definition = table.definition
+        names = list(lookup.feature_names or definition.feature_names)
+        unknown = [n for n in names if n not in table.index]
+        if unknown:
+            raise FeatureNotFoundError(definition.name, unknown, definition.feature_names)
         columns = list(lookup.lookup_key or definition.keys)
         if len(columns) != len(definition.keys):
             raise EntityColumnError(
                 columns[0], f"lookup_key {columns} must name one column per key {list(definition.keys)}"
             )
         types = definition.entity.keys
+        return cls(
+            lookup,
+            table,
+            names,
+            [(lookup.output_name(n), table.index[n], lookup.default_values.get(n)) for n in names],
+            columns,
+            [types[k] == FeatureType.STRING for k in definition.keys],
+            key_prefix(definition.name, definition.definition_version),
+            lookup.lookback or table.ttl,  # as the training side: the lookup's window, else the ttl
+            any(n in table.retire_at for n in (*names, "*")),
+        )
+
+    def check_retired(self, moment: datetime) -> None:
+        for name in self.names:
+            retiring = self.table.retire_at.get(name) or self.table.retire_at.get("*")
+            if retiring is not None and moment >= retiring[0]:
+                schedule = retiring[1]
+                raise RetiredFeatureError(
+                    f"{self.table.definition.name}.{name}", schedule["end"], schedule["replacement"], schedule["reason"]
+                )
+
+    def keys(self, entity_rows: Sequence[dict[str, Any]]) -> list[bytes]:
+        prefix, columns, strings = self.prefix, self.columns, self.strings
         keys = []
         for row in entity_rows:
-            parts = []
-            for column, key in zip(columns, definition.keys, strict=True):
-                if column not in row:
-                    raise EntityColumnError(column, f"is a key of {definition.name}", list(row))
-                value = row[column]
-                want_string = types[key] == FeatureType.STRING
-                if isinstance(value, bool) or not isinstance(value, str if want_string else int):
-                    raise EntityColumnError(
-                        column,
-                        f"is the key {definition.name}.{key} ({types[key].value}), "
-                        f"not {type(value).__name__} {value!r}",
-                    )
-                parts.append(value)
-            keys.append(encode_key(definition.name, definition.definition_version, parts))
+            parts = [prefix]
+            for column, string in zip(columns, strings, strict=True):
+                try:
+                    value = row[column]
+                except KeyError:
+                    definition = self.table.definition
+                    raise EntityColumnError(column, f"is a key of {definition.name}", list(row)) from None
+                if string and type(value) is str:
+                    raw = value.encode()
+                    parts.append(b"s%d:" % len(raw) + raw)
+                elif not string and type(value) is int:
+                    parts.append(b"i%d;" % value)
+                else:
+                    self._wrong_type(column, value)
+            keys.append(b"".join(parts))
         return keys
 
-    def _vectors(self, plans) -> list[list[Vector | None]]:
-        """The decoded vectors of every plan's keys: from the cache, the rest in one store read."""
-        cache = self.cache
-        out: list[list[Vector | None]] = []
-        missing: list[tuple[int, int, bytes]] = []
-        generations = {}
-        for p, (_, table, _, keys) in enumerate(plans):
-            name = table.definition.name
-            row: list[Vector | None] = [None] * len(keys)
-            if cache is not None:
-                generations[name] = cache.generation(name)
-                for i, key in enumerate(keys):
-                    hit, vector = cache.get(name, key)
-                    if hit:
-                        row[i] = vector
-                    else:
-                        missing.append((p, i, key))
-            else:
-                missing.extend((p, i, key) for i, key in enumerate(keys))
-            out.append(row)
-        if missing:
-            raw = self.store.read([key for _, _, key in missing])
-            for (p, i, key), value in zip(missing, raw, strict=True):
-                definition = plans[p][1].definition
-                vector = decode_value(definition, value) if value is not None else None
-                out[p][i] = vector
-                if cache is not None:
-                    cache.put(definition.name, key, vector, generations[definition.name])
-        return out
+    def _wrong_type(self, column: str, value: Any) -> None:
+        definition = self.table.definition
+        key = definition.keys[self.columns.index(column)]
+        kind = definition.entity.keys[key]
+        if isinstance(value, bool) or not isinstance(value, str if kind == FeatureType.STRING else int):
+            raise EntityColumnError(
+                column, f"is the key {definition.name}.{key} ({kind.value}), not {type(value).__name__} {value!r}"
+            )
+        raise EntityColumnError(column, f"is the key {definition.name}.{key}: {type(value).__name__} is not plain")

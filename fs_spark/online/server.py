@@ -17,6 +17,7 @@ the server refuses to start: there is no anonymous access to governed features.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,7 @@ from fs_spark.errors import (
 from fs_spark.online.base import OnlineStoreError
 from fs_spark.online.reader import OnlineReader
 from fs_spark.online.state import TableState, state_name
+from fs_spark.training.lookups import FeatureLookup, as_lookups
 
 if TYPE_CHECKING:
     from fs_spark.store import FeatureStore
@@ -104,6 +106,16 @@ def create_app(store: FeatureStore) -> FastAPI:
     hits = Gauge("fs_spark_online_cache_hits", "Cache hits since start", registry=metrics)
     misses = Gauge("fs_spark_online_cache_misses", "Cache misses since start", registry=metrics)
 
+    services: dict[str, tuple[float, list[FeatureLookup]]] = {}
+
+    def service_lookups(name: str) -> list[FeatureLookup]:
+        """A feature service's latest lookups, looked up again at most once a second."""
+        now = time.monotonic()
+        found = services.get(name)
+        if found is None or now - found[0] > 1.0:
+            found = services[name] = (now, list(store.feature_service(name).lookups))
+        return found[1]
+
     def reader_for(request: Request) -> OnlineReader:
         if not settings.tokens:
             return base
@@ -125,7 +137,7 @@ def create_app(store: FeatureStore) -> FastAPI:
         try:
             reader = reader_for(request)
             body = OnlineFeaturesRequest.model_validate_json(await request.body())
-            response = _answer(store, reader, body)
+            response = _answer(service_lookups, reader, body)
             entities.inc(len(next(iter(body.entities.values()), [])))
             status = 200
         except _UnauthorizedError:
@@ -155,7 +167,9 @@ def create_app(store: FeatureStore) -> FastAPI:
     return app
 
 
-def _answer(store: FeatureStore, reader: OnlineReader, body: OnlineFeaturesRequest) -> Response:
+def _answer(
+    services: Callable[[str], list[FeatureLookup]], reader: OnlineReader, body: OnlineFeaturesRequest
+) -> Response:
     if (body.features is None) == (body.feature_service is None):
         raise OnlineRequestError("name either `features` or a `feature_service`")
     if not body.entities:
@@ -164,7 +178,7 @@ def _answer(store: FeatureStore, reader: OnlineReader, body: OnlineFeaturesReque
     if len(lengths) != 1:
         raise OnlineRequestError(f"entity columns have different lengths {sorted(lengths)}")
     rows = [dict(zip(body.entities, values, strict=True)) for values in zip(*body.entities.values(), strict=True)]
-    lookups = list(store.feature_service(body.feature_service).lookups) if body.feature_service else body.features
+    lookups = services(body.feature_service) if body.feature_service else body.features
     result = reader.read(lookups or [], rows)
     names, results = [], []
     sources = _sources(reader, lookups or [])
@@ -185,7 +199,7 @@ def _answer(store: FeatureStore, reader: OnlineReader, body: OnlineFeaturesReque
 def _sources(reader: OnlineReader, lookups) -> dict[str, str]:
     """Output column -> its table, for full feature names."""
     out = {}
-    for lookup in reader._as_lookups(lookups):
+    for lookup in as_lookups(lookups):
         for name in lookup.feature_names or ():
             out[lookup.output_name(name)] = lookup.table_name
     return out
