@@ -38,9 +38,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 
-# A Redis server for the online store's tests (they start their own on a free port): Debian's redis-server.
+# A Redis server for the online store's tests (they start their own on a free port), and wrk,
+# the load generator of the feature server's benchmark: Debian's redis-server and wrk.
 redis:
-	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server; }
+	@command -v redis-server >/dev/null && command -v wrk >/dev/null || \
+		{ $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server wrk; }
 
 # The whole suite (CI); the slowest tests are listed at the end.
 test: setup
@@ -62,6 +64,7 @@ bench: setup
 	$(PY) -m bench.lineage
 	$(PY) -m bench.drift
 	$(PY) -m bench.cli
+	$(PY) -m bench.online
 
 quickstart: setup
 	$(PY) jobs/quickstart.py --root ./fs_store

@@ -11,8 +11,10 @@ baseline of the same run:
   keys); the embedded store's raw 3-key read against the same bytes in LMDB, the alternative
   considered for the embedded store;
 - 100 entities in one call (Redis, one pipelined MGET);
-- the HTTP server (`fs-spark serve`, in its own process) with 8 concurrent clients in another
-  process, one entity a request: p50/p99 and requests per second;
+- the HTTP server (`fs-spark serve`, in its own process), one entity a request, 8 concurrent
+  connections: from wrk (a C load generator), and from 8 Python clients in another process
+  (a Python caller's view, the clients taking their share of the same 2 cores): p50/p99 and
+  requests per second;
 - materializing --keys keys x 30 features from the executors, against a driver-side loop writing
   the same rows, and an incremental run after a 1% change against the full run.
 """
@@ -134,6 +136,37 @@ def http_load(url: str, body_of, clients: int, per_client: int) -> tuple[list[fl
     return samples, time.perf_counter() - started
 
 
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+math.randomseed(7)
+request = function()
+  local id = math.random(0, %d)
+  return wrk.format(nil, nil, nil, '{"feature_service": "model_inputs", "entities": {"customer_id": [' .. id .. ']}}')
+end
+"""
+
+
+def wrk_load(url: str, folder: Path, keys: int, seconds: int = 15) -> tuple[float, float, float]:
+    """wrk (a C load generator: little of the 2 cores goes to the clients), 8 connections."""
+    script = folder / "request.lua"
+    script.write_text(WRK_SCRIPT % (keys - 1))
+    out = subprocess.run(["wrk", "-t2", "-c8", f"-d{seconds}s", "--latency", "-s", str(script),
+                          url + "/get-online-features"], capture_output=True, text=True, check=True).stdout
+    figures = {}
+    for text in out.splitlines():
+        parts = text.split()
+        if len(parts) == 2 and parts[0] in ("50%", "99%"):
+            value = parts[1]
+            unit = 1e-6 if value.endswith("us") else 1e-3 if value.endswith("ms") else 1.0
+            figures[parts[0]] = float(value.rstrip("usm")) * unit
+        if text.startswith("Requests/sec:"):
+            figures["rate"] = float(parts[1])
+        if text.strip().startswith("Non-2xx"):
+            raise RuntimeError(f"the server answered errors under load:\n{out}")
+    return figures["50%"], figures["99%"], figures["rate"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=1_000_000)
@@ -193,7 +226,6 @@ def run(args, folder: Path, redis_url: str) -> None:
 
     raw_keys = [[encode_key(t.name, 1, [rng.randrange(keys)]) for t in tables] for _ in range(args.calls)]
     sqlite = EmbeddedOnlineStore(str(folder / "store" / "online" / "embedded.db"))
-    s50, s99 = timed_calls(sqlite.read, raw_keys)
     env = lmdb_copy(str(folder / "store" / "online" / "embedded.db"), folder,
                     [encode_key(t.name, 1, [k]) for t in tables for k in range(keys)])
 
@@ -201,7 +233,9 @@ def run(args, folder: Path, redis_url: str) -> None:
         with env.begin(buffers=False) as txn:
             return [txn.get(k) for k in batch]
 
-    m50, m99 = timed_calls(lmdb_read, raw_keys)
+    for _ in range(2):  # the second pass of each, pages warm
+        s50, s99 = timed_calls(sqlite.read, raw_keys)
+        m50, m99 = timed_calls(lmdb_read, raw_keys)
     print("the embedded store's choice, raw read of 3 keys:")
     line("SQLite (WAL)", s50, s99)
     line("LMDB", m50, m99, extra=f"  SQLite/LMDB p99: {s99 / m99:.2f}x")
@@ -213,7 +247,7 @@ def run(args, folder: Path, redis_url: str) -> None:
     b50, b99 = timed_calls(lambda r: embedded.get_online_features(lookups, r), hundred)
     line("embedded store", b50, b99)
 
-    print("HTTP server (fs-spark serve, one process), one entity a request, 8 clients:")
+    print("HTTP server (fs-spark serve, one process), one entity a request, 8 concurrent connections:")
     for kind in ("redis", "embedded"):
         port = free_port()
         env_vars = {**os.environ, "FS_SPARK_ONLINE__KIND": kind, "FS_SPARK_ONLINE__REDIS_URL": redis_url}
@@ -230,11 +264,13 @@ def run(args, folder: Path, redis_url: str) -> None:
                 time.sleep(0.1)
         body = lambda r: {"feature_service": "model_inputs", "entities": {"customer_id": [r.randrange(keys)]}}  # noqa: E731
         http_load(url, body, 8, 100)  # warm-up
+        w50, w99, rate = wrk_load(url, folder, keys)
+        line(f"{kind}, wrk (2 threads)", w50, w99, "http_p99", f"  {rate:,.0f} requests/s")
         samples, seconds = http_load(url, body, 8, args.http_requests)
+        h50, h99 = quantiles(samples)
+        line(f"{kind}, 8 Python clients (same 2 cores)", h50, h99, "http_p99", f"  {len(samples) / seconds:,.0f} requests/s")
         server.terminate()
         server.wait(timeout=30)
-        h50, h99 = quantiles(samples)
-        line(f"{kind} behind the server", h50, h99, "http_p99", f"  {len(samples) / seconds:,.0f} requests/s")
 
     print(f"materialization, {keys:,} keys x 30 features:")
     embedded.write("wide", rows(spark, wide, keys))

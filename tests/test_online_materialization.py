@@ -175,3 +175,26 @@ def test_unknown_tables_features_and_bad_keys_are_named(items):
     with pytest.raises(OnlineRequestError, match="at most 1000 per call"):
         store.get_online_features(FEATURES, [{"zone": "a", "item": 1}] * 1001)
     assert store.get_online_features(FEATURES, [{"zone": "a", "item": 1}, {"zone": "a", "item": 2**62}])["price"] == [1.0, None]
+
+
+def test_both_stores_hold_the_same_bytes_for_the_same_materialization(spark, tmp_path, redis_url):
+    import redis
+
+    from fs_spark import FeatureStore
+    from fs_spark.config import OnlineSettings, Settings, StoreSettings
+    from fs_spark.online.encoding import encode_key
+    from fs_spark.online.factory import online_store_spec
+
+    redis.Redis.from_url(redis_url).flushall()
+    root = StoreSettings(root=str(tmp_path / "s"), user="tester")
+    embedded = FeatureStore(spark=spark, settings=Settings(store=root))
+    in_redis = FeatureStore(spark=spark, settings=Settings(store=root, online=OnlineSettings(kind="redis",
+                                                                                           redis_url=redis_url)))
+    embedded.apply(ITEMS)
+    embedded.write("items", spark.createDataFrame([("a", i, T0, i / 3, None if i % 2 else f"l{i}") for i in range(20)],
+                                                  SCHEMA))
+    assert embedded.materialize("items").keys_written == in_redis.materialize("items").keys_written == 20
+    keys = [encode_key("items", 1, ["a", i]) for i in range(20)]
+    stores = [online_store_spec(s.settings.online, s.paths).open() for s in (embedded, in_redis)]
+    first, second = (store.read(keys) for store in stores)
+    assert first == second and all(first)

@@ -152,13 +152,14 @@ def test_a_redis_that_is_down_fails_fast_with_its_address():
 
 
 @pytest.mark.slow
-def test_materialized_vectors_equal_a_training_set_built_now(store, spark):
+def test_materialized_vectors_equal_a_training_set_built_now(online_store, spark):
     """No training/serving skew: for every key (and keys never written), the online vector is
     the row a point-in-time training set picks for an entity time of now, value for value."""
     import random
 
     from fs_spark import FeatureNotFoundError
 
+    store = online_store
     table = FeatureTable(name="profile", entity=Entity(name="c", keys={"customer_id": "long"}), event_time="ts",
                          features=[Feature(name="spend", dtype="double"), Feature(name="tier", dtype="string"),
                                    Feature(name="seen", dtype="timestamp"), Feature(name="visits", dtype="int")])
@@ -224,6 +225,14 @@ def test_the_command_line_and_the_job_materialize(store, activity, capsys):
     assert job.main(["--root", store.root, "--table", "customer_activity"]) == 0
     assert '"kind": "none"' in capsys.readouterr().out  # nothing changed since
     assert store.get_online_features(["customer_activity:visits"], [{"customer_id": 29}])["visits"] == [29]
+    out = io.StringIO()
+    assert run(["--root", store.root, "get-online-features", "-f", "customer_activity:visits",
+                "-f", "customer_activity:segment", "-e", "customer_id=29"], out=out) == 0
+    assert out.getvalue().strip() == '{"customer_id": 29, "visits": 29, "segment": "new"}'
+    from fs_spark import EntityColumnError
+
+    with pytest.raises(EntityColumnError, match="customer_id"):
+        run(["--root", store.root, "get-online-features", "-f", "customer_activity:visits", "-e", "customer_id=x"])
 
 
 def test_a_fixed_width_vector_decodes_the_same_by_the_one_unpack_path():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 
 import click
@@ -63,6 +64,10 @@ def serve(cli: Cli, host: str | None, port: int | None) -> None:
     app = create_app(store)
     bound_host, bound_port = host or settings.host, port or settings.port
     cli.echo(f"serving {store.root} on http://{bound_host}:{bound_port}")
+    # Everything imported so far lives as long as the server: leave it out of garbage collection,
+    # whose full passes over it (pyarrow, pandas, ...) took 50-60 ms, the server's p99.
+    gc.collect()
+    gc.freeze()
     uvicorn.run(app, host=bound_host, port=bound_port, log_level="warning", access_log=False)
 
 

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.definitions.types import FeatureType
@@ -46,9 +45,10 @@ class OnlineEncodingError(FsSparkError):
     """A value or key that the online encoding cannot hold, or bytes it did not write."""
 
 
-@dataclass(frozen=True)
-class Vector:
-    """One entity's features as stored online: the row's version, event time and values."""
+class Vector(NamedTuple):
+    """One entity's features as stored online: the row's version, event time and values.
+    (A tuple: `tuple(vector)` holds only values the garbage collector need not track, which
+    keeps a cache of many vectors from making its full collections long.)"""
 
     version_number: int
     event_time: datetime

@@ -290,8 +290,8 @@ class OnlineReader:
             generations[name] = cache.generation(name)
             row: list[Vector | None] = []
             for i, key in enumerate(wanted):
-                hit, vector = cache.get(name, key)
-                row.append(vector)
+                hit, cached = cache.get(name, key)
+                row.append(Vector(*cached) if cached is not None else None)
                 if not hit:
                     missing.append((n, i, key))
             out.append(row)
@@ -303,7 +303,8 @@ class OnlineReader:
                 out[n][i] = vector
                 if cache is not None:
                     name = p.lookup.table_name
-                    cache.put(name, key, vector, generations[name])
+                    # a plain tuple: untracked by the garbage collector (see `Vector`)
+                    cache.put(name, key, tuple(vector) if vector is not None else None, generations[name])
         return out
 
 
