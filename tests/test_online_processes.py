@@ -65,14 +65,15 @@ def test_a_materialization_killed_half_way_is_finished_by_the_next_run(store, sp
 
 
 @pytest.mark.slow
-def test_fs_spark_serve_answers_over_http_without_spark(store, spark):
+def test_fs_spark_serve_answers_over_http_without_spark_from_two_processes(store, spark):
     store.apply(WIDE)
     store.write("wide", spark.createDataFrame([(7, T0, *[float(i) for i in range(10)])],
                                               "customer_id long, ts timestamp, " + ", ".join(f"f{i} double" for i in range(10))))
     store.materialize("wide")
     port = free_port()
     env = {**os.environ, "FS_SPARK_SPARK__JARS_DIR": os.devnull}  # no Delta jars: Spark could not start
-    server = subprocess.Popen([sys.executable, "-m", "fs_spark.cli", "--root", store.root, "serve", "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "fs_spark.cli", "--root", store.root, "serve", "--port", str(port),
+                               "--workers", "2"],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
@@ -96,4 +97,4 @@ def test_fs_spark_serve_answers_over_http_without_spark(store, spark):
     finally:
         server.terminate()
         server.wait(timeout=30)
-    assert "serving " in server.stdout.read()
+    assert "(2 process(es))" in server.stdout.read()

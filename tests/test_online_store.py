@@ -247,3 +247,9 @@ def test_a_fixed_width_vector_decodes_the_same_by_the_one_unpack_path():
         assert (vector.version_number, vector.event_time, vector.values) == (3, T0, values)
     assert [type(v) for v in decode_value(fixed, encode_value(fixed, 3, T0, present)).values] == [
         bool, int, int, float, float, date, datetime]
+    # the one-pack encoding is the documented layout, byte for byte
+    assert encode_value(fixed, 3, T0, present) == struct.pack(
+        ">BIqB?BiBqBfBdBiBq", 1, 3, 1_704_067_200_000_000, 1, False, 1, -7, 1, 2**40, 1, 0.5, 1, -2.25,
+        1, (date(2000, 2, 29) - date(1970, 1, 1)).days, 1, 1_893_499_200_000_000)
+    with pytest.raises(OnlineEncodingError, match=r"fixed.f_int: 2147483648 is not a int"):
+        encode_value(fixed, 3, T0, (False, 2**31, *present[2:]))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import gc
 import json
+import os
+from typing import Any
 
 import click
 
@@ -52,23 +53,29 @@ def get_online_features(cli: Cli, features: tuple[str, ...], service: str | None
 @command("serve", "Online")
 @click.option("--host", help="address to listen on (default: online.server.host)")
 @click.option("--port", type=int, help="port (default: online.server.port, 6566)")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="server processes")
 @click.pass_obj
-def serve(cli: Cli, host: str | None, port: int | None) -> None:
+def serve(cli: Cli, host: str | None, port: int | None, workers: int) -> None:
     """Run the HTTP feature server: POST /get-online-features, GET /health, GET /metrics."""
     import uvicorn
 
-    from fs_spark.online.server import create_app
+    from fs_spark.online.server import create_app, frozen
 
     store = cli.store()
     settings = store.settings.online.server
-    app = create_app(store)
+    app = create_app(store)  # also checks the settings before any worker starts
     bound_host, bound_port = host or settings.host, port or settings.port
-    cli.echo(f"serving {store.root} on http://{bound_host}:{bound_port}")
-    # Everything imported so far lives as long as the server: leave it out of garbage collection,
-    # whose full passes over it (pyarrow, pandas, ...) took 50-60 ms, the server's p99.
-    gc.collect()
-    gc.freeze()
-    uvicorn.run(app, host=bound_host, port=bound_port, log_level="warning", access_log=False)
+    cli.echo(f"serving {store.root} on http://{bound_host}:{bound_port} ({workers} process(es))")
+    options: dict[str, Any] = {"host": bound_host, "port": bound_port, "log_level": "warning", "access_log": False}
+    if workers == 1:
+        uvicorn.run(frozen(app), **options)
+        return
+    # Each worker process builds its own store from the environment, told the same as this one.
+    os.environ["FS_SPARK_STORE__ROOT"] = store.root
+    os.environ["FS_SPARK_STORE__USER"] = store.user
+    if cli.conf:
+        os.environ["FS_SPARK_CONF"] = cli.conf
+    uvicorn.run("fs_spark.online.server:app_from_environment", factory=True, workers=workers, **options)
 
 
 COMMANDS = (materialize, get_online_features, serve)

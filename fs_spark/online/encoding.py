@@ -89,29 +89,66 @@ def encode_key(table: str, definition_version: int, key: Sequence[Any]) -> bytes
 
 
 def encode_value(table: FeatureTable, version_number: int, event_time: datetime, values: Sequence[Any]) -> bytes:
+    """The value of one row, times as aware datetimes (see `make_encoder` for many rows)."""
+    if len(values) != len(table.features):
+        raise OnlineEncodingError(
+            f"{table.name} has {len(table.features)} features, the row gives {len(values)} values"
+        )
+    raw = [
+        _micros(v) if v is not None and f.dtype is FeatureType.TIMESTAMP else v
+        for f, v in zip(table.features, values, strict=True)
+    ]
+    return make_encoder(table)(version_number, _micros(event_time), raw)
+
+
+def make_encoder(table: FeatureTable) -> Callable[[int, int, Sequence[Any]], bytes]:
+    """An encoder of `table`'s rows, worked out once: `encode(version, event micros, values)`
+    with timestamps as microseconds since the epoch (as they leave Spark) and dates as dates.
+    A row of fixed-width features, all present, is one pack."""
     features = table.features
-    if len(values) != len(features):
-        raise OnlineEncodingError(f"{table.name} has {len(features)} features, the row gives {len(values)} values")
-    out = [_HEADER.pack(FORMAT, version_number, _micros(event_time))]
-    for feature, value in zip(features, values, strict=True):
-        if value is None:
-            out.append(b"\x00")
-            continue
-        out.append(b"\x01")
-        dtype = feature.dtype
-        try:
-            if dtype is FeatureType.STRING:
-                raw = str(value).encode()
-                out.append(_LENGTH.pack(len(raw)) + raw)
-            elif dtype is FeatureType.TIMESTAMP:
-                out.append(_FIXED[dtype].pack(_micros(value)))
-            elif dtype is FeatureType.DATE:
-                out.append(_FIXED[dtype].pack((value - _EPOCH_DAY).days))
-            else:
-                out.append(_FIXED[dtype].pack(value))
-        except (struct.error, TypeError, AttributeError) as exc:
-            raise OnlineEncodingError(f"{table.name}.{feature.name}: {value!r} is not a {dtype.value}: {exc}") from None
-    return b"".join(out)
+    count = len(features)
+    fixed = all(f.dtype is not FeatureType.STRING for f in features)
+    whole = struct.Struct(
+        ">BIq" + ("".join("B" + _FIXED[f.dtype].format.lstrip(">") for f in features) if fixed else "")
+    )
+    dates = [4 + 2 * i for i, f in enumerate(features) if f.dtype is FeatureType.DATE]
+    template: list[Any] = [FORMAT, 0, 0] + [1, None] * count
+
+    def encode(version_number: int, micros: int, values: Sequence[Any]) -> bytes:
+        if len(values) != count:
+            raise OnlineEncodingError(f"{table.name} has {count} features, the row gives {len(values)} values")
+        if fixed and None not in values:
+            args = template.copy()
+            args[1], args[2] = version_number, micros
+            args[4::2] = values
+            try:
+                for i in dates:
+                    args[i] = (args[i] - _EPOCH_DAY).days
+                return whole.pack(*args)
+            except (struct.error, TypeError, AttributeError):
+                pass  # the step-by-step path names the feature and the value
+        out = [_HEADER.pack(FORMAT, version_number, micros)]
+        for feature, value in zip(features, values, strict=True):
+            if value is None:
+                out.append(b"\x00")
+                continue
+            out.append(b"\x01")
+            dtype = feature.dtype
+            try:
+                if dtype is FeatureType.STRING:
+                    raw = str(value).encode()
+                    out.append(_LENGTH.pack(len(raw)) + raw)
+                elif dtype is FeatureType.DATE:
+                    out.append(_FIXED[dtype].pack((value - _EPOCH_DAY).days))
+                else:
+                    out.append(_FIXED[dtype].pack(value))
+            except (struct.error, TypeError, AttributeError) as exc:
+                raise OnlineEncodingError(
+                    f"{table.name}.{feature.name}: {value!r} is not a {dtype.value}: {exc}"
+                ) from None
+        return b"".join(out)
+
+    return encode
 
 
 def value_order(data: bytes) -> tuple[int, int]:

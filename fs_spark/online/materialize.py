@@ -11,7 +11,7 @@ version the online state reflects) is written by the caller after every partitio
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from pyspark import Accumulator
 from pyspark.sql import DataFrame, Row, SparkSession, Window
@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.definitions.types import FeatureType
-from fs_spark.online.encoding import encode_key, encode_value
+from fs_spark.online.encoding import encode_key_after, key_prefix, make_encoder
 from fs_spark.online.factory import OnlineStoreSpec
 from fs_spark.storage.layout import VERSION_COLUMN
 
@@ -44,10 +44,6 @@ def latest_rows(frame: DataFrame, table: FeatureTable) -> DataFrame:
     )
 
 
-def _moment(micros: int | None) -> datetime | None:
-    return None if micros is None else _EPOCH + timedelta(microseconds=micros)
-
-
 class Counters:
     """Keys written and removed, counted on the executors (an action applies a task's
     accumulator updates once)."""
@@ -60,10 +56,14 @@ class Counters:
 def partition_writer(table: FeatureTable, spec: OnlineStoreSpec, counters: Counters, newer_only: bool):
     """The function each partition runs: encode its rows and write them in batches. A row
     without a version (a key no served row has any more) removes its key."""
-    timestamps = [f.dtype is FeatureType.TIMESTAMP for f in table.features]
     written, deleted = counters.written, counters.deleted
+    # Rows are (keys..., event time, _fs_version, features...), times in microseconds.
+    width = len(table.keys)
+    version_at, first_feature = width + 1, width + 2
+    prefix = key_prefix(table.name, table.definition_version)
 
     def write(rows: Iterator[Row]) -> None:
+        encode = make_encoder(table)
         store = spec.open()
         batch: list[tuple[bytes, bytes]] = []
         gone: list[bytes] = []
@@ -78,16 +78,11 @@ def partition_writer(table: FeatureTable, spec: OnlineStoreSpec, counters: Count
             gone.clear()
 
         for row in rows:
-            key = encode_key(table.name, table.definition_version, [row[k] for k in table.keys])
-            if row[VERSION_COLUMN] is None:
+            key = encode_key_after(prefix, row[:width], table.name)
+            if row[version_at] is None:
                 gone.append(key)
             else:
-                values = [
-                    _moment(row[f.name]) if ts else row[f.name]
-                    for f, ts in zip(table.features, timestamps, strict=True)
-                ]
-                at = _moment(row[table.event_time])
-                batch.append((key, encode_value(table, row[VERSION_COLUMN], at, values)))  # type: ignore[arg-type]
+                batch.append((key, encode(row[version_at], row[width], row[first_feature:])))
             if len(batch) + len(gone) >= _BATCH:
                 flush()
         flush()
