@@ -198,3 +198,24 @@ def test_both_stores_hold_the_same_bytes_for_the_same_materialization(spark, tmp
     stores = [online_store_spec(s.settings.online, s.paths).open() for s in (embedded, in_redis)]
     first, second = (store.read(keys) for store in stores)
     assert first == second and all(first)
+
+
+def test_a_quarantine_while_redis_is_down_is_recorded_and_says_the_online_part_failed(spark, tmp_path):
+    from fs_spark import FeatureStore, OnlineStoreError
+    from fs_spark.config import OnlineSettings, Settings, StoreSettings
+    from servers import free_port, redis_server
+
+    root = StoreSettings(root=str(tmp_path / "s"), user="tester")
+    never = FeatureStore(spark=spark, settings=Settings(store=root, online=OnlineSettings(
+        kind="redis", redis_url=f"redis://127.0.0.1:{free_port()}/0", timeout_seconds=0.3)))
+    never.apply(ITEMS)
+    never.write("items", spark.createDataFrame([("a", 1, T0, 1.0, "x")], SCHEMA))
+    never.quarantine_version("items", 1, "never materialized: the Redis is not asked")
+    never.release_version("items", 1)
+    with redis_server(tmp_path) as url:
+        store = FeatureStore(spark=spark, settings=Settings(store=root, online=OnlineSettings(
+            kind="redis", redis_url=url, timeout_seconds=0.3)))
+        store.materialize("items")
+    with pytest.raises(OnlineStoreError, match=r"the quarantine of items #1 is recorded, but withholding its values online"):
+        store.quarantine_version("items", 1, "bad")
+    assert max(store.catalog.rows("version_status"), key=lambda r: r["at"])["status"] == "quarantined"

@@ -215,6 +215,14 @@ class OnlineServing:
         spec = self.spec
         if not spec.exists():
             return
+        # A server is asked only about tables materialized to it (a Redis that is down fails a
+        # quarantine only where the quarantine has values to withhold); the embedded file is
+        # local and always asked, which also covers a run killed before its catalog record.
+        if spec.kind != "embedded" and not any(
+            r["table_name"] == table and r["online_store"] == spec.name
+            for r in self._catalog.rows(MATERIALIZATIONS.name)
+        ):
+            return
         try:
             with spec.open() as store:
                 state = TableState.from_bytes(store.state([state_name(table)])[0])
