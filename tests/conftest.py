@@ -148,7 +148,7 @@ def redis_url(tmp_path_factory):
         yield url
 
 
-@pytest.fixture(params=["embedded", "redis"])
+@pytest.fixture(params=["embedded", pytest.param("redis", marks=pytest.mark.slow)])
 def online_store(request, spark, tmp_path):
     """A store whose online side is the embedded SQLite file or a real Redis (emptied first)."""
     from fs_spark.config import OnlineSettings

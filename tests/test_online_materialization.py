@@ -177,6 +177,7 @@ def test_unknown_tables_features_and_bad_keys_are_named(items):
     assert store.get_online_features(FEATURES, [{"zone": "a", "item": 1}, {"zone": "a", "item": 2**62}])["price"] == [1.0, None]
 
 
+@pytest.mark.slow
 def test_both_stores_hold_the_same_bytes_for_the_same_materialization(spark, tmp_path, redis_url):
     import redis
 
@@ -200,6 +201,7 @@ def test_both_stores_hold_the_same_bytes_for_the_same_materialization(spark, tmp
     assert first == second and all(first)
 
 
+@pytest.mark.slow
 def test_a_quarantine_while_redis_is_down_is_recorded_and_says_the_online_part_failed(spark, tmp_path):
     from fs_spark import FeatureStore, OnlineStoreError
     from fs_spark.config import OnlineSettings, Settings, StoreSettings

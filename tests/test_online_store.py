@@ -64,7 +64,7 @@ def test_values_the_encoding_cannot_hold_are_named():
         decode_value(EVERY_TYPE, b"\x09rubbish")
 
 
-@pytest.fixture(params=["embedded", "redis"])
+@pytest.fixture(params=["embedded", pytest.param("redis", marks=pytest.mark.slow)])
 def kv(request, tmp_path):
     """Each online store, opened twice: a writer's handle and a reader's."""
     from fs_spark.online.factory import OnlineStoreSpec
