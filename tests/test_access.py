@@ -22,6 +22,8 @@ from fs_spark.governance.policies import load_policy
 
 from experiment_scenario import T0
 
+pytestmark = pytest.mark.slow  # every path to data under a policy, end to end
+
 CUSTOMERS = FeatureTable(
     name="customers",
     entity=Entity(name="customer", keys={"customer_id": "long"}),

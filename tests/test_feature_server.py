@@ -156,6 +156,7 @@ def test_health_and_metrics_report_figures(profile_store):
     table = health["tables"]["profile"]
     assert table["serves_version"] == 1 and 0 <= table["age_seconds"] < 3600
     assert health["cache"]["hits"] >= 2 and 0 < health["cache"]["hit_rate"] <= 1
+    assert 0 <= health["cache"]["oldest_entry_served_seconds"] < 60
     assert status_metrics == 200
     assert 'fs_spark_online_requests_total{endpoint="get-online-features",status="200"} 3.0' in metrics
     assert 'fs_spark_online_errors_total{error="FeatureNotFoundError"} 1.0' in metrics

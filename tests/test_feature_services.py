@@ -19,6 +19,8 @@ from fs_spark import (
     load_feature_services,
 )
 
+pytestmark = pytest.mark.slow  # the online side end to end: services applied, deployed and served
+
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 USERS = FeatureTable(name="users", entity=Entity(name="user", keys={"user_id": "long"}), event_time="ts",
                      features=[Feature(name="age", dtype="int"), Feature(name="country", dtype="string")])

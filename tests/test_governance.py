@@ -19,6 +19,8 @@ from fs_spark.cli import run
 from fs_spark.errors import DeprecatedFeatureError, VersionExpiredError
 from fs_spark.governance.deprecation import DeprecatedFeatureWarning
 
+pytestmark = pytest.mark.slow  # deprecation, retention and quality end to end
+
 ROWS = "customer_id long, ts timestamp, amount double"
 NOW = datetime.now(timezone.utc)
 

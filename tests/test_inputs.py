@@ -21,6 +21,8 @@ from fs_spark import (
 )
 from fs_spark.inputs import read_entities, read_file
 
+pytestmark = pytest.mark.slow  # files, pandas and Arrow frames end to end
+
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 COUNTS = FeatureTable(
     name="counts",

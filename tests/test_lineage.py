@@ -13,6 +13,8 @@ from conftest import json_endpoint
 from experiment_scenario import SPEND, T0
 from fs_spark.errors import LineageNodeNotFoundError
 
+pytestmark = pytest.mark.slow  # the lineage graph end to end
+
 
 def test_model_traced_back_to_source_rows_versions_and_transformations(experiment):
     up = experiment.store.lineage.upstream(experiment.models["v2"].model_version_id)

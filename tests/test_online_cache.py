@@ -53,6 +53,7 @@ def scores(store, keys=(1, 2)):
     return store.get_online_features(["scores:score"], [{"customer_id": k} for k in keys])["score"]
 
 
+@pytest.mark.slow
 def test_another_process_materializing_a_newer_version_reaches_the_cache(two_processes, spark):
     serving, job = two_processes
     schema = "customer_id long, ts timestamp, score double"

@@ -11,6 +11,8 @@ import pytest
 
 from fs_spark import Entity, Feature, FeatureTable
 
+pytestmark = pytest.mark.slow  # the online side end to end: materializations against a store
+
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 # Keys declared in non-alphabetical order, one string and one integral part.
 ITEMS = FeatureTable(name="items", entity=Entity(name="item", keys={"zone": "string", "item": "long"}),

@@ -13,6 +13,8 @@ from fs_spark import RunRef, VersionQuarantinedError
 from fs_spark.cli import run
 from fs_spark.errors import DriftBaselineError, RollbackError
 
+pytestmark = pytest.mark.slow  # quarantine, recall and rollback end to end
+
 ROWS = "customer_id long, ts timestamp, amount double"
 DAY = timedelta(days=1)
 

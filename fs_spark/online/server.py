@@ -270,6 +270,7 @@ def _health(store: FeatureStore, reader: OnlineReader) -> tuple[dict, int]:
             "misses": stats.misses,
             "entries": stats.entries,
             "invalidations": stats.invalidations,
+            "oldest_entry_served_seconds": round(stats.max_age_served_seconds, 3),
         }
     report["status"] = "ok"
     return report, 200
