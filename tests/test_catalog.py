@@ -35,6 +35,7 @@ def test_catalog_answers_plain_spark_sql(store, activity, spark):
     assert [tuple(r) for r in joined] == [("create", first.version_id)]
 
 
+@pytest.mark.slow  # Delta's append-only protocol end to end
 def test_catalog_and_feature_tables_refuse_deletes(store, activity, spark):
     store.write("customer_activity", activity(activity_rows(3)))
     for path in (store.catalog.path("feature_versions"), store.paths.table("customer_activity", 1)):

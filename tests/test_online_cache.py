@@ -72,4 +72,12 @@ def test_another_process_materializing_a_newer_version_reaches_the_cache(two_pro
     job.materialize("scores")
     time.sleep(0.1)
     assert scores(serving) == [0.1, 0.2]
-    assert cache.stats().invalidations >= 3
+    job.release_version("scores", 2)
+    job.materialize("scores")
+    time.sleep(0.1)
+    assert scores(serving) == [0.9, 0.2]  # cached again ...
+    assert scores(serving) == [0.9, 0.2]
+    job.rollback("scores", 1, reason="version 2 after all")
+    time.sleep(0.1)
+    assert scores(serving) == [None, 0.2]  # ... and dropped at the rollback
+    assert cache.stats().invalidations >= 5

@@ -10,6 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 from fs_spark import Entity, Feature, FeatureTable
 
+pytestmark = pytest.mark.slow  # the lineage graph end to end
+
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 DAY = timedelta(days=1)
 SPEND = FeatureTable(

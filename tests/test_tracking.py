@@ -11,6 +11,8 @@ from experiment_scenario import SPEND, T0
 from fs_spark import RunRef
 from fs_spark.errors import InvalidNameError, ModelNotFoundError, RunStateError
 
+pytestmark = pytest.mark.slow  # the experiment scenario end to end: experiments, runs, models
+
 
 def test_ids_are_global_time_ordered_uuid7(experiment):
     from fs_spark.ids import is_id
