@@ -46,17 +46,28 @@ def test_the_oracle_agrees_with_a_hand_worked_case():
     assert oracle(batches, {1}) == {("a", 1): (1.0, "x"), ("a", 2): (2.0, "y")}
 
 
-@pytest.fixture
-def items(online_store, spark):
-    online_store.apply(ITEMS)
+def _items(store, spark):
+    store.apply(ITEMS)
     batches: dict[int, list[tuple]] = {}
 
     def write(rows):
-        version = online_store.write("items", spark.createDataFrame(rows, SCHEMA))
+        version = store.write("items", spark.createDataFrame(rows, SCHEMA))
         batches[version.version_number] = rows
         return version
 
-    return online_store, write, batches
+    return store, write, batches
+
+
+@pytest.fixture
+def items(online_store, spark):
+    """On each store: the runs' logic is the same, the stores' writes and deletes are not."""
+    return _items(online_store, spark)
+
+
+@pytest.fixture
+def embedded_items(store, spark):
+    """On the embedded store only: what is checked here happens above the store (state, reads)."""
+    return _items(store, spark)
 
 
 def test_a_later_run_writes_only_the_keys_whose_latest_row_changed(items):
@@ -103,8 +114,8 @@ def test_a_quarantined_write_is_withheld_at_once_and_replaced_by_the_good_versio
     assert online(store, keys) == oracle(batches, {1, 2})
 
 
-def test_a_rollback_reaches_the_online_store(items):
-    store, write, batches = items
+def test_a_rollback_reaches_the_online_store(embedded_items):
+    store, write, batches = embedded_items
     write([("a", 1, T0, 1.0, "one")])
     write([("a", 1, T0 + timedelta(1), 2.0, "two"), ("a", 2, T0, 2.0, "two")])
     store.materialize("items")
@@ -119,10 +130,10 @@ def test_a_rollback_reaches_the_online_store(items):
     assert online(store, keys) == oracle(batches, {1, 4})
 
 
-def test_a_retired_feature_is_refused_online_and_the_rest_served(items):
+def test_a_retired_feature_is_refused_online_and_the_rest_served(embedded_items):
     from fs_spark.errors import RetiredFeatureError
 
-    store, write, _ = items
+    store, write, _ = embedded_items
     write([("a", 1, T0, 1.0, "one")])
     store.materialize("items")
     now = datetime.now(timezone.utc)
@@ -155,11 +166,11 @@ def test_each_materialization_is_a_lineage_node_and_openlineage_run(spark, tmp_p
     assert runs[-1]["outputs"][0]["name"].endswith("/items")
 
 
-def test_unknown_tables_features_and_bad_keys_are_named(items):
+def test_unknown_tables_features_and_bad_keys_are_named(embedded_items):
     from fs_spark import EntityColumnError, FeatureNotFoundError
     from fs_spark.errors import NotMaterializedError, OnlineRequestError, TableNotFoundError
 
-    store, write, _ = items
+    store, write, _ = embedded_items
     with pytest.raises(NotMaterializedError, match="'items' has not been materialized"):
         store.get_online_features(FEATURES, [{"zone": "a", "item": 1}])
     write([("a", 1, T0, 1.0, "one")])

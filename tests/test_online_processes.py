@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 WIDE = FeatureTable(name="wide", entity=Entity(name="c", keys={"customer_id": "long"}), event_time="ts",
                     features=[Feature(name=f"f{i}", dtype="double") for i in range(10)])
-KEYS = 200_000
+KEYS = 120_000
 
 
 def _batch(spark, value, at):
