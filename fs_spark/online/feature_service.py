@@ -176,6 +176,3 @@ class FeatureServices:
             name=row["name"], lookups=lookups, description=row["description"], owner=row["owner"], tags=row["tags"]
         )
         return AppliedService(service, row["version"], "applied")
-
-    def names(self) -> list[str]:
-        return sorted({r["name"] for r in self._rows()})

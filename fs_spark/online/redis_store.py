@@ -68,11 +68,5 @@ class RedisOnlineStore(OnlineStore):
             raise self._fail("write", error) from None
         return len(items)
 
-    def ping(self) -> None:
-        try:
-            self._client.ping()
-        except redis.RedisError as error:
-            raise self._fail("ping", error) from None
-
     def close(self) -> None:
         self._client.close()

@@ -25,7 +25,7 @@ from fs_spark.governance.access import AccessControl, Request
 from fs_spark.governance.deprecation import Deprecations
 from fs_spark.ids import new_id
 from fs_spark.lineage.openlineage import LineageEvents
-from fs_spark.online.base import OnlineStore, OnlineStoreError
+from fs_spark.online.base import OnlineStoreError
 from fs_spark.online.cache import VectorCache
 from fs_spark.online.factory import OnlineStoreSpec, online_store_spec
 from fs_spark.online.materialize import refresh_keys, write_latest
@@ -260,6 +260,3 @@ class OnlineServing:
                 self.settings.server.max_entities,
             )
         return self._reader
-
-    def open_store(self) -> OnlineStore:
-        return self.spec.open()
