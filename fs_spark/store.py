@@ -135,6 +135,7 @@ class FeatureStore:
             self.events,
             self.settings.online,
             self.user,
+            lambda table: self._writer.lock(f"{table}.online"),
         )
         self._services = FeatureServices(self._catalog, self.get_table, self.user)
         self.quality = QualityChecks(
@@ -351,7 +352,7 @@ class FeatureStore:
         the latest row of every key, written from the Spark executors. The first run writes
         every key; later runs read only the writes since the last one (or, after a quarantine
         or rollback, the keys those touched). Recorded in the catalog and the lineage."""
-        return self._online.materialize(table, self._writer.lock(f"{table}.online"), as_run_ref(run))
+        return self._online.materialize(table, as_run_ref(run))
 
     def get_online_features(
         self, features: Sequence[FeatureLookup | str], entity_rows: Sequence[dict[str, Any]]

@@ -10,6 +10,8 @@ idempotent) and readers meanwhile see, per key, a whole vector of a served versi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -76,6 +78,7 @@ class OnlineServing:
         events: LineageEvents,
         settings: OnlineSettings,
         user: str,
+        table_lock: Callable[[str], AbstractContextManager[None]],
     ):
         self._session = session
         self._paths = paths
@@ -87,6 +90,9 @@ class OnlineServing:
         self._events = events
         self.settings = settings
         self._user = user
+        # One lock per table's online state: a materialization and a quarantine's withholding
+        # never interleave, so neither overwrites the other's withheld versions.
+        self._table_lock = table_lock
         self._reader: OnlineReader | None = None
 
     @property
@@ -95,11 +101,11 @@ class OnlineServing:
 
     # --- materializing ------------------------------------------------------------------------------
 
-    def materialize(self, table: str, lock, run: RunRef | None = None) -> Materialization:
+    def materialize(self, table: str, run: RunRef | None = None) -> Materialization:
         self._access.require(Request("admin", table))
         spec = self.spec
         started = datetime.now(UTC)
-        with lock, spec.open() as store:
+        with self._table_lock(table), spec.open() as store:
             applied = self._registry.current(table)
             definition = applied.definition
             every = self._catalog.versions(table)
@@ -224,7 +230,7 @@ class OnlineServing:
         ):
             return
         try:
-            with spec.open() as store:
+            with self._table_lock(table), spec.open() as store:
                 state = TableState.from_bytes(store.state([state_name(table)])[0])
                 if state.definition_version is None:
                     return
