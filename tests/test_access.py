@@ -315,3 +315,25 @@ def test_online_reads_and_materialization_are_under_the_policy(governed):
     with pytest.raises(AccessDeniedError, match="customers.email"):
         alice.get_online_features(["customers:email"], [{"customer_id": 1}])
     assert ("read", "customers:email", "deny", "no_pii_for_analysts") in _audit(alice, "alice")
+    # every other public path to online values: a deployment's vector, a feature service, the CLI
+    _, _, built, folder = governed
+    model = root.register_model("churn", training_sets=[built])  # trained on spend and email
+    root.deploy(model.model_version_id, "prod")
+    with pytest.raises(AccessDeniedError, match="customers.email"):
+        alice.online_vector("prod", [{"customer_id": 1}])
+    from fs_spark import FeatureService
+
+    root.apply(FeatureService(name="contact", lookups=["customers:email"]))
+    with pytest.raises(AccessDeniedError, match="customers.email"):
+        alice.get_online_features(list(alice.feature_service("contact").lookups), [{"customer_id": 1}])
+    assert root.online_vector("prod", [{"customer_id": 1}])["email"] == ["a@x.org"]
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FS_SPARK_SPARK__JARS_DIR": os.devnull,
+           "FS_SPARK_GOVERNANCE__POLICY_FILE": str(folder / "policies.yaml"), "FS_SPARK_GOVERNANCE__REGION": "eu-west-1"}
+    refused = subprocess.run([sys.executable, "-m", "fs_spark.cli", "--root", str(folder / "store"), "--user", "alice",
+                              "get-online-features", "-f", "customers:email", "-e", "customer_id=1"],
+                             capture_output=True, text=True, env=env, timeout=120)
+    assert refused.returncode == 2 and refused.stderr.startswith("fs-spark: AccessDeniedError: principal 'alice'")
