@@ -49,12 +49,13 @@ PRESENT, NOT_FOUND, NULL_VALUE, OUTSIDE_MAX_AGE = "PRESENT", "NOT_FOUND", "NULL_
 @dataclass(frozen=True)
 class OnlineResult:
     """Columns by output name, and per value Feast's status (PRESENT, NOT_FOUND: no served row,
-    OUTSIDE_MAX_AGE: older than the time to live, NULL_VALUE: a stored null) and its row's
-    event time."""
+    OUTSIDE_MAX_AGE: older than the time to live, NULL_VALUE: a stored null), its row's event
+    time and its table."""
 
     columns: dict[str, list[Any]]
     statuses: dict[str, list[str]]
-    event_times: dict[str, list[datetime | None]]
+    event_times: dict[str, list[datetime | None]]  # one list per table, shared by its columns
+    tables: dict[str, str]  # output column -> its table
 
 
 @dataclass
@@ -239,7 +240,7 @@ class OnlineReader:
         columns: dict[str, list[Any]] = {}
         for column in dict.fromkeys(c for row in entity_rows for c in row):
             columns[column] = [row.get(column) for row in entity_rows]
-        out = OnlineResult(columns, {c: [PRESENT] * len(entity_rows) for c in columns} if statuses else {}, {})
+        out = OnlineResult(columns, {c: [PRESENT] * len(entity_rows) for c in columns} if statuses else {}, {}, {})
         for p, found in zip(prepared, vectors, strict=True):
             withheld = p.table.state.withheld
             cutoff = moment - p.ttl if p.ttl is not None else None
@@ -251,14 +252,16 @@ class OnlineReader:
                 else None
                 for v in found
             ]
-            for output, i, default in p.outputs:
-                columns[output] = [default if v is None else v.values[i] for v in live]
+            # one row per entity, then one tuple per feature: a column is a C-level copy
+            by_feature = list(zip(*[v.values if v is not None else p.defaults for v in live], strict=True))
+            for output, i in p.outputs:
+                columns[output] = list(by_feature[i])
             if statuses:
-                self._statuses(out, p, found, live, cutoff, withheld)
+                self._statuses(out, p, found, live, withheld)
         return out
 
     @staticmethod
-    def _statuses(out: OnlineResult, p: _Prepared, found, live, cutoff, withheld) -> None:
+    def _statuses(out: OnlineResult, p: _Prepared, found, live, withheld) -> None:
         states = [
             PRESENT
             if v is not None
@@ -268,12 +271,19 @@ class OnlineReader:
             for raw, v in zip(found, live, strict=True)
         ]
         times = [v.event_time if v is not None else None for v in live]
-        for output, _, _ in p.outputs:
-            out.statuses[output] = [
-                NULL_VALUE if state == PRESENT and value is None else state
-                for state, value in zip(states, out.columns[output], strict=True)
-            ]
+        table = p.lookup.table_name
+        for output, _ in p.outputs:
+            values = out.columns[output]
+            out.statuses[output] = (
+                [
+                    NULL_VALUE if state == PRESENT and value is None else state
+                    for state, value in zip(states, values, strict=True)
+                ]
+                if None in values
+                else states.copy()
+            )
             out.event_times[output] = times
+            out.tables[output] = table
 
     def _vectors(self, prepared: list[_Prepared], keys: list[list[bytes]]) -> list[list[Vector | None]]:
         """The decoded vectors of every lookup's keys: from the cache, the rest in one store read."""
@@ -315,7 +325,8 @@ class _Prepared:
     lookup: FeatureLookup
     table: _Table
     names: list[str]
-    outputs: list[tuple[str, int, Any]]  # (output column, feature index, default)
+    outputs: list[tuple[str, int]]  # (output column, feature index)
+    defaults: tuple  # by feature index: the value of a missing row
     columns: list[str]  # entity columns, in the table's key order
     strings: list[bool]  # whether each key part is a string
     prefix: bytes
@@ -339,7 +350,8 @@ class _Prepared:
             lookup,
             table,
             names,
-            [(lookup.output_name(n), table.index[n], lookup.default_values.get(n)) for n in names],
+            [(lookup.output_name(n), table.index[n]) for n in names],
+            tuple(lookup.default_values.get(f.name) for f in definition.features),
             columns,
             [types[k] == FeatureType.STRING for k in definition.keys],
             key_prefix(definition.name, definition.definition_version),
