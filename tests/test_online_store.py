@@ -152,6 +152,32 @@ def test_a_redis_that_is_down_fails_fast_with_its_address():
 
 
 @pytest.mark.slow
+def test_a_stuck_redis_times_out_and_its_late_reply_is_never_taken_for_the_next(redis_url):
+    """A Redis that stops answering (CLIENT PAUSE) fails a read within its timeout; once it
+    answers again, the next read gets its own keys, not the late reply to the first."""
+    import time
+
+    import redis
+
+    from fs_spark.online.base import OnlineStoreError
+    from fs_spark.online.factory import OnlineStoreSpec
+
+    admin = redis.Redis.from_url(redis_url)
+    admin.mset({b"stuck:a": b"A", b"stuck:b": b"B"})
+    store = OnlineStoreSpec("redis", redis_url, 0.3).open()
+    assert store.read([b"stuck:a"]) == [b"A"]  # the read connection is open before the pause
+    admin.execute_command("CLIENT", "PAUSE", 1500, "ALL")
+    started = time.monotonic()
+    with pytest.raises(OnlineStoreError, match="read failed: TimeoutError"):
+        store.read([b"stuck:a"])
+    assert time.monotonic() - started < 1.2  # the timeout, not the pause
+    time.sleep(1.6)
+    assert store.read([b"stuck:b", b"stuck:none"]) == [b"B", None]
+    assert store.state(["nothing"]) == [None]
+    store.close()
+
+
+@pytest.mark.slow
 def test_materialized_vectors_equal_a_training_set_built_now(online_store, spark):
     """No training/serving skew: for 3,000 random keys (and keys never written), the online
     vector is the row a point-in-time training set picks for an entity time of now, value for
