@@ -61,6 +61,8 @@ from fs_spark.governance.exports import Export
 from fs_spark.ids import new_id
 from fs_spark.lineage.graph import LineageGraph
 from fs_spark.lineage.reconcile import DanglingLink, ReconcileReport
+from fs_spark.local.open import open_table, open_training_set
+from fs_spark.local.rows import TableRows, TrainingSetRows
 from fs_spark.online.base import OnlineStoreError
 from fs_spark.online.feature_service import FeatureService, load_feature_services
 from fs_spark.online.serving import Materialization
@@ -148,11 +150,13 @@ __all__ = [
     "Source",
     "SourceInfo",
     "TableNotFoundError",
+    "TableRows",
     "TimestampPrecisionError",
     "TrainingSet",
     "TrainingSetInputExpiredError",
     "TrainingSetManifest",
     "TrainingSetNotFoundError",
+    "TrainingSetRows",
     "Transformation",
     "VacuumResult",
     "ValidationError",
@@ -168,4 +172,6 @@ __all__ = [
     "load_definitions",
     "load_settings",
     "new_id",
+    "open_table",
+    "open_training_set",
 ]

@@ -321,11 +321,17 @@ class TrainingSetNotFoundError(FsSparkError):
 
 
 class ReplayMismatchError(FsSparkError):
-    def __init__(self, training_set_id: str, expected: str, found: str):
+    def __init__(
+        self,
+        training_set_id: str,
+        expected: str,
+        found: str,
+        how: str = "rebuilt from its manifest",
+        cause: str = "an input changed outside fs_spark",
+    ):
         self.training_set_id = training_set_id
         super().__init__(
-            f"training set {training_set_id!r} rebuilt from its manifest has digest {found}, "
-            f"but was built with {expected}: an input changed outside fs_spark"
+            f"training set {training_set_id!r} {how} has digest {found}, but was built with {expected}: {cause}"
         )
 
 

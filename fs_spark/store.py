@@ -13,6 +13,7 @@ import getpass
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -24,7 +25,7 @@ from fs_spark.config import Settings, load_settings
 from fs_spark.definitions.compatibility import affected_features
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.definitions.registry import PlanItem, Registry
-from fs_spark.errors import ExportError, ModelNotFoundError
+from fs_spark.errors import ExportError, ModelNotFoundError, TrainingSetInputExpiredError, VersionExpiredError
 from fs_spark.governance.access import AccessControl, Request
 from fs_spark.governance.deprecation import Deprecation, Deprecations
 from fs_spark.governance.exports import Export, check_request, write_export
@@ -34,6 +35,8 @@ from fs_spark.inputs import as_spark_frame
 from fs_spark.integrations.mlflow import MlflowBridge
 from fs_spark.lineage.lineage import Lineage
 from fs_spark.lineage.openlineage import LineageEvents
+from fs_spark.local.delta import latest_delta_version, version_dataset
+from fs_spark.local.rows import TableRows, TrainingSetRows, table_rows
 from fs_spark.online.feature_service import AppliedService, FeatureService, FeatureServices, check_serves
 from fs_spark.online.serving import Materialization, OnlineServing
 from fs_spark.progress import step
@@ -41,6 +44,7 @@ from fs_spark.provenance import RunRef, SourceInfo, as_run_ref
 from fs_spark.quality.checks import QualityChecks
 from fs_spark.quality.recovery import Recall, recall
 from fs_spark.session import LazySession
+from fs_spark.storage.delta_log import latest_version
 from fs_spark.storage.paths import StorePaths
 from fs_spark.storage.reader import read_version, readable_delta_version
 from fs_spark.storage.retention import VacuumResult, vacuum
@@ -323,6 +327,25 @@ class FeatureStore:
         copy_to: str | None = None,
     ):
         """The rows, the version they are of, and the Delta version and path they were read at."""
+        applied, resolved, delta_version, dropped = self._resolve_read(
+            table, version, as_of, features, allow_quarantined, copy_to, partial(latest_version, self.spark)
+        )
+        frame = read_version(
+            self.spark,
+            applied.definition,
+            resolved,
+            delta_version,
+            applied.storage_path,
+            features,
+            include_version_column,
+            dropped,
+        )
+        return frame, resolved, delta_version, applied.storage_path
+
+    def _resolve_read(self, table, version, as_of, features, allow_quarantined, copy_to, latest):
+        """What a read of `table` reads, checked allowed: the definition applied, the feature
+        version, the Delta version (`latest(path)` gives a table's newest) and the version
+        numbers a rollback took out."""
         resolved, following = self._versions.resolve(table, version, as_of)
         if resolved is None:
             applied = self._registry.current(table)
@@ -332,18 +355,48 @@ class FeatureStore:
         every = self._catalog.versions(table)
         if resolved is not None and not allow_quarantined:
             refuse_quarantined(every, resolved, quarantined(self._catalog))
-        delta_version = readable_delta_version(self.spark, applied.storage_path, resolved, following)
-        frame = read_version(
-            self.spark,
-            applied.definition,
-            resolved,
-            delta_version,
-            applied.storage_path,
-            features,
-            include_version_column,
-            excluded(every, resolved),
+        delta_version = readable_delta_version(applied.storage_path, resolved, following, latest)
+        return applied, resolved, delta_version, excluded(every, resolved)
+
+    # --- reads without Spark ------------------------------------------------------------------
+
+    def read_arrow(
+        self,
+        table: str,
+        *,
+        version: int | str | None = None,
+        as_of: datetime | None = None,
+        features: list[str] | None = None,
+        include_version_column: bool = False,
+        allow_quarantined: bool = False,
+    ) -> TableRows:
+        """`read` without Spark or a JVM: the same rows, through delta-rs, as Arrow, pandas,
+        polars or batches (`TableRows`). Access policies apply as to `read`."""
+        applied, resolved, delta_version, dropped = self._resolve_read(
+            table, version, as_of, features, allow_quarantined, None, latest_delta_version
         )
-        return frame, resolved, delta_version, applied.storage_path
+        label = resolved.version_id if resolved else "0 (empty)"
+        dataset = version_dataset(
+            applied.storage_path, delta_version, lambda detail: VersionExpiredError(table, label, detail)
+        )
+        return table_rows(
+            applied.definition, resolved, delta_version, dataset, features, include_version_column, dropped
+        )
+
+    def open_training_set(self, training_set_id: str, *, verify: bool = True) -> TrainingSetRows:
+        """A stored training set without Spark or a JVM: the exact Delta version its manifest
+        records, read through delta-rs and (with `verify`) checked against its digest. Access
+        policies apply as to `training_set`."""
+        self._require_training_set(training_set_id)
+        manifest = self._training.manifest(training_set_id)
+        dataset = version_dataset(
+            manifest.output_path,
+            manifest.output_delta_version,
+            lambda detail: TrainingSetInputExpiredError(
+                training_set_id, "training set data", manifest.output_delta_version, detail
+            ),
+        )
+        return TrainingSetRows(manifest, dataset, verify)
 
     # --- online -------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from experiment_scenario import T0
 
 from fs_spark import (
     Entity,
@@ -13,14 +14,13 @@ from fs_spark import (
     FeatureLookup,
     FeatureStore,
     FeatureTable,
+    open_training_set,
 )
 from fs_spark.catalog.schema import AUDIT_LOG
 from fs_spark.cli import main
 from fs_spark.config import GovernanceSettings, Settings, StoreSettings
 from fs_spark.errors import AccessDeniedError, ConfigError
 from fs_spark.governance.policies import load_policy
-
-from experiment_scenario import T0
 
 pytestmark = pytest.mark.slow  # every path to data under a policy, end to end
 
@@ -83,7 +83,7 @@ def test_allowed_reads_work_and_are_audited(governed):
 
 
 @pytest.mark.parametrize("path", ["read_all", "time_travel", "string_lookup", "renamed_lookup", "stored_training_set",
-                                  "rebuild_training_set"])
+                                  "rebuild_training_set", "arrow_read", "arrow_training_set", "open_training_set"])
 def test_every_read_path_to_a_denied_feature_is_refused(governed, path):
     as_user, entities, built, _ = governed
     alice = as_user("alice")
@@ -95,6 +95,9 @@ def test_every_read_path_to_a_denied_feature_is_refused(governed, path):
             table_name="customers", feature_names=["email"], rename_outputs={"email": "contact"})]),
         "stored_training_set": lambda: alice.training_set(built.id),
         "rebuild_training_set": lambda: alice.load_training_set(built.id),
+        "arrow_read": lambda: alice.read_arrow("customers", features=["email"]),
+        "arrow_training_set": lambda: alice.open_training_set(built.id),
+        "open_training_set": lambda: open_training_set(built.id, settings=alice.settings),
     }
     with pytest.raises(AccessDeniedError, match="'alice' may not read feature customers.email: denied by 'no_pii_for_analysts'"):
         attempts[path]()

@@ -6,6 +6,7 @@ import re
 from datetime import timedelta
 from enum import Enum
 
+import pyarrow as pa
 from pyspark.sql import types as T
 
 
@@ -22,6 +23,10 @@ class FeatureType(str, Enum):
     @property
     def spark_type(self) -> T.DataType:
         return _SPARK[self]
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return _ARROW[self]
 
     @property
     def is_numeric(self) -> bool:
@@ -41,6 +46,17 @@ _SPARK: dict[FeatureType, T.DataType] = {
     FeatureType.STRING: T.StringType(),
     FeatureType.DATE: T.DateType(),
     FeatureType.TIMESTAMP: T.TimestampType(),
+}
+
+_ARROW: dict[FeatureType, pa.DataType] = {
+    FeatureType.BOOL: pa.bool_(),
+    FeatureType.INT: pa.int32(),
+    FeatureType.LONG: pa.int64(),
+    FeatureType.FLOAT: pa.float32(),
+    FeatureType.DOUBLE: pa.float64(),
+    FeatureType.STRING: pa.string(),
+    FeatureType.DATE: pa.date32(),
+    FeatureType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
 }
 
 KEY_TYPES = (FeatureType.INT, FeatureType.LONG, FeatureType.STRING)

@@ -15,6 +15,7 @@ import deltalake
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from fs_spark.storage.delta_log import local_latest_version
 from fs_spark.storage.paths import local_path
 
 
@@ -43,3 +44,15 @@ def version_dataset(
 
 def _first_line(error: BaseException) -> str:
     return str(error).strip().split("\n")[0][:300]
+
+
+def latest_delta_version(path: str, storage_options: dict[str, str] | None = None) -> int | None:
+    """The table's latest Delta version, None where there is no table: a listing of the log
+    where the folder is local, else delta-rs."""
+    local = local_path(path)
+    if local is not None:
+        return local_latest_version(local)
+    try:
+        return deltalake.DeltaTable(path, storage_options=storage_options).version()
+    except deltalake.exceptions.TableNotFoundError:
+        return None

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -42,6 +43,7 @@ from fs_spark.online.state import (
 )
 from fs_spark.provenance import RunRef
 from fs_spark.session import SessionSource
+from fs_spark.storage.delta_log import latest_version
 from fs_spark.storage.layout import VERSION_COLUMN
 from fs_spark.storage.paths import StorePaths
 from fs_spark.storage.reader import read_version, readable_delta_version
@@ -188,7 +190,9 @@ class OnlineServing:
         spark = self._session()
         resolved, following = self._versions.resolve(table, served.version_id) if served else (None, None)
         applied = self._registry.current(table)
-        delta_version = readable_delta_version(spark, applied.storage_path, resolved, following)
+        delta_version = readable_delta_version(
+            applied.storage_path, resolved, following, partial(latest_version, spark)
+        )
         frame = read_version(
             spark,
             applied.definition,
@@ -208,7 +212,9 @@ class OnlineServing:
         own = [v for v in every if v.definition_version == applied.definition.definition_version]
         latest = max(own, key=lambda v: v.version_number)
         resolved, following = self._versions.resolve(table, latest.version_id)
-        delta_version = readable_delta_version(spark, applied.storage_path, resolved, following)
+        delta_version = readable_delta_version(
+            applied.storage_path, resolved, following, partial(latest_version, spark)
+        )
         frame = read_version(spark, applied.definition, resolved, delta_version, applied.storage_path, None, True, ())
         return frame.where(F.col(VERSION_COLUMN).isin(sorted(numbers)))
 

@@ -16,7 +16,6 @@ from fs_spark.catalog.records import FeatureVersion
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.errors import FeatureNotFoundError, VersionExpiredError
 from fs_spark.session import hadoop_conf, jvm
-from fs_spark.storage.delta_log import latest_version
 from fs_spark.storage.layout import VERSION_COLUMN
 from fs_spark.storage.paths import local_path
 
@@ -37,19 +36,23 @@ def missing_files(spark: SparkSession, files: list[str]) -> list[str]:
 
 
 def readable_delta_version(
-    spark: SparkSession, path: str, version: FeatureVersion | None, following: FeatureVersion | None
+    path: str,
+    version: FeatureVersion | None,
+    following: FeatureVersion | None,
+    latest: Callable[[str], int | None],
 ) -> int:
     """The newest Delta commit that still shows exactly `version`'s rows.
 
     Feature tables are append-only and only fs_spark appends, so the commits between one
     feature version and the next (OPTIMIZE, column changes) do not change the data. Reading the
     newest of them reads compacted files, and still works after VACUUM removed the originals.
+    `latest(path)` gives the table's latest Delta version (through Spark or delta-rs).
     """
     if version is None:
         return 0
     if following is not None:
         return following.delta_version - 1
-    return max(version.delta_version, latest_version(spark, path) or 0)
+    return max(version.delta_version, latest(path) or 0)
 
 
 def load_delta_version(

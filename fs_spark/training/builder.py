@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from pyspark.sql import DataFrame, Observation, SparkSession
@@ -40,6 +41,7 @@ from fs_spark.progress import step
 from fs_spark.provenance import RunRef, require_utc
 from fs_spark.session import SessionSource
 from fs_spark.spark_jobs import describe, described
+from fs_spark.storage.delta_log import latest_version
 from fs_spark.storage.layout import VERSION_COLUMN
 from fs_spark.storage.paths import StorePaths
 from fs_spark.storage.reader import load_delta_version, readable_delta_version, rows_up_to
@@ -179,7 +181,9 @@ class TrainingSets:
         lookback = lookup.lookback or (parse_duration(table.ttl) if table.ttl else None)
         delta_version = None
         if version is not None:
-            delta_version = readable_delta_version(self.spark, applied.storage_path, version, following)
+            delta_version = readable_delta_version(
+                applied.storage_path, version, following, partial(latest_version, self.spark)
+            )
         return ResolvedLookup(
             table_name=name,
             definition_version=table.definition_version,
