@@ -65,6 +65,7 @@ bench: setup
 	$(PY) -m bench.drift
 	$(PY) -m bench.cli
 	$(PY) -m bench.online
+	$(PY) -m bench.local_read
 
 quickstart: setup
 	$(PY) jobs/quickstart.py --root ./fs_store

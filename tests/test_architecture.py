@@ -12,16 +12,16 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fs_spark"
 # Lowest first. A module's layer is that of its longest listed prefix.
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "names", "ids", "version", "config", "provenance", "locks", "session", "spark_jobs", "digest",
-     "progress", "notebook"),
+     "digest_arrow", "progress", "notebook"),
     ("definitions.types", "definitions.model", "definitions.compatibility", "definitions.yaml_io", "online"),
     ("storage.paths", "storage.delta_log", "storage.layout", "catalog", "storage.orphans", "storage.reader",
-     "inputs", "online.factory"),
+     "inputs", "online.factory", "local.delta"),
     ("governance.policies", "governance.access", "store_part", "definitions.registry", "versions",
      "governance.deprecation", "online.state"),
-    ("ingest", "training", "online.materialize", "online.reader", "online.feature_service", "integrations", "lineage.graph", "lineage.openlineage", "lineage.render"),
+    ("ingest", "training", "online.materialize", "online.reader", "online.feature_service", "integrations", "lineage.graph", "lineage.openlineage", "lineage.render", "local"),
     ("storage.retention", "governance.exports", "tracking", "lineage", "quality", "online.serving", "online.server"),
     ("store",),
-    ("__init__", "cli"),
+    ("__init__", "cli", "local.open"),
 ]
 
 
