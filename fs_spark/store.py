@@ -38,6 +38,7 @@ from fs_spark.lineage.openlineage import LineageEvents
 from fs_spark.local.delta import latest_delta_version, version_dataset
 from fs_spark.local.rows import TableRows, TrainingSetRows, table_rows
 from fs_spark.online.feature_service import AppliedService, FeatureService, FeatureServices, check_serves
+from fs_spark.online.reader import OnlineFeatures
 from fs_spark.online.serving import Materialization, OnlineServing
 from fs_spark.progress import step
 from fs_spark.provenance import RunRef, SourceInfo, as_run_ref
@@ -409,9 +410,10 @@ class FeatureStore:
 
     def get_online_features(
         self, features: Sequence[FeatureLookup | str], entity_rows: Sequence[dict[str, Any]]
-    ) -> dict[str, list[Any]]:
+    ) -> OnlineFeatures:
         """Feast's spelling: each entity row's latest materialized values, as columns (the entity
-        rows' own columns, then each feature's output). See `fs_spark.online.reader` for missing
+        rows' own columns, then each feature's output), a dict that also answers Feast's
+        `.to_dict()` and `.to_df()`. See `fs_spark.online.reader` for missing
         keys, nulls, defaults, expired rows and withheld versions."""
         return self._online.reader().get(features, entity_rows)
 
@@ -419,9 +421,7 @@ class FeatureStore:
         """An applied feature service (its latest version by default)."""
         return self._services.get(name, version).service
 
-    def online_vector(
-        self, deployment: str | Deployment, entity_rows: Sequence[dict[str, Any]]
-    ) -> dict[str, list[Any]]:
+    def online_vector(self, deployment: str | Deployment, entity_rows: Sequence[dict[str, Any]]) -> OnlineFeatures:
         """The online features of the deployment live in an environment (or the one given):
         through the feature service it names, at the version it recorded, else exactly the
         `table:feature`s it records."""

@@ -102,8 +102,11 @@ def test_a_quarantined_write_is_withheld_at_once_and_replaced_by_the_good_versio
     store.quarantine_version("items", 2, "bad upstream file")
     # at once, before any materialization: no value of version 2 is served
     assert online(store, keys) == {("a", 2): (2.0, "two")}
-    lookup = store.get_online_features(["items:price"], [{"zone": "a", "item": 1}])
-    assert lookup["price"] == [None]
+    # Feast's spelling, as its documentation writes it
+    lookup = store.get_online_features(features=["items:price"], entity_rows=[{"zone": "a", "item": 1}]).to_dict()
+    assert lookup == {"zone": ["a"], "item": [1], "price": [None]} and type(lookup) is dict
+    frame = store.get_online_features(features=FEATURES, entity_rows=[{"zone": "a", "item": 2}]).to_df()
+    assert frame.to_dict("records") == [{"zone": "a", "item": 2, "price": 2.0, "label": "two"}]
     fixed = store.materialize("items")
     assert (fixed.kind, fixed.keys_written, fixed.keys_removed, fixed.version_number) == ("refresh", 1, 1, 1)
     assert fixed.withheld_versions == (2,)

@@ -46,6 +46,19 @@ from fs_spark.training.lookups import FeatureLookup, as_lookups
 PRESENT, NOT_FOUND, NULL_VALUE, OUTSIDE_MAX_AGE = "PRESENT", "NOT_FOUND", "NULL_VALUE", "OUTSIDE_MAX_AGE"
 
 
+class OnlineFeatures(dict):
+    """Columns by name, as a dict; also Feast's `OnlineResponse` spelling: `.to_dict()` and
+    `.to_df()`."""
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        return dict(self)
+
+    def to_df(self) -> Any:
+        import pandas as pd
+
+        return pd.DataFrame(dict(self))
+
+
 @dataclass(frozen=True)
 class OnlineResult:
     """Columns by output name, and per value Feast's status (PRESENT, NOT_FOUND: no served row,
@@ -215,11 +228,9 @@ class OnlineReader:
             self._ready[key] = (tuple(features), lookups, prepared)
         return prepared
 
-    def get(
-        self, features: Sequence[FeatureLookup | str], entity_rows: Sequence[dict[str, Any]]
-    ) -> dict[str, list[Any]]:
+    def get(self, features: Sequence[FeatureLookup | str], entity_rows: Sequence[dict[str, Any]]) -> OnlineFeatures:
         """Columns: the entity rows' own, then each feature's output name."""
-        return self.read(features, entity_rows, statuses=False).columns
+        return OnlineFeatures(self.read(features, entity_rows, statuses=False).columns)
 
     def read(
         self, features: Sequence[FeatureLookup | str], entity_rows: Sequence[dict[str, Any]], statuses: bool = True
