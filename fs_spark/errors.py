@@ -466,6 +466,18 @@ class DeprecatedFeatureError(FsSparkError):
         )
 
 
+class StaleModelFeaturesError(FsSparkError):
+    """A model's features differ now from those it was trained on (quarantine, rollback, retirement)."""
+
+    def __init__(self, model: str, problems: list[str]):
+        self.model = model
+        self.problems = problems
+        listed = "; ".join(problems)
+        super().__init__(
+            f"model {model} cannot be scored as trained: {listed}. Retrain it, or pass on_stale='warn' to score anyway"
+        )
+
+
 class ExportError(FsSparkError):
     """An export cannot be written where or how it was asked for; nothing was written."""
 

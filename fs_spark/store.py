@@ -44,6 +44,7 @@ from fs_spark.progress import step
 from fs_spark.provenance import RunRef, SourceInfo, as_run_ref
 from fs_spark.quality.checks import QualityChecks
 from fs_spark.quality.recovery import Recall, recall
+from fs_spark.scoring.scoring import Scoring
 from fs_spark.session import LazySession
 from fs_spark.storage.delta_log import latest_version
 from fs_spark.storage.paths import StorePaths
@@ -143,6 +144,17 @@ class FeatureStore:
             lambda table: self._writer.lock(f"{table}.online"),
         )
         self._services = FeatureServices(self._catalog, self.get_table, self.user)
+        self._scoring = Scoring(
+            self,
+            self._catalog,
+            self._training,
+            self._versions,
+            self.models,
+            self._deprecations,
+            self.mlflow,
+            self.events,
+            self.user,
+        )
         self.quality = QualityChecks(
             self, self._catalog, self._registry, self._access, self._training, self.settings.quality
         )
@@ -785,6 +797,59 @@ class FeatureStore:
             artifact_uri=artifact_uri,
             description=description,
             mlflow_model_id=mlflow_model_id,
+        )
+
+    def log_model(
+        self,
+        model: Any,
+        flavor: Any,
+        *,
+        training_set: TrainingSet | str,
+        registered_model_name: str,
+        run: Run | RunRef | None = None,
+        name: str = "model",
+        **flavor_options: Any,
+    ) -> ModelVersion:
+        """Log `model` with an MLflow flavor (`mlflow.sklearn`, ...) carrying its feature spec
+        (the training set, the feature versions it read, the lookups of its input columns), and
+        register it in MLflow and here, linked. Databricks Feature Engineering's spelling;
+        `flavor_options` go to the flavor's `log_model` (a signature is inferred from the
+        training set when none is given)."""
+        return self._scoring.log_model(
+            model,
+            flavor,
+            training_set=training_set,
+            registered_model_name=registered_model_name,
+            run=as_run_ref(run),
+            name=name,
+            **flavor_options,
+        )
+
+    def score_batch(
+        self,
+        model: str | tuple[str, int],
+        df: DataFrame | Any,
+        *,
+        result_type: str = "double",
+        prediction_column: str = "prediction",
+        path: str | None = None,
+        on_stale: str = "error",
+        run: Run | RunRef | None = None,
+    ) -> DataFrame:
+        """Score rows that hold only keys (and, for point-in-time scoring, the lookups' time
+        column): the model's features are looked up as its training set's were, features the
+        rows have override lookups, and the model runs on the executors
+        (`mlflow.pyfunc.spark_udf`). `model` is a model version ID, (name, version) or an
+        MLflow model URI. Returns the rows with their features and `prediction`; with `path`,
+        also writes them there as a Delta table. See `fs_spark.scoring.scoring`."""
+        return self._scoring.score_batch(
+            model,
+            as_spark_frame(self.spark, df, "the rows to score"),
+            result_type=result_type,
+            prediction_column=prediction_column,
+            path=path,
+            on_stale=on_stale,
+            run=as_run_ref(run),
         )
 
     def deploy(

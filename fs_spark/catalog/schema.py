@@ -149,7 +149,7 @@ TRAINING_SETS = CatalogTable(
         ("spark_version", S, "Spark version that built it"),
         ("experiment_id", S, "Experiment of the run that built it, if any"),
         ("run_id", S, "Run that built it, if any"),
-        ("context", S, "What the run uses it for: training or validation"),
+        ("context", S, "What it is for: training, validation, or scoring (the features looked up by score_batch)"),
         ("mlflow_run_id", S, "MLflow run it was logged to as a dataset input, if any"),
     ),
 )
@@ -455,6 +455,24 @@ MATERIALIZATIONS = CatalogTable(
     ),
 )
 
+SCORINGS = CatalogTable(
+    "scorings",
+    "One row per batch scoring (`score_batch`): the model, the features looked up for it, and where the predictions went.",
+    (
+        ("scoring_id", S, "Global ID of the scoring (UUIDv7)"),
+        ("model_version_id", S, "fs_spark model version scored with (null: a model fs_spark did not register)"),
+        ("model_uri", S, "MLflow URI of the model"),
+        ("scoring_set_id", S, "The training set (context scoring) holding the rows and features scored"),
+        ("feature_version_ids", ARR, "Feature versions read"),
+        ("output_path", S, "Delta table the predictions were written to (null: returned only)"),
+        ("output_delta_version", L, "Its Delta version"),
+        ("row_count", L, "Rows scored"),
+        ("run_id", S, "fs_spark run, when one was active"),
+        ("user", S, "Principal who scored"),
+        ("at", TS, "When (UTC)"),
+    ),
+)
+
 ALL_TABLES = (
     FEATURE_TABLES,
     FEATURE_VERSIONS,
@@ -478,6 +496,7 @@ ALL_TABLES = (
     EXPORTS,
     FEATURE_SERVICES,
     MATERIALIZATIONS,
+    SCORINGS,
 )
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from fs_spark.config import MlflowSettings
@@ -128,3 +129,25 @@ class MlflowBridge:
             name, source=f"models:/{logged.model_id}", run_id=run_id, tags=tags, model_id=logged.model_id
         )
         return {"mlflow_model_id": logged.model_id, "mlflow_registered_version": str(registered.version)}
+
+    @contextmanager
+    def tracking(self) -> Iterator[None]:
+        """MLflow's own calls (a flavor's `log_model`) against the configured tracking store."""
+        import mlflow
+
+        before = mlflow.get_tracking_uri()
+        if self.settings.tracking_uri:
+            mlflow.set_tracking_uri(self.settings.tracking_uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(before)
+
+    def tag_model(self, name: str, info: Any, model_version_id: str, training_set_id: str) -> None:
+        """Our IDs on a logged model and its registered version."""
+        tags = {"fs_spark.model_version_id": model_version_id, "fs_spark.training_set_ids": training_set_id}
+        client = self.client()
+        client.set_logged_model_tags(info.model_id, tags)
+        if info.registered_model_version is not None:
+            for key, value in tags.items():
+                client.set_model_version_tag(name, str(info.registered_model_version), key, value)

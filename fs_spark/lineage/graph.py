@@ -34,6 +34,7 @@ from fs_spark.catalog.schema import (
     RUN_INPUTS,
     RUN_METRICS,
     RUNS,
+    SCORINGS,
     TRAINING_SETS,
 )
 from fs_spark.errors import LineageNodeNotFoundError
@@ -53,6 +54,7 @@ KINDS = (
     "model",
     "model_version",
     "deployment",
+    "predictions",
     "export",
     "online_store",
 )
@@ -399,6 +401,23 @@ def build_graph(catalog) -> LineageGraph:
         link(f"{row['source_kind']}:{row['source_id']}", key, "exported")
         if row["run_id"]:
             link(f"run:{row['run_id']}", key, "exported")
+
+    # Predictions: a model version scored the features a scoring set looked up.
+    for row in catalog.rows(SCORINGS.name):
+        key = add(
+            Node(
+                "predictions",
+                row["scoring_id"],
+                f"predictions {_plain(row['at'])[:19]}",
+                f"{row['row_count']} rows" + (f" in {row['output_path']}" if row["output_path"] else ""),
+                {"output_path": row["output_path"], "model_uri": row["model_uri"], "at": row["at"]},
+            )
+        )
+        if row["model_version_id"]:
+            link(f"model_version:{row['model_version_id']}", key, "scored")
+        link(f"training_set:{row['scoring_set_id']}", key, "features")
+        if row["run_id"]:
+            link(f"run:{row['run_id']}", key, "scored")
 
     # The online store's state per table: fed by the versions each materialization read.
     for row in sorted(catalog.rows(MATERIALIZATIONS.name), key=lambda r: r["at"]):

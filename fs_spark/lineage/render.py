@@ -24,6 +24,7 @@ COLORS = {
     "model": "#e0f7fa",
     "model_version": "#b2ebf2",
     "deployment": "#ffcdd2",
+    "predictions": "#f8bbd0",
     "export": "#eceff1",
     "online_store": "#d1c4e9",
 }

@@ -74,6 +74,7 @@ class Models:
         artifact_uri: str | None = None,
         description: str = "",
         mlflow_model_id: str | None = None,
+        mlflow_registered_version: str | None = None,
     ) -> ModelVersion:
         check_name(name, "model")
         manifests = [self._training_sets.manifest(t if isinstance(t, str) else t.id) for t in training_sets]
@@ -104,7 +105,7 @@ class Models:
             "feature_version_ids": feature_versions,
             "artifact_uri": artifact_uri,
             "mlflow_model_id": mlflow_model_id,
-            "mlflow_registered_version": None,
+            "mlflow_registered_version": mlflow_registered_version,
             "user": self._user,
             "created_at": _now(),
         }

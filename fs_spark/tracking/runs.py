@@ -195,6 +195,16 @@ class Run:
         self._check_running("register a model")
         return self._store.register_model(name, run=self.ref, **options)
 
+    def log_model(self, model: Any, flavor: Any, **options) -> ModelVersion:
+        """`FeatureStore.log_model`, trained by this run (logged into its MLflow run, if linked)."""
+        self._check_running("log a model")
+        return self._store.log_model(model, flavor, run=self.ref, **options)
+
+    def score_batch(self, model: Any, df: DataFrame, **options) -> DataFrame:
+        """`FeatureStore.score_batch`, recorded for this run."""
+        self._check_running("score")
+        return self._store.score_batch(model, df, run=self.ref, **options)
+
     def deploy(self, model_version: str, environment: str, **options):
         """`FeatureStore.deploy`, made by this run."""
         self._check_running("deploy")

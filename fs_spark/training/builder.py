@@ -56,7 +56,7 @@ from fs_spark.versions.series import excluded, refuse_quarantined
 from fs_spark.versions.status import quarantined as quarantined_versions
 
 _MICROS = timedelta(microseconds=1)
-CONTEXTS = ("training", "validation")
+CONTEXTS = ("training", "validation", "scoring")  # scoring: the features looked up for score_batch
 
 
 class _Clock:
