@@ -59,3 +59,26 @@ def test_experiment_notebook_runs_end_to_end(spark, tmp_path, capsys):
     assert "feature version 1 reached: ['prod: churn_threshold v1']" in out
     assert "2 training sets" in out and "0 dangling, 0 unauthorised" in out
     assert (tmp_path / "l.html").read_text().startswith("<!DOCTYPE html>")
+
+
+@pytest.mark.slow
+def test_score_batch_notebook_trains_logs_and_scores_from_keys(spark, tmp_path, capsys):
+    import mlflow
+
+    widgets = {"store_root": str(tmp_path / "store"), "definitions": str(CONF),
+               "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "predictions": str(tmp_path / "p")}
+    before = mlflow.get_tracking_uri()
+    try:
+        space = runpy.run_path(str(NOTEBOOKS / "score_batch.py"),
+                               init_globals={"spark": spark, "dbutils": local_dbutils(widgets)})
+    finally:
+        mlflow.set_tracking_uri(before)
+    out = capsys.readouterr().out
+    assert "logged churn_scoring v1: models:/m-" in out and "scored 10 customers from their keys alone" in out
+    # the oracle: the trained model itself, in pandas, on the features the predictions were made from
+    written = spark.read.format("delta").load(str(tmp_path / "p")).toPandas().sort_values("customer_id")
+    assert written["customer_id"].tolist() == list(range(0, 60, 6))
+    assert written["spend_7d"].tolist() == [float((c * 7) % 40) for c in range(0, 60, 6)]
+    expected = space["model"].predict(written[["spend_7d", "orders_7d"]]).astype(float)
+    assert written["prediction"].tolist() == expected.tolist()
+    assert f"{int(expected.sum())} predicted to churn" in out
