@@ -830,7 +830,7 @@ class FeatureStore:
         model: str | tuple[str, int],
         df: DataFrame | Any,
         *,
-        result_type: str = "double",
+        result_type: str | None = None,
         prediction_column: str = "prediction",
         path: str | None = None,
         on_stale: str = "error",
@@ -840,8 +840,10 @@ class FeatureStore:
         column): the model's features are looked up as its training set's were, features the
         rows have override lookups, and the model runs on the executors
         (`mlflow.pyfunc.spark_udf`). `model` is a model version ID, (name, version) or an
-        MLflow model URI. Returns the rows with their features and `prediction`; with `path`,
-        also writes them there as a Delta table. See `fs_spark.scoring.scoring`."""
+        MLflow model URI. `result_type` is the prediction's Spark type (default: the model
+        signature's output type, else double). Returns the rows with their features and
+        `prediction`; with `path`, also writes them there as a Delta table. See
+        `fs_spark.scoring.scoring`."""
         return self._scoring.score_batch(
             model,
             as_spark_frame(self.spark, df, "the rows to score"),

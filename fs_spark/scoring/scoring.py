@@ -185,7 +185,7 @@ class Scoring:
         model: str | tuple[str, int],
         df: DataFrame,
         *,
-        result_type: str = "double",
+        result_type: str | None = None,
         prediction_column: str = "prediction",
         path: str | None = None,
         on_stale: str = "error",
@@ -219,7 +219,8 @@ class Scoring:
             accept_deprecated=lenient,
         )
         features = scoring_set.load_df().drop(*added)
-        predict = mlflow.pyfunc.spark_udf(self._store.spark, uri, result_type=result_type, env_manager="local")
+        kind = result_type or _output_type(info)
+        predict = mlflow.pyfunc.spark_udf(self._store.spark, uri, result_type=kind, env_manager="local")
         scored = features.withColumn(prediction_column, predict(*_inputs(spec.input_columns, info)))
         output_version = None
         if path is not None:
@@ -259,6 +260,28 @@ def _inputs(columns: list[str], info: Any) -> list[Column]:
     if info.signature is not None and info.signature.inputs is not None and info.signature.inputs.has_input_names():
         declared = {c.name: getattr(c.type, "name", str(c.type)) for c in info.signature.inputs.inputs}
     return [F.col(c).cast(declared[c]) if declared.get(c) in ("double", "float") else F.col(c) for c in columns]
+
+
+# MLflow's column types and numpy's (a tensor output) -> Spark's
+_SPARK_TYPES = {
+    **{
+        "boolean": "boolean",
+        "integer": "int",
+        "long": "long",
+        "float": "float",
+        "double": "double",
+        "string": "string",
+    },
+    **{"bool": "boolean", "int32": "int", "int64": "long", "float32": "float", "float64": "double"},
+}
+
+
+def _output_type(info: Any) -> str:
+    """The prediction's Spark type: the model signature's one output, else double."""
+    outputs = info.signature.outputs if info.signature is not None else None
+    if outputs is None or len(outputs.inputs) != 1:
+        return "double"
+    return _SPARK_TYPES.get(getattr(outputs.inputs[0].type, "name", ""), "double")
 
 
 def _uris(version: ModelVersion) -> set[str]:
