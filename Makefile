@@ -66,6 +66,7 @@ bench: setup
 	$(PY) -m bench.cli
 	$(PY) -m bench.online
 	$(PY) -m bench.local_read
+	$(PY) -m bench.search
 
 quickstart: setup
 	$(PY) jobs/quickstart.py --root ./fs_store

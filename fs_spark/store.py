@@ -17,14 +17,17 @@ from functools import partial
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
 
 from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.records import FeatureVersion
 from fs_spark.catalog.schema import EXPORTS, MAINTENANCE_EVENTS
 from fs_spark.config import Settings, load_settings
 from fs_spark.definitions.compatibility import affected_features
+from fs_spark.definitions.inference import table_from_schema
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.definitions.registry import PlanItem, Registry
+from fs_spark.discovery import SearchHit, search
 from fs_spark.errors import ExportError, ModelNotFoundError, TrainingSetInputExpiredError, VersionExpiredError
 from fs_spark.governance.access import AccessControl, Request
 from fs_spark.governance.deprecation import Deprecation, Deprecations
@@ -223,6 +226,73 @@ class FeatureStore:
             if d.model_version_id in ids
         ]
         return replace(item, impact=impact)
+
+    def create_table(
+        self,
+        name: str,
+        primary_keys: str | Sequence[str],
+        timestamp_keys: str | Sequence[str] | None = None,
+        *,
+        df: DataFrame | Any = None,
+        schema: Any = None,
+        description: str = "",
+        tags: Sequence[str] = (),
+        timeseries_columns: str | Sequence[str] | None = None,
+    ) -> FeatureTable:
+        """Databricks Feature Engineering's spelling: define a table from `df`'s schema (or
+        `schema`, a StructType or DDL text), the primary keys its entity's keys and the
+        timestamp key (`timeseries_columns` is the newer name) its event time, every other
+        column a feature of its own type; then, with `df`, write it as version 1. Units,
+        ranges, owners and rules are added later with `apply`."""
+        times = timestamp_keys if timestamp_keys is not None else timeseries_columns
+        times = [times] if isinstance(times, str) else list(times or ())
+        if len(times) != 1:
+            raise ValueError(
+                f"create_table {name!r}: name one timestamp key (fs_spark feature tables are time series), not {times}"
+            )
+        if df is not None:
+            df = as_spark_frame(self.spark, df, f"the rows of {name}")
+        given = schema if schema is not None else (df.schema if df is not None else None)
+        if given is None:
+            raise ValueError(f"create_table {name!r}: pass df= or schema=")
+        struct = given if isinstance(given, T.StructType) else T.StructType.fromDDL(given)
+        keys = [primary_keys] if isinstance(primary_keys, str) else list(primary_keys)
+        table = table_from_schema(name, struct, keys, times[0], description, tags)
+        self.apply(table)
+        if df is not None:
+            self.write(name, df)
+        return self.get_table(name)
+
+    def write_table(self, name: str, df: DataFrame | Any, mode: str = "merge") -> FeatureVersion:
+        """Databricks Feature Engineering's spelling of `write`: `mode="merge"` (the only mode)
+        adds the rows as a new version, and reads take the latest row per key and time, as a
+        merge would. Versions are immutable: there is no overwrite (see `rollback`)."""
+        if mode != "merge":
+            raise ValueError(
+                f"write_table {name!r}: mode {mode!r} is not supported; fs_spark versions are immutable, "
+                "so writes merge (mode='merge'); to take rows back use rollback"
+            )
+        return self.write(name, df)
+
+    def search(self, text: str, *, limit: int = 20) -> list[SearchHit]:
+        """Features and tables whose name, description, tags, owner or unit match every word
+        of `text`, best first, each with the model versions and live deployments using it.
+        Only what the principal may read is listed (see `fs_spark.discovery`)."""
+        tables = [self.get_table(name) for name in self.list_tables()]
+        if self._access.enabled:  # a table shows only the features the principal may read
+            readable = [(t, [f for f in t.features if f.name in self._access.readable(t)]) for t in tables]
+            tables = [t.with_(features=features) for t, features in readable if features]
+        models: dict[str, list[str]] = {}
+        for version in self.models.versions():
+            for feature in self.models.features_of(version.model_version_id):
+                models.setdefault(feature, []).append(f"{version.model_name} v{version.version}")
+        deployments: dict[str, list[str]] = {}
+        for live in self.models.live_everywhere():
+            for feature in live.features:
+                deployments.setdefault(feature, []).append(
+                    f"{live.environment}: {live.model_name} v{live.model_version}"
+                )
+        return search(tables, text, models, deployments, limit)
 
     def get_table(self, name: str) -> FeatureTable:
         return self._registry.current(name).definition

@@ -340,3 +340,11 @@ def test_online_reads_and_materialization_are_under_the_policy(governed):
                               "get-online-features", "-f", "customers:email", "-e", "customer_id=1"],
                              capture_output=True, text=True, env=env, timeout=120)
     assert refused.returncode == 2 and refused.stderr.startswith("fs-spark: AccessDeniedError: principal 'alice'")
+
+
+def test_search_lists_only_the_features_the_principal_may_read(governed):
+    as_user, *_ = governed
+    assert as_user("alice").search("email") == []  # pii is denied to analysts
+    assert [h.name for h in as_user("alice").search("spend")] == ["customers:spend"]
+    assert [h.name for h in as_user("root").search("email")] == ["customers:email"]
+    assert as_user("alice").search("secrets") == []  # no rule lets analysts read the table at all

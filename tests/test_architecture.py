@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fs_spark"
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "names", "ids", "version", "config", "provenance", "locks", "session", "spark_jobs", "digest",
      "digest_arrow", "progress", "notebook"),
-    ("definitions.types", "definitions.model", "definitions.compatibility", "definitions.yaml_io", "online"),
+    ("definitions.types", "definitions.model", "definitions.compatibility", "definitions.yaml_io", "online",
+     "discovery", "definitions.inference"),
     ("storage.paths", "storage.delta_log", "storage.layout", "catalog", "storage.orphans", "storage.reader",
      "inputs", "online.factory", "local.delta"),
     ("governance.policies", "governance.access", "store_part", "definitions.registry", "versions",

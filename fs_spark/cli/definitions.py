@@ -48,6 +48,19 @@ def tables(cli: Cli) -> None:
         cli.echo(name)
 
 
+@command("search", "Definitions")
+@argument("text", "words to find in names, descriptions, tags, owners and units")
+@click.option("--limit", default=20, show_default=True, help="most hits to list")
+@click.pass_obj
+def search(cli: Cli, text: str, limit: int) -> None:
+    """Find features and tables, best first, with the models and deployments that use each."""
+    hits = cli.store().search(text, limit=limit)
+    for hit in hits:
+        cli.echo(hit.to_text())
+    if not hits:
+        cli.echo(f"nothing matches {text!r}")
+
+
 @command("catalog", "Set-up")
 @click.pass_obj
 def catalog(cli: Cli) -> None:
@@ -66,4 +79,4 @@ def submit_args(cli: Cli) -> None:
     cli.echo(" ".join(flags(cli.settings.spark)))
 
 
-COMMANDS = (plan, apply, tables, init, catalog, submit_args)
+COMMANDS = (plan, apply, tables, search, init, catalog, submit_args)

@@ -19,6 +19,7 @@ Semantics, per entity row and feature (as a training set built now would have th
 
 from __future__ import annotations
 
+import operator
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -124,7 +125,10 @@ class OnlineReader:
         self._definitions: dict[tuple[str, int], FeatureTable] = {}
         self._decisions: dict[tuple[str, int, str], tuple[bool, str]] = {}
         self._audited: dict[str, float] = {}
-        self._ready: dict[tuple, tuple[tuple, list[FeatureLookup], list[_Prepared]]] = {}
+        self._ready: dict[tuple, tuple[tuple, list[FeatureLookup], list[_Prepared], int, float]] = {}
+        # moves on whenever a table's known state changes; a list, so that the readers of other
+        # principals (which share the tables and the prepared lookups) share it too
+        self._epoch = [0]
         self._lock = threading.Lock()
 
     def for_principal(self, access: AccessControl) -> OnlineReader:
@@ -145,6 +149,7 @@ class OnlineReader:
     def _apply_state(self, table: str, raw: bytes | None, now: float) -> _Table:
         state = TableState.from_bytes(raw)
         if state.definition_version is None:
+            self._epoch[0] += 1
             self._tables.pop(table, None)
             self._check_table(table)  # TableNotFoundError, with the closest name
             raise NotMaterializedError(table, self.store_name)
@@ -159,6 +164,7 @@ class OnlineReader:
         retire_at = {name: (datetime.fromisoformat(d["end"]), d) for name, d in state.retired.items()}
         index = {f.name: i for i, f in enumerate(definition.features)}
         fresh = _Table(state, definition, ttl, index, now, retire_at, make_decoder(definition))
+        self._epoch[0] += 1
         self._tables[table] = fresh
         return fresh
 
@@ -172,6 +178,7 @@ class OnlineReader:
 
     def refresh(self) -> None:
         """Look at every known table's state now (after a change made in this process)."""
+        self._epoch[0] += 1
         for table in self._tables.values():
             table.checked = float("-inf")
 
@@ -202,13 +209,17 @@ class OnlineReader:
     # --- reading --------------------------------------------------------------------------------
 
     def _prepared(self, features: Sequence[FeatureLookup | str]) -> list[_Prepared]:
-        """The lookups made ready against the tables' current state, reused while it holds."""
+        """The lookups made ready against the tables' current state, reused while it holds:
+        until the first of their tables is due a state check, and while no table's state has
+        changed in this reader (`_epoch`)."""
         if all(isinstance(f, str) for f in features):
             key: tuple = tuple(features)
         else:  # lookups are matched by identity; the cache keeps them alive
             key = ("#", *map(id, features))
         cached = self._ready.get(key)
-        if cached is not None and (key[0] != "#" or all(a is b for a, b in zip(cached[0], features, strict=True))):
+        if cached is not None and (key[0] != "#" or all(map(operator.is_, cached[0], features))):
+            if cached[3] == self._epoch[0] and time.monotonic() < cached[4]:
+                return cached[2]
             lookups, prepared = cached[1], cached[2]
         else:
             lookups, prepared = as_lookups(features), None
@@ -225,7 +236,8 @@ class OnlineReader:
             prepared = [_Prepared.of(lk, tables[lk.table_name]) for lk in lookups]
             if len(self._ready) >= 1_000:  # callers that build new lookups every call
                 self._ready.clear()
-            self._ready[key] = (tuple(features), lookups, prepared)
+        until = min(t.checked for t in tables.values()) + self._interval
+        self._ready[key] = (tuple(features), lookups, prepared, self._epoch[0], until)
         return prepared
 
     def get(self, features: Sequence[FeatureLookup | str], entity_rows: Sequence[dict[str, Any]]) -> OnlineFeatures:
@@ -242,10 +254,12 @@ class OnlineReader:
             raise OnlineRequestError(f"{len(entity_rows)} entity rows; at most {self.max_entities} per call")
         prepared = self._prepared(features)
         moment = datetime.now(UTC)
+        governed = self._access.policy is not None
         for p in prepared:
             if p.retiring:
                 p.check_retired(moment)
-            self._require(p.lookup, p.table, p.names)
+            if governed:
+                self._require(p.lookup, p.table, p.names)
         keys = [p.keys(entity_rows) for p in prepared]
         vectors = self._vectors(prepared, keys)
         columns: dict[str, list[Any]] = {}
