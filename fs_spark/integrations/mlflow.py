@@ -31,13 +31,18 @@ class MlflowBridge:
     def __init__(self, settings: MlflowSettings):
         self.settings = settings
         self._client: Any = None
+        self._client_uri: str | None = None
         self._started: set[str] = set()
 
     def client(self):
-        if self._client is None:
-            from mlflow import MlflowClient
+        """A client of the configured tracking store, else of MLflow's current one (which the
+        user may change between calls: the client follows)."""
+        import mlflow
+        from mlflow import MlflowClient
 
-            self._client = MlflowClient(tracking_uri=self.settings.tracking_uri)
+        uri = self.settings.tracking_uri or mlflow.get_tracking_uri()
+        if self._client is None or self._client_uri != uri:
+            self._client, self._client_uri = MlflowClient(tracking_uri=uri), uri
         return self._client
 
     def active_run_id(self) -> str | None:
@@ -142,6 +147,25 @@ class MlflowBridge:
             yield
         finally:
             mlflow.set_tracking_uri(before)
+
+    @contextmanager
+    def logging_run(self, run_id: str | None, experiment: str) -> Iterator[str]:
+        """The MLflow run a model is logged in: `run_id`, else one started here in `experiment`
+        and ended after (MLflow's own notion of the active experiment is process-global, and
+        may name one of another tracking store)."""
+        if run_id is not None:
+            yield run_id
+            return
+        client = self.client()
+        found = client.get_experiment_by_name(experiment)
+        experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+        started = client.create_run(experiment_id, run_name="log_model").info.run_id
+        try:
+            yield started
+        except BaseException:
+            client.set_terminated(started, "FAILED")
+            raise
+        client.set_terminated(started, "FINISHED")
 
     def tag_model(self, name: str, info: Any, model_version_id: str, training_set_id: str) -> None:
         """Our IDs on a logged model and its registered version."""

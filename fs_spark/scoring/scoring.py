@@ -43,6 +43,9 @@ if TYPE_CHECKING:
     from fs_spark.training.training_set import TrainingSet
 
 
+MODELS_EXPERIMENT = "fs_spark_models"  # where a model is logged when no MLflow run is linked
+
+
 class StaleModelFeaturesWarning(UserWarning):
     """Scoring goes on with features that differ from those the model was trained on."""
 
@@ -90,14 +93,14 @@ class Scoring:
         metadata = {**(flavor_options.pop("metadata", None) or {}), **spec.to_metadata()}
         if "signature" not in flavor_options and "input_example" not in flavor_options:
             flavor_options["signature"] = self._signature(model, manifest.training_set_id, spec)
-        run_id = (run.mlflow_run_id if run else None) or self._mlflow.active_run_id()
-        with self._mlflow.tracking():
+        linked = (run.mlflow_run_id if run else None) or self._mlflow.active_run_id()
+        with self._mlflow.tracking(), self._mlflow.logging_run(linked, MODELS_EXPERIMENT) as run_id:
             info = flavor.log_model(
                 model,
                 name=name,
                 metadata=metadata,
                 registered_model_name=registered_model_name,
-                **({"run_id": run_id} if run_id else {}),
+                run_id=run_id,
                 **flavor_options,
             )
             version = self._models.register(
