@@ -3,6 +3,8 @@ deployments that use each, and only what the principal may read."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from fs_spark import Entity, Feature, FeatureTable
@@ -55,7 +57,7 @@ def test_ten_thousand_features_and_the_limit():
 
 
 @pytest.mark.slow
-def test_the_store_and_the_command_line_list_models_and_live_deployments(store, spark, capsys):
+def test_the_store_and_the_command_line_list_models_and_live_deployments(store, spark):
     store.apply(ORDERS)
     store.write("orders", spark.createDataFrame([(1, T0, 5.0, 6.0, 2, 0)],
                                                 "customer_id long, ts timestamp, spend double, spend_30d double, "
@@ -67,6 +69,7 @@ def test_the_store_and_the_command_line_list_models_and_live_deployments(store, 
     hit = store.search("spend eur")[0]
     assert (hit.name, hit.models, hit.deployments) == ("orders:spend", ("churn v1",), ("prod: churn v1",))
     assert store.search("spend eur")[1].models == ()  # spend_30d: no model uses it
-    assert run(["--root", store.paths.root, "search", "refunds"]) == 0
-    out = capsys.readouterr().out
+    written = io.StringIO()
+    assert run(["--root", store.paths.root, "search", "refunds"], out=written) == 0
+    out = written.getvalue()
     assert out.startswith("orders:refunds  (15: name)") and "owner risk; tags finance, pii" in out

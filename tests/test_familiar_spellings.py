@@ -11,6 +11,8 @@ from fs_spark import SchemaMismatchError
 
 from conftest import T0
 
+pytestmark = pytest.mark.slow  # definitions inferred, written and read back end to end
+
 HOUR = timedelta(hours=1)
 SCHEMA = "item int, shop string, ts timestamp, price double, in_stock boolean, sold long, label string"
 

@@ -27,6 +27,8 @@ from fs_spark.digest_arrow import ArrowDigest
 
 from conftest import T0
 
+pytestmark = pytest.mark.slow  # reads without Spark end to end, against the Spark path
+
 DAY = timedelta(days=1)
 # A composite key of mixed types, declared (region, account) while the data lists account first.
 USAGE = FeatureTable(
@@ -177,7 +179,6 @@ print(json.dumps({"rows": table.num_rows, "label": sum(v or 0 for v in table["la
 """
 
 
-@pytest.mark.slow
 def test_reading_needs_no_java_at_all(built, tmp_path):
     """In a process where no Java can be found, a training set and a table still read."""
     store, training = built
