@@ -256,6 +256,8 @@ class FeatureStore:
         if given is None:
             raise ValueError(f"create_table {name!r}: pass df= or schema=")
         struct = given if isinstance(given, T.StructType) else T.StructType.fromDDL(given)
+        if not isinstance(struct, T.StructType):
+            raise ValueError(f"create_table {name!r}: schema {given!r} is not a list of columns")
         keys = [primary_keys] if isinstance(primary_keys, str) else list(primary_keys)
         table = table_from_schema(name, struct, keys, times[0], description, tags)
         self.apply(table)

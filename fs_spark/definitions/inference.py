@@ -57,11 +57,11 @@ def table_from_schema(
         kind = types[timestamp_key].simpleString()
         raise SchemaMismatchError(name, [f"timestamp key {timestamp_key!r} is {kind}: it must be a timestamp"])
     keys = {k: feature_type(name, k, types[k]) for k in primary_keys}
-    features = [
+    features = tuple(
         Feature(name=column, dtype=feature_type(name, column, dtype))
         for column, dtype in types.items()
         if column not in keys and column != timestamp_key
-    ]
+    )
     return FeatureTable(
         name=name,
         entity=Entity(name=name, keys=keys),

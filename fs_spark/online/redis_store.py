@@ -65,7 +65,7 @@ class RedisOnlineStore(OnlineStore):
         except (redis.RedisError, OSError) as error:
             connection.disconnect()  # a reply may still be in flight: never read it as the next one's
             raise self._fail("read", error) from None
-        return found[: len(keys)], found[len(keys) :]  # type: ignore[return-value]  # bytes: no decoding
+        return found[: len(keys)], found[len(keys) :]  # bytes: no decoding
 
     def write(
         self,

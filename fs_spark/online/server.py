@@ -33,6 +33,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from fs_spark.errors import (
     AccessDeniedError,
@@ -87,7 +88,7 @@ def _status_of(error: BaseException) -> int:
     return next((code for kind, code in _STATUS.items() if isinstance(error, kind)), 400)
 
 
-def create_app(store: FeatureStore) -> Starlette:
+def create_app(store: FeatureStore) -> ASGIApp:
     """The feature server of `store` (its settings give the tokens and the online store)."""
     settings = store.settings.online.server
     policy = store.settings.governance.policy_file
@@ -201,7 +202,7 @@ def _headers(content: bytes) -> list[tuple[bytes, bytes]]:
     return [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(content))]
 
 
-def frozen(app: Starlette) -> Starlette:
+def frozen(app: ASGIApp) -> ASGIApp:
     """`app`, with everything built so far left out of garbage collection: it lives as long as
     the server, and full collections over it (pyarrow, pandas, ...) took 50-60 ms, the p99."""
     gc.collect()
@@ -209,7 +210,7 @@ def frozen(app: Starlette) -> Starlette:
     return app
 
 
-def app_from_environment() -> Starlette:
+def app_from_environment() -> ASGIApp:
     """The app of one worker process of `fs-spark serve --workers N`: the store its settings
     (`FS_SPARK_*`, set by the command) name."""
     from fs_spark.store import FeatureStore
