@@ -35,7 +35,7 @@ from fs_spark.tracking.models import Models
 from fs_spark.tracking.records import ModelVersion
 from fs_spark.training.builder import TrainingSets
 from fs_spark.versions.resolver import VersionResolver
-from fs_spark.versions.series import included, series
+from fs_spark.versions.series import ROLLBACK, included, quarantined_within, series
 from fs_spark.versions.status import quarantined
 
 if TYPE_CHECKING:
@@ -120,7 +120,11 @@ class Scoring:
         double: a key with no features scores with nulls, which an integer column cannot hold."""
         import mlflow
 
-        rows = self._store.open_training_set(training_set_id, verify=False).to_arrow().slice(0, 100).to_pandas()
+        stored = self._store.open_training_set(training_set_id, verify=False)
+        sample = next(stored.to_batches(batch_rows=100), None)  # a sample: no need to read it all
+        if sample is None:  # no rows to infer from: the model is logged without a signature
+            return None
+        rows = sample.to_pandas()
         features = rows[spec.input_columns]
         integers = [c for c in features.columns if features[c].dtype.kind in "iu"]
         features = features.astype(dict.fromkeys(integers, "float64"))
@@ -161,17 +165,15 @@ class Scoring:
             every = self._catalog.versions(lookup.table_name)
             trained = next((v for v in every if v.version_id == lookup.version_id), None)
             if trained is not None:
+                problems += [
+                    f"{v.table_name} #{v.version_number} ({v.version_id}) is quarantined: {held[v.version_id]}"
+                    for v in quarantined_within(every, trained, held)
+                ]
                 by_number = series(every, trained)
-                seen = included(every, trained)
-                for number in sorted(seen):
-                    version = by_number[number]
-                    if version.version_id in held:
-                        problems.append(
-                            f"{lookup.table_name} #{number} ({version.version_id}) is quarantined: {held[version.version_id]}"
-                        )
                 latest, _ = self._versions.resolve(lookup.table_name)
                 if latest is not None and latest.definition_version == trained.definition_version:
-                    gone = sorted(n for n in seen - included(every, latest) if by_number[n].mode != "rollback")
+                    seen = included(every, trained)
+                    gone = sorted(n for n in seen - included(every, latest) if by_number[n].mode != ROLLBACK)
                     if gone:
                         problems.append(
                             f"{lookup.table_name} #{', #'.join(map(str, gone))} rolled back by "
@@ -265,17 +267,19 @@ def _inputs(columns: list[str], info: Any) -> list[Column]:
     return [F.col(c).cast(declared[c]) if declared.get(c) in ("double", "float") else F.col(c) for c in columns]
 
 
-# MLflow's column types and numpy's (a tensor output) -> Spark's
+# MLflow's column types, then numpy's (a tensor output) -> Spark's
 _SPARK_TYPES = {
-    **{
-        "boolean": "boolean",
-        "integer": "int",
-        "long": "long",
-        "float": "float",
-        "double": "double",
-        "string": "string",
-    },
-    **{"bool": "boolean", "int32": "int", "int64": "long", "float32": "float", "float64": "double"},
+    "boolean": "boolean",
+    "integer": "int",
+    "long": "long",
+    "float": "float",
+    "double": "double",
+    "string": "string",
+    "bool": "boolean",
+    "int32": "int",
+    "int64": "long",
+    "float32": "float",
+    "float64": "double",
 }
 
 

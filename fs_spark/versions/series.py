@@ -53,10 +53,17 @@ def excluded(versions: list[FeatureVersion], version: FeatureVersion | None) -> 
     )
 
 
+def quarantined_within(
+    versions: list[FeatureVersion], version: FeatureVersion, quarantined: dict[str, str]
+) -> list[FeatureVersion]:
+    """The quarantined versions whose rows `version` holds, by number."""
+    held = included(versions, version)
+    return [v for n, v in sorted(series(versions, version).items()) if n in held and v.version_id in quarantined]
+
+
 def refuse_quarantined(versions: list[FeatureVersion], version: FeatureVersion, quarantined: dict[str, str]) -> None:
     """Raise VersionQuarantinedError when `version` holds rows of a quarantined version."""
-    held = included(versions, version)
-    hit = [v for n, v in sorted(series(versions, version).items()) if n in held and v.version_id in quarantined]
+    hit = quarantined_within(versions, version, quarantined)
     if hit:
         raise VersionQuarantinedError(
             version.table_name, [v.version_id for v in hit], [quarantined[v.version_id] for v in hit]
