@@ -16,12 +16,19 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-jars: $(JARS)/.fetched $(JARS)/fs_spark-jvm.jar
+jars: $(JARS)/.fetched $(JARS)/fs_spark-jvm.jar $(JARS)/kafka-broker/.fetched
 
-# Delta's own jars only: Scala and ANTLR come with pyspark.
+# Delta's jars and Spark's Kafka connector with its client: Scala, ANTLR, compression and
+# logging come with pyspark.
+SPARK_JARS := delta-spark_2.13,delta-storage,spark-sql-kafka-0-10_2.13,spark-token-provider-kafka-0-10_2.13,kafka-clients,commons-pool2
 $(JARS)/.fetched: build/jars-pom.xml
 	mvn -q -f build/jars-pom.xml dependency:copy-dependencies \
-		-DincludeGroupIds=io.delta -DoutputDirectory=$(CURDIR)/$(JARS)
+		-DincludeArtifactIds=$(SPARK_JARS) -DoutputDirectory=$(CURDIR)/$(JARS)
+	touch $@
+
+# A Kafka broker (KRaft) for the streaming tests, on a class path of its own.
+$(JARS)/kafka-broker/.fetched: build/kafka-broker-pom.xml
+	mvn -q -f build/kafka-broker-pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(JARS)/kafka-broker
 	touch $@
 
 # fs_spark's own JVM classes (the point-in-time merge), compiled against pyspark's jars.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import getpass
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -21,7 +21,7 @@ from pyspark.sql import types as T
 
 from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.records import FeatureVersion
-from fs_spark.catalog.schema import EXPORTS, MAINTENANCE_EVENTS
+from fs_spark.catalog.schema import EXPORTS, MAINTENANCE_EVENTS, STREAM_PROGRESS, STREAMS
 from fs_spark.config import Settings, load_settings
 from fs_spark.definitions.compatibility import affected_features
 from fs_spark.definitions.inference import table_from_schema
@@ -33,6 +33,16 @@ from fs_spark.governance.access import AccessControl, Request
 from fs_spark.governance.deprecation import Deprecation, Deprecations
 from fs_spark.governance.exports import Export, check_request, write_export
 from fs_spark.ids import new_id
+from fs_spark.ingest.backfill import Backfill, backfill
+from fs_spark.ingest.stream import (
+    DEFAULT_TRIGGER,
+    FeatureStream,
+    StreamIngestion,
+    StreamTarget,
+    default_checkpoint,
+    describe_source,
+)
+from fs_spark.ingest.stream_status import StreamStatus, stream_statuses
 from fs_spark.ingest.writer import FeatureWriter, Mode
 from fs_spark.inputs import as_spark_frame
 from fs_spark.integrations.mlflow import MlflowBridge
@@ -147,6 +157,13 @@ class FeatureStore:
             lambda table: self._writer.lock(f"{table}.online"),
         )
         self._services = FeatureServices(self._catalog, self.get_table, self.user)
+        self._streams = StreamIngestion(
+            self._session,
+            self._catalog,
+            self._write,
+            lambda table, run: self._online.materialize(table, run),
+            self.user,
+        )
         self._scoring = Scoring(
             self,
             self._catalog,
@@ -330,6 +347,9 @@ class FeatureStore:
                 an int, a double for a long or float) when every value converts exactly; a value
                 that does not breaks rule cast[...]. Default "none": types must convert without loss.
         """
+        return self._write(table, df, mode=mode, write_id=write_id, source=source, run=run, cast=cast)
+
+    def _write(self, table, df, *, mode="strict", write_id=None, source=None, run=None, cast="none", transaction=None):
         applied = self._registry.current(table)
         self._access.require(Request("write", table))
         df = as_spark_frame(self.spark, df, f"the batch for {table}")
@@ -345,9 +365,95 @@ class FeatureStore:
                 source=source,
                 run=ref,
                 cast=cast,
+                transaction=transaction,
             )
             job.output(path, version.delta_version, {"fs_spark.version_id": version.version_id})
         return version
+
+    def write_stream(
+        self,
+        table: str,
+        df: DataFrame,
+        *,
+        name: str | None = None,
+        mode: Mode = "strict",
+        checkpoint: str | None = None,
+        trigger: str = DEFAULT_TRIGGER,
+        available_now: bool = False,
+        online: bool = False,
+        run: Run | RunRef | None = None,
+    ) -> FeatureStream:
+        """Start a Structured Streaming query that writes `df` (a streaming DataFrame with the
+        table's columns) into `table`, each micro-batch one validated feature version, exactly
+        once across crashes: restarted on the same checkpoint, a stream never commits a
+        micro-batch twice. See `fs_spark.ingest.stream`.
+
+        Args:
+            name: the stream's name (its Spark query name); default: the table's name.
+            mode: "strict" stops the query at a micro-batch that breaks a rule, committing none
+                of it; "quarantine" commits the good rows and quarantines the bad.
+            checkpoint: the query's checkpoint; default `<root>/_streams/<name>/checkpoint`.
+            trigger: the processing-time interval between micro-batches, e.g. "10 seconds".
+            available_now: process what the source holds now, in micro-batches, then stop.
+            online: after each micro-batch, bring the online store up to it (`materialize`).
+
+        Example:
+            >>> events = spark.readStream.format("kafka").option("subscribe", "activity")...  # doctest: +SKIP
+            >>> stream = store.write_stream("customer_activity", parse_json(events, table))  # doctest: +SKIP
+        """
+        self._registry.current(table)
+        self._access.require(Request("write", table))
+        if online:
+            self._access.require(Request("admin", table))
+        stream_name = name or table
+        target = StreamTarget(
+            name=stream_name,
+            table=table,
+            mode=mode,
+            checkpoint=checkpoint or default_checkpoint(self.paths.root, stream_name),
+            online=online,
+            run=as_run_ref(run),
+            source=describe_source(df),
+        )
+        return self._streams.start(target, df, trigger=trigger, available_now=available_now)
+
+    def streams(self) -> list[StreamStatus]:
+        """Every stream into this store, with its figures: micro-batches committed, rows and rows
+        quarantined, restarts, batches run again after one, and from its latest progress
+        report the rates and how far (in offsets) it is behind its source."""
+        self._streams.flush()
+        statuses = stream_statuses(
+            self._catalog.rows(STREAMS.name), self._catalog.rows(STREAM_PROGRESS.name), self._catalog.versions()
+        )
+        # Figures of a table are shown to a principal who may read some feature of it.
+        return [s for s in statuses if self._access.readable(self._registry.current(s.table).definition)]
+
+    def backfill(
+        self,
+        table: str,
+        df: DataFrame | Any,
+        start: datetime,
+        end: datetime,
+        *,
+        chunk: timedelta = timedelta(days=1),
+        name: str | None = None,
+        mode: Mode = "strict",
+        run: Run | RunRef | None = None,
+    ) -> Backfill:
+        """Write history for [start, end) as one validated version per `chunk` of event time.
+        Run again with the same arguments after a crash, it commits only the chunks still
+        missing; a stream writing the same table goes on meanwhile. Rows outside the range are
+        refused (BackfillRangeError) before anything is written. Cache `df` if it is costly to
+        read: each chunk reads it once.
+
+        Example:
+            >>> store.backfill("customer_activity", history, datetime(2023, 1, 1, tzinfo=UTC),
+            ...                datetime(2024, 1, 1, tzinfo=UTC), chunk=timedelta(days=30))  # doctest: +SKIP
+        """
+        definition = self._registry.current(table).definition
+        self._access.require(Request("write", table))
+        frame = as_spark_frame(self.spark, df, f"the backfill of {table}")
+        return backfill(definition, frame, start, end, chunk, partial(self._write, table, mode=mode, run=run), name)
 
     # --- reading ------------------------------------------------------------------------------
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import shutil
 import socket
 import subprocess
 import time
+import uuid
 from contextlib import contextmanager
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -39,3 +42,71 @@ def redis_server(folder):
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+KAFKA_JARS = Path(__file__).resolve().parent.parent / ".jars" / "kafka-broker"
+
+
+@contextmanager
+def kafka_broker(folder):
+    """A one-node Kafka broker in KRaft mode (broker and controller in one JVM), from Apache
+    Kafka's own jars; yields its bootstrap servers ("127.0.0.1:port")."""
+    assert (KAFKA_JARS / ".fetched").exists(), "the Kafka broker's jars are missing: run `make setup`"
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    port, controller = free_port(), free_port()
+    config = folder / "server.properties"
+    config.write_text(
+        "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@127.0.0.1:{controller}",
+                f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT",
+                f"log.dirs={folder / 'logs'}",
+                "num.partitions=2",
+                "offsets.topic.replication.factor=1",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "share.coordinator.state.topic.replication.factor=1",
+                "group.initial.rebalance.delay.ms=0",
+                "auto.create.topics.enable=true",
+            ]
+        )
+        + "\n"
+    )
+    java = [shutil.which("java") or "java", "-Xmx512m", "-XX:+UseSerialGC", "-cp", f"{KAFKA_JARS}/*"]
+    cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    subprocess.run(
+        [*java, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(config)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=120,
+    )
+    log = open(folder / "broker.log", "wb")
+    process = subprocess.Popen([*java, "kafka.Kafka", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise AssertionError("the Kafka broker did not start:\n" + (folder / "broker.log").read_text()[-3000:])
+            time.sleep(0.1)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

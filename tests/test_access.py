@@ -4,9 +4,11 @@ feature and the rule, and read nothing; every decision is in the audit log."""
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import pytest
 from experiment_scenario import T0
+from pyspark.sql import functions as F
 
 from fs_spark import (
     Entity,
@@ -348,3 +350,24 @@ def test_search_lists_only_the_features_the_principal_may_read(governed):
     assert [h.name for h in as_user("alice").search("spend")] == ["customers:spend"]
     assert [h.name for h in as_user("root").search("email")] == ["customers:email"]
     assert as_user("alice").search("secrets") == []  # no rule lets analysts read the table at all
+
+
+def test_streams_and_backfills_are_under_the_policy(governed, spark, tmp_path):
+    as_user, *_ = governed
+    root, alice, bob = as_user("root"), as_user("alice"), as_user("bob")
+    rate = spark.readStream.format("rate").load()
+    batch = spark.createDataFrame([(7, T0, 1.0, "b@x.org")], "customer_id long, ts timestamp, spend double, email string")
+    with pytest.raises(AccessDeniedError, match="alice.*write"):
+        alice.write_stream("customers", rate)
+    with pytest.raises(AccessDeniedError, match="alice.*write"):
+        alice.backfill("customers", batch, T0, T0 + timedelta(days=1))
+    with pytest.raises(AccessDeniedError, match="bob.*admin"):  # write-through materializes: admin's right
+        bob.write_stream("customers", rate, online=True)
+    assert spark.streams.active == []
+    # The streams' figures are shown to whoever may read their table, and to no one else.
+    for table, rows in (("customers", batch), ("secrets", batch.select("customer_id", "ts", F.lit(0.5).alias("score")))):
+        upstream = str(tmp_path / table)
+        rows.write.format("delta").save(upstream)
+        root.write_stream(table, spark.readStream.format("delta").load(upstream), available_now=True).await_termination()
+    assert {s.table for s in root.streams()} == {"customers", "secrets"}
+    assert {s.table for s in alice.streams()} == {"customers"}

@@ -24,6 +24,7 @@ class CatalogTable:
 
 
 S, L, INT, TS, B = T.StringType(), T.LongType(), T.IntegerType(), T.TimestampType(), T.BooleanType()
+D = T.DoubleType()
 ARR = T.ArrayType(T.StringType())
 
 FEATURE_TABLES = CatalogTable(
@@ -473,6 +474,52 @@ SCORINGS = CatalogTable(
     ),
 )
 
+STREAMS = CatalogTable(
+    "streams",
+    "One row per start (or restart) of a stream into a feature table (`write_stream`).",
+    (
+        ("stream_event_id", S, "Global ID of this start (UUIDv7)"),
+        (
+            "stream_name",
+            S,
+            "The stream's name (its Spark query name); its micro-batches write as stream:<name>:<batch>",
+        ),
+        ("table_name", S, "Feature table written"),
+        ("query_id", S, "Spark's query ID, kept in the checkpoint across restarts"),
+        ("spark_run_id", S, "Spark's run ID of this start"),
+        ("checkpoint", S, "The query's checkpoint location"),
+        ("source_description", S, "What the stream reads, as Spark's plan names it"),
+        ("mode", S, "strict or quarantine"),
+        ("trigger", S, "The trigger: a processing-time interval, or availableNow"),
+        ("online", B, "True when each micro-batch also updates the online store"),
+        ("run_id", S, "fs_spark run, when one was given"),
+        ("user", S, "Principal who started it"),
+        ("started_at", TS, "When it started (UTC)"),
+    ),
+)
+
+STREAM_PROGRESS = CatalogTable(
+    "stream_progress",
+    "One row per micro-batch progress report of a stream, from Spark's StreamingQueryProgress.",
+    (
+        ("stream_name", S, "The stream"),
+        ("query_id", S, "Spark's query ID"),
+        ("spark_run_id", S, "Spark's run ID (a new one after each restart)"),
+        ("batch_id", L, "Micro-batch ID; one reported under two run IDs was run again after a restart"),
+        ("at", TS, "When the micro-batch started (UTC)"),
+        ("input_rows", L, "Rows read from the source"),
+        ("input_rows_per_second", D, "Rate at which rows arrived"),
+        ("processed_rows_per_second", D, "Rate at which rows were processed"),
+        ("duration_ms", L, "Time the micro-batch took, end to end (triggerExecution)"),
+        (
+            "offsets_behind_latest",
+            L,
+            "Kafka: the most offsets any partition was behind the latest (null for other sources)",
+        ),
+        ("end_offsets_json", S, "Source offsets at the end of the micro-batch, one entry per source"),
+    ),
+)
+
 ALL_TABLES = (
     FEATURE_TABLES,
     FEATURE_VERSIONS,
@@ -497,6 +544,8 @@ ALL_TABLES = (
     FEATURE_SERVICES,
     MATERIALIZATIONS,
     SCORINGS,
+    STREAMS,
+    STREAM_PROGRESS,
 )
 
 

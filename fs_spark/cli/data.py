@@ -1,6 +1,10 @@
-"""Commands that move feature data, and so start Spark: ingest, read, export, vacuum."""
+"""Commands that move feature data, and so start Spark (ingest, read, export, vacuum), and
+streams, which lists the streams from the catalog alone."""
 
 from __future__ import annotations
+
+import dataclasses
+import json
 
 import click
 
@@ -146,4 +150,22 @@ def vacuum(cli: Cli, table: str | None, every: bool, retention_hours: float | No
             cli.echo(f"  {result.kept_files} file(s) kept, held by: {', '.join(result.held_by)}")
 
 
-COMMANDS = (ingest, read, export, vacuum)
+@command("streams", "Data")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per stream and line")
+@click.pass_obj
+def streams(cli: Cli, as_json: bool) -> None:
+    """List the streams into this store: batches, rows, restarts, rates and lag."""
+    for s in cli.store().streams():
+        if as_json:
+            cli.echo(json.dumps(dataclasses.asdict(s), default=str, sort_keys=True))
+            continue
+        rate = f"{s.processed_rows_per_second:.0f} rows/s" if s.processed_rows_per_second is not None else "no report"
+        behind = "" if s.offsets_behind_latest is None else f", {s.offsets_behind_latest} offsets behind"
+        cli.echo(
+            f"{s.name} -> {s.table}: {s.versions} batch(es) to #{s.last_batch_id}, {s.rows} rows "
+            f"({s.quarantined_rows} quarantined), {s.restarts} restart(s), {s.retried_batches} batch(es) run again; "
+            f"{rate}{behind}; source {s.source or '?'}"
+        )
+
+
+COMMANDS = (ingest, read, export, vacuum, streams)
