@@ -349,7 +349,7 @@ class FeatureStore:
         """
         return self._write(table, df, mode=mode, write_id=write_id, source=source, run=run, cast=cast)
 
-    def _write(self, table, df, *, mode="strict", write_id=None, source=None, run=None, cast="none", transaction=None):
+    def _write(self, table, df, *, mode="strict", write_id=None, source=None, run=None, cast="none"):
         applied = self._registry.current(table)
         self._access.require(Request("write", table))
         df = as_spark_frame(self.spark, df, f"the batch for {table}")
@@ -365,7 +365,6 @@ class FeatureStore:
                 source=source,
                 run=ref,
                 cast=cast,
-                transaction=transaction,
             )
             job.output(path, version.delta_version, {"fs_spark.version_id": version.version_id})
         return version

@@ -93,13 +93,14 @@ def test_each_micro_batch_is_one_version_with_its_stream_batch_and_offsets(strea
         stream.stop()
     assert stored_keys(streaming) == expected_keys(spark, first + second)
     versions = streaming.versions(TABLE)
-    assert [v.row_count for v in versions] == [40, 15]
-    assert [v.write_id for v in versions] == [f"stream:{TABLE}:0", f"stream:{TABLE}:1"]
+    # The second send may reach the stream in more than one micro-batch (one per Kafka partition).
+    assert versions[0].row_count == 40 and sum(v.row_count for v in versions[1:]) == 15
+    assert [v.write_id for v in versions] == [f"stream:{TABLE}:{i}" for i in range(len(versions))]
     provenance = [json.loads(v.source_description) for v in versions]
-    assert [p["batch_id"] for p in provenance] == [0, 1]
+    assert [p["batch_id"] for p in provenance] == list(range(len(versions)))
     assert {p["query_id"] for p in provenance} == {stream.id}
-    # Kafka's offsets per partition: the second batch ends where all 55 records are.
-    end = provenance[1]["offsets"][0]["each_batch"]
+    # Kafka's offsets per partition: the last batch ends where all 55 records are.
+    end = provenance[-1]["offsets"][0]["each_batch"]
     assert sum(end.values()) == 55
     assert provenance[0]["source"].startswith("kafka[subscribe=each_batch")
     # Each version is one Delta commit, mapped in the catalog.
@@ -243,9 +244,10 @@ def test_online_write_through_serves_each_batch_and_advances_the_watermark(strea
         assert second["spend_7d"] == [11.5, 20.0]
     finally:
         stream.stop()
+    # The online watermark followed the stream: a full run first, then only the new versions.
     rows = streaming.catalog.rows("materializations")
-    assert [r["version_number"] for r in rows] == [1, 2]
-    assert [r["kind"] for r in rows] == ["full", "incremental"]
+    assert rows[-1]["version_number"] == streaming.versions(TABLE)[-1].version_number
+    assert [r["kind"] for r in rows] == ["full"] + ["incremental"] * (len(rows) - 1)
 
 
 def test_bad_stream_requests_are_refused_by_name(streaming, spark, tmp_path):
