@@ -9,8 +9,16 @@ The source is written to Parquet once (untimed); every method then reads that sa
                     sorted, into the same partitioned table; what reads need to prune by key
   fs_spark_write_id FeatureStore.write(..., write_id=...)        validated, one pass
   fs_spark_default  FeatureStore.write(...)                       + a content-digest pass for the retry identity
+  merge_into        Databricks Feature Engineering's write_table: MERGE INTO on the keys and event
+                    time, the batch into a table already holding the previous batch (same keys,
+                    earlier times; that table is written untimed)
+  append_validate   a plain append, then one validation job per rule over the table (the shape
+                    of a Great-Expectations-style check: the same rules fs_spark checks in its pass)
 Each method appends to its own fresh table; the best of --repeat runs is reported, with ratios
 against the plain append and against the clustered append (the cost of validation itself).
+Then, whether the layout pays for itself, over the fs_spark table against the plain append of
+the same rows: a read of one key (median of 5 keys), and the point-in-time join of 100k entity
+rows of 1% of the keys (a contiguous ID range, as a segment or a shard is) over the last 30 days.
 First, the latency of 10-row writes (the fixed cost of a version), against a plain Delta append
 of the same 10 rows.
 """
@@ -18,11 +26,12 @@ of the same 10 rows.
 from __future__ import annotations
 
 import argparse
+import random
 import shutil
 import statistics
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from pyspark.sql import functions as F
@@ -30,7 +39,9 @@ from pyspark.sql import functions as F
 from fs_spark import Entity, Feature, FeatureStore, FeatureTable
 from fs_spark.config import Settings, SparkSettings, StoreSettings
 from fs_spark.ingest.conform import conform
+from fs_spark.ingest.rules import row_rules
 from fs_spark.storage.layout import VERSION_COLUMN, create_table, data_columns, layout
+from fs_spark.training.pit_join import JoinSide, point_in_time_join
 
 N_FEATURES = 20
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -62,13 +73,67 @@ def make_source(spark, rows: int, path: str) -> None:
     df.write.mode("overwrite").parquet(path)
 
 
+def previous_batch(spark, source: str, path: str) -> None:
+    """The batch before `source`: the same keys and values, 180 days earlier."""
+    df = spark.read.parquet(source).withColumn("event_ts", F.col("event_ts") - F.expr("INTERVAL 180 DAYS"))
+    df.write.format("delta").save(path)
+
+
+def merge_into(spark, source: str, path: str) -> None:
+    from delta.tables import DeltaTable
+
+    batch = spark.read.parquet(source)
+    condition = "t.entity_id = s.entity_id AND t.event_ts = s.event_ts"
+    DeltaTable.forPath(spark, path).alias("t").merge(batch.alias("s"), condition).whenMatchedUpdateAll().whenNotMatchedInsertAll().execute()
+
+
+def append_then_validate(spark, source: str, path: str, table: FeatureTable) -> None:
+    """Append, then one job per rule counting the rows that break it (and one for duplicates)."""
+    spark.read.parquet(source).write.format("delta").mode("append").save(path)
+    written = spark.read.format("delta").load(path)
+    for rule in row_rules(table, datetime.now(timezone.utc)):
+        written.where(rule.broken).count()
+    written.groupBy(*table.keys, table.event_time).count().where("count > 1").count()
+
+
+def layout_reads(spark, rows: int, fs_path: str, plain_path: str) -> dict[str, tuple[float, float]]:
+    """Seconds over the fs_spark table and over the plain append of the same rows: one key read
+    (median of 5), and a point-in-time join of 100k entity rows over 1% of the keys."""
+    keys = max(rows // 10, 1)
+    rng = random.Random(3)
+    picks = [rng.randrange(keys) for _ in range(5)]
+    out = {}
+    times = {}
+    for name, path in (("fs_spark", fs_path), ("plain", plain_path)):
+        frame = spark.read.format("delta").load(path)
+        times[name] = statistics.median(timed(lambda k=k: frame.where(F.col("entity_id") == k).collect()) for k in picks)
+    out["key_read"] = (times["fs_spark"], times["plain"])
+    lo, width = keys // 2, max(keys // 100, 1)
+    t_max = T0 + timedelta(days=180)
+    entities = spark.range(100_000).select(
+        (F.lit(lo) + F.col("id") % width).alias("customer"),
+        (F.lit(int((t_max - timedelta(days=30)).timestamp())) + F.col("id") * 25 % (30 * 86400)).cast("timestamp").alias("as_of"),
+    ).cache()
+    entities.count()
+    for name, path in (("fs_spark", fs_path), ("plain", plain_path)):
+        frame = spark.read.format("delta").load(path)
+        if VERSION_COLUMN not in frame.columns:
+            frame = frame.withColumn(VERSION_COLUMN, F.lit(1).cast("long"))
+        frame = frame.where(F.col("entity_id").between(lo, lo + width - 1) & (F.col("event_ts") <= F.lit(t_max)))
+        side = JoinSide(("customer",), "as_of", ("entity_id",), "event_ts", VERSION_COLUMN, frame, (("f00", "f00"), ("count_7d", "count_7d")))
+        times[name] = timed(lambda side=side: point_in_time_join(entities, [side]).write.format("noop").mode("overwrite").save())
+    out["pit_join"] = (times["fs_spark"], times["plain"])
+    entities.unpersist()
+    return out
+
+
 def timed(action) -> float:
     start = time.perf_counter()
     action()
     return time.perf_counter() - start
 
 
-def run(rows: int, repeat: int, work: Path, spark) -> dict[str, float]:
+def run(rows: int, repeat: int, work: Path, spark) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
     source = str(work / f"source_{rows}")
     make_source(spark, rows, source)
     best: dict[str, float] = {}
@@ -82,17 +147,23 @@ def run(rows: int, repeat: int, work: Path, spark) -> dict[str, float]:
         df = lambda: spark.read.parquet(source)  # noqa: E731
         clustered = lambda: layout(conform(df(), shape), shape).withColumn(VERSION_COLUMN, F.lit(1).cast("long")).select(  # noqa: E731
             [c for c, _ in data_columns(shape)])
+        merge_path, validated_path = str(root / "merge_into"), str(root / "append_validate")
+        previous_batch(spark, source, merge_path)
         results = {
             "plain_append": timed(lambda: df().write.format("delta").mode("append").save(plain_path)),
             "clustered_append": timed(lambda: clustered().write.format("delta").mode("append").save(clustered_path)),
             "fs_spark_write_id": timed(lambda: store.write("with_id", df(), write_id=f"bench-{attempt}")),
             "fs_spark_default": timed(lambda: store.write("default_id", df())),
+            "merge_into": timed(lambda: merge_into(spark, source, merge_path)),
+            "append_validate": timed(lambda: append_then_validate(spark, source, validated_path, shape)),
         }
         for name, seconds in results.items():
             best[name] = min(seconds, best.get(name, float("inf")))
         assert store.versions("with_id")[0].row_count == rows
+        if attempt == 0:
+            reads = layout_reads(spark, rows, store.versions("with_id")[0].storage_path, plain_path)
         shutil.rmtree(root, ignore_errors=True)
-    return best
+    return best, reads
 
 
 def small_writes(work: Path, spark, writes: int) -> dict[str, float]:
@@ -136,17 +207,23 @@ def main(argv=None) -> None:
     try:
         small = small_writes(work, store_spark, args.small_writes)
         print(f"10-row writes: local[2], {N_FEATURES} features, median of {args.small_writes} "
-              "(every 10th commit also writes a Delta checkpoint)")
+              "(every 100th commit also writes a Delta checkpoint)")
         for name, seconds in small.items():
             print(f"{'10':>10}  {name:<18} {seconds:>8.3f}  {seconds / small['plain_append']:>14.2f}x", flush=True)
         print(f"ingestion benchmark: local[2], {N_FEATURES} features, best of {args.repeat}")
         print(f"{'rows':>10}  {'method':<18} {'seconds':>8}  {'vs plain append':>15}  {'vs clustered append':>19}")
+        layouts = {}
         for rows in args.rows:
-            best = run(rows, args.repeat, work, store_spark)
+            best, layouts[rows] = run(rows, args.repeat, work, store_spark)
             plain, clustered = best["plain_append"], best["clustered_append"]
             for name, seconds in best.items():
                 print(f"{rows:>10}  {name:<18} {seconds:>8.2f}  {seconds / plain:>14.2f}x  {seconds / clustered:>18.2f}x",
                       flush=True)
+        print("the layout's pay-off: the fs_spark table against a plain append of the same rows")
+        print(f"{'rows':>10}  {'read':<18} {'fs_spark s':>10}  {'plain s':>8}  {'plain / fs_spark':>16}")
+        for rows, reads in layouts.items():
+            for name, (ours, plain) in reads.items():
+                print(f"{rows:>10}  {name:<18} {ours:>10.2f}  {plain:>8.2f}  {plain / ours:>15.1f}x", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -18,7 +18,7 @@ from fs_spark import describe_catalog
 from fs_spark.cli import main, run
 from fs_spark.session import submit_args
 
-from conftest import make_store
+from conftest import activity_table, make_store
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "jobs"))
@@ -105,6 +105,25 @@ def test_ingest_job_runs_under_spark_submit(spark, tmp_path):
     assert refused.returncode == 2 and "ingest refused: ValidationError" in refused.stdout
     logged = refused.stdout + refused.stderr
     assert "\tat org.apache" not in logged and " INFO " not in logged and " WARN " not in logged, logged[-3000:]
+
+
+@pytest.mark.slow
+def test_ingest_stream_job_runs_under_spark_submit_and_stops_at_a_bad_batch(spark, tmp_path):
+    root, incoming = str(tmp_path / "store"), tmp_path / "incoming"
+    incoming.mkdir()
+    make_store(spark, root).apply(activity_table())
+    record = '{"customer_id": %d, "event_ts": "2024-01-01T0%d:00:00Z", "spend_7d": 1.0, "min_7d": 1.0, "max_7d": 2.0, "visits": %d, "segment": "new"}'
+    (incoming / "a.json").write_text("\n".join(record % (i, i, 3) for i in range(4)) + "\n")
+    args = ("jobs/ingest_stream.py", "--root", root, "--table", "customer_activity", "--json-dir", str(incoming))
+    done = _submit(*args, "--available-now")
+    assert done.returncode == 0, done.stderr[-3000:]
+    store = make_store(spark, root)
+    assert [v.row_count for v in store.versions("customer_activity")] == [4]
+    (incoming / "b.json").write_text(record % (9, 9, -1) + "\n")  # visits below its minimum
+    refused = _submit(*args, "--available-now")
+    assert refused.returncode == 2 and "stream refused: ValidationError" in refused.stdout, refused.stdout[-2000:]
+    assert "visits" in refused.stdout and "range" in refused.stdout
+    assert [v.row_count for v in store.versions("customer_activity")] == [4]
 
 
 _WORKER = """

@@ -4,6 +4,7 @@ as sources too, online write-through, the stream's figures, and backfills."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -21,6 +22,7 @@ from pyspark.sql import functions as F
 from servers import kafka_broker
 
 from fs_spark import FeatureLookup
+from fs_spark.cli import run
 from fs_spark.errors import ValidationError, WriteConflictError
 from fs_spark.ingest.backfill import BackfillRangeError
 from fs_spark.ingest.sources import json_files_stream, kafka_stream, parse_json
@@ -154,6 +156,11 @@ def test_a_stream_restarted_on_its_checkpoint_commits_no_batch_twice(streaming, 
     assert status.last_batch_id == 1
     assert status.offsets_behind_latest == 0
     assert status.source.startswith("kafka[subscribe=restarted")
+    out = io.StringIO()  # the same figures on the command line, from the catalog alone
+    assert run(["--root", streaming.root, "streams"], out=out) == 0
+    line = out.getvalue().strip()
+    assert line.startswith("restarted -> customer_activity: 2 batch(es) to #1, 25 rows (0 quarantined), 1 restart(s)")
+    assert "0 offsets behind" in line
 
 
 def test_a_killed_stream_driver_restarted_from_its_checkpoint_writes_every_row_exactly_once(spark, kafka, tmp_path):
@@ -296,3 +303,25 @@ def test_a_backfill_refuses_rows_outside_its_range_before_writing_anything(strea
     assert streaming.versions(TABLE) == []
     with pytest.raises(ValueError, match="not before its end"):
         streaming.backfill(TABLE, history, T0, T0)
+
+
+def test_a_backfill_runs_beside_a_stream_writing_the_same_table(streaming, spark, kafka):
+    live = [record(i) for i in range(1000, 1030)]
+    send(spark, kafka, "beside_backfill", live[:15])
+    stream = streaming.write_stream(TABLE, kafka_records(spark, kafka, "beside_backfill"), trigger="1 second")
+    try:
+        stream.process_all_available()
+        history = spark.createDataFrame(activity_rows(40), ACTIVITY_SCHEMA)  # days 0..39
+        send(spark, kafka, "beside_backfill", live[15:])
+        done = streaming.backfill(TABLE, history, T0, T0 + timedelta(days=40), chunk=timedelta(days=10))
+        stream.process_all_available()
+    finally:
+        stream.stop()
+    versions = streaming.versions(TABLE)
+    assert [v.version_number for v in versions] == list(range(1, len(versions) + 1))
+    assert sorted(v.write_id for v in versions if v.write_id.startswith("backfill:")) == sorted(
+        v.write_id for v in done.versions
+    )
+    assert [v.row_count for v in done.versions] == [10, 10, 10, 10]
+    expected = sorted(expected_keys(spark, live) + [(r[0], r[1], r[2]) for r in history.collect()])
+    assert stored_keys(streaming) == expected

@@ -99,6 +99,10 @@ def _compact(folder: str, limit: int) -> None:
     table.create_write_transaction(actions, "append", rows.schema)
 
 
+def _version_order(version: FeatureVersion) -> tuple[str, int, int]:
+    return (version.table_name, version.definition_version, version.version_number)
+
+
 def _plain(row: Row) -> Row:
     return {k: from_spark(v) if isinstance(v, datetime) else v for k, v in row.items()}
 
@@ -249,8 +253,14 @@ class Catalog:
         rows = self.rows(FEATURE_VERSIONS.name)
         parsed = self._parsed_versions
         if parsed is None or parsed[0] is not rows:
-            ordered = sorted(rows, key=lambda r: (r["table_name"], r["definition_version"], r["version_number"]))
-            parsed = self._parsed_versions = (rows, [FeatureVersion.from_row(r) for r in ordered])
+            before, done = parsed if parsed is not None else ([], [])
+            if before and len(rows) > len(before) and rows[len(before) - 1] is before[-1]:
+                # This process's own appends extend the cached rows: parse only the new ones,
+                # so a stream's thousandth micro-batch costs what its first did.
+                versions = sorted([*done, *map(FeatureVersion.from_row, rows[len(before) :])], key=_version_order)
+            else:
+                versions = sorted(map(FeatureVersion.from_row, rows), key=_version_order)
+            parsed = self._parsed_versions = (rows, versions)
         return [v for v in parsed[1] if table_name is None or v.table_name == table_name]
 
     def version(self, version_id: str) -> FeatureVersion | None:
