@@ -60,7 +60,7 @@ from fs_spark.quality.recovery import Recall, recall
 from fs_spark.scoring.scoring import Scoring
 from fs_spark.session import LazySession
 from fs_spark.storage.delta_log import latest_version
-from fs_spark.storage.paths import StorePaths
+from fs_spark.storage.paths import StorePaths, absolute
 from fs_spark.storage.reader import read_version, readable_delta_version
 from fs_spark.storage.retention import VacuumResult, vacuum
 from fs_spark.tracking.models import Models
@@ -702,6 +702,7 @@ class FeatureStore:
         mode: str,
         run: RunRef | None,
     ) -> Export:
+        path = absolute(path)
         with self.events.job(
             f"export.{source['table_name'] or 'training_set'}", run=run, inputs=[(read_path, source["delta_version"])]
         ) as job:

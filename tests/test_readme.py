@@ -1,20 +1,27 @@
 """The README runs as written: every bash and Python block from the quickstart on, in order, in a
 folder laid out like a fresh clone, so the README cannot drift from the code.
 
-Bash blocks run in bash with the project's virtual environment; Python blocks run in this
-process, one namespace for all of them, as a notebook would. A block right after a line
+Bash blocks of `fs-spark` commands only run each command line through the command's own entry
+point (`fs_spark.cli.run`) in this process, on the shared Spark session, as the installed
+`fs-spark` would (its process start is tested in tests/test_cli.py); other bash blocks run in bash
+with the project's virtual environment. Python blocks run in this process, one namespace for all
+of them, as a notebook would. A block right after a line
 `<!-- readme-test: skip (why) -->` is left out; each such block says which test runs it.
 """
 
 from __future__ import annotations
 
 import os
+import io
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from fs_spark.cli import run
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"(?P<before>[^\n]*)\n```(?P<lang>bash|python)\n(?P<code>.*?)\n```", re.S)
@@ -25,6 +32,17 @@ QUICKSTART_RECIPE = "$(PY) jobs/quickstart.py --root ./fs_store"
 def readme_blocks() -> list[tuple[str, str]]:
     text = (ROOT / "README.md").read_text()
     return [(m["lang"], m["code"]) for m in BLOCK.finditer(text) if not m["before"].startswith(SKIP)]
+
+
+def command_lines(code: str) -> list[list[str]] | None:
+    """The arguments of each `fs-spark` command of a bash block (continuations joined, comments
+    dropped), or None when the block holds anything else."""
+    joined = code.replace("\\\n", " ")
+    lines = [shlex.split(line, comments=True) for line in joined.splitlines()]
+    lines = [words for words in lines if words]
+    if not lines or any(words[0] != "fs-spark" for words in lines):
+        return None
+    return [words[1:] for words in lines]
 
 
 def test_the_readme_blocks_are_found_and_the_skips_say_why():
@@ -50,10 +68,18 @@ def test_every_readme_block_runs_in_order(spark, tmp_path, monkeypatch, capsys):
         if lang == "python":
             exec(compile(code, f"README block {index}", "exec"), namespace)
             continue
-        done = subprocess.run(["bash", "-c", prelude + code], capture_output=True, text=True, env=env, timeout=900)
-        assert done.returncode == 0, f"README block {index} failed:\n{code}\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+        commands = command_lines(code)
+        if commands is not None:
+            out = io.StringIO()
+            for argv in commands:
+                assert run(argv, out=out) == 0, f"README block {index}: fs-spark {' '.join(argv)}\n{out.getvalue()[-3000:]}"
+            stdout = out.getvalue()
+        else:
+            done = subprocess.run(["bash", "-c", prelude + code], capture_output=True, text=True, env=env, timeout=900)
+            assert done.returncode == 0, f"README block {index} failed:\n{code}\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
+            stdout = done.stdout
         if index == 1:  # the command-line tour: three versions, the third from the sample file
-            versions = [line for line in done.stdout.splitlines() if line.startswith("v1 #")]
+            versions = [line for line in stdout.splitlines() if line.startswith("v1 #")]
             assert [line.split()[1] for line in versions] == ["#1", "#2", "#3"] and "rows=50" in versions[2]
     store = namespace["store"]
     assert [v.version_number for v in store.versions("customer_activity")] == [1, 2, 3, 4]

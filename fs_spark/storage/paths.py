@@ -24,10 +24,12 @@ def local_path(uri: str) -> str | None:
     return parsed.path if parsed.scheme == "file" else None
 
 
-def _normalise(root: str) -> str:
-    if "://" in root or root.startswith("file:"):
-        return root.rstrip("/")
-    return str(Path(root).expanduser().resolve())
+def absolute(path: str) -> str:
+    """A URI as it is; a local path made absolute against this process's working directory,
+    which Spark's JVM does not follow (a notebook's or a test's `os.chdir`)."""
+    if "://" in path or path.startswith("file:"):
+        return path.rstrip("/")
+    return str(Path(path).expanduser().resolve())
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class StorePaths:
     root: str
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "root", _normalise(self.root))
+        object.__setattr__(self, "root", absolute(self.root))
 
     @property
     def table_root(self) -> str:
