@@ -74,6 +74,7 @@ bench: setup
 	$(PY) -m bench.online
 	$(PY) -m bench.local_read
 	$(PY) -m bench.search
+	$(PY) -m bench.stream
 
 quickstart: setup
 	$(PY) jobs/quickstart.py --root ./fs_store
