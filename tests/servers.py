@@ -18,6 +18,21 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def wait_for_port(port: int, process: subprocess.Popen, seconds: float, failure) -> None:
+    """Wait until `process` listens on `port`; if it exits or `seconds` pass, kill it and fail
+    with `failure()`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise AssertionError(failure()) from None
+            time.sleep(0.05)
+
+
 @contextmanager
 def redis_server(folder):
     """A Redis server with no persistence; yields its URL."""
@@ -29,14 +44,7 @@ def redis_server(folder):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            assert process.poll() is None and time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
+    wait_for_port(port, process, 20, lambda: "redis-server did not start")
     try:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
@@ -90,16 +98,7 @@ def kafka_broker(folder):
     )
     log = open(folder / "broker.log", "wb")
     process = subprocess.Popen([*java, "kafka.Kafka", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise AssertionError("the Kafka broker did not start:\n" + (folder / "broker.log").read_text()[-3000:])
-            time.sleep(0.1)
+    wait_for_port(port, process, 90, lambda: "the Kafka broker did not start:\n" + (folder / "broker.log").read_text()[-3000:])
     try:
         yield f"127.0.0.1:{port}"
     finally:
