@@ -256,7 +256,7 @@ class Catalog:
             before, done = parsed if parsed is not None else ([], [])
             if before and len(rows) > len(before) and rows[len(before) - 1] is before[-1]:
                 # This process's own appends extend the cached rows: parse only the new ones,
-                # so a stream's thousandth micro-batch costs what its first did.
+                # not a long stream's whole history at each micro-batch.
                 versions = sorted([*done, *map(FeatureVersion.from_row, rows[len(before) :])], key=_version_order)
             else:
                 versions = sorted(map(FeatureVersion.from_row, rows), key=_version_order)

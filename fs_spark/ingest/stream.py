@@ -20,7 +20,7 @@ its own statistics, quarantine and rollback work on stream data as on batches, a
 set records exactly what it read. The trigger interval sets how many versions a stream makes:
 the default, one micro-batch a minute, is 1,440 versions a day per table; a shorter trigger
 buys freshness for more versions. The catalog parses only the version rows appended since it
-last looked, so the thousandth micro-batch's bookkeeping costs what the first one's did.
+last looked, not every row at every write.
 
 Online write-through (`online=True`): a thread of the stream's own materializes each commit
 (incrementally: the new versions only), so the next micro-batch never waits for the online
