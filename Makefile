@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-jars: $(JARS)/.fetched $(JARS)/fs_spark-jvm.jar $(JARS)/kafka-broker/.fetched
+jars: $(JARS)/.fetched $(JARS)/s3/.fetched $(JARS)/fs_spark-jvm.jar $(JARS)/kafka-broker/.fetched
 
 # Delta's jars and Spark's Kafka connector with its client: Scala, ANTLR, compression and
 # logging come with pyspark.
@@ -26,16 +26,25 @@ $(JARS)/.fetched: build/jars-pom.xml
 		-DincludeArtifactIds=$(SPARK_JARS) -DoutputDirectory=$(CURDIR)/$(JARS)
 	touch $@
 
+# S3A (hadoop-aws at pyspark's Hadoop version) and the AWS SDK modules it loads, for s3a:// roots;
+# what pyspark already ships is left out.
+S3_PROVIDED := io.netty,org.apache.httpcomponents,commons-codec,commons-logging,org.slf4j
+$(JARS)/s3/.fetched: build/s3-jars-pom.xml
+	mvn -q -f build/s3-jars-pom.xml dependency:copy-dependencies \
+		-DexcludeGroupIds=$(S3_PROVIDED) -DoutputDirectory=$(CURDIR)/$(JARS)/s3
+	touch $@
+
 # A Kafka broker (KRaft) for the streaming tests, on a class path of its own.
 $(JARS)/kafka-broker/.fetched: build/kafka-broker-pom.xml
 	mvn -q -f build/kafka-broker-pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(JARS)/kafka-broker
 	touch $@
 
-# fs_spark's own JVM classes (the point-in-time merge), compiled against pyspark's jars.
+# fs_spark's own JVM classes (the point-in-time merge, the S3 log store), compiled against
+# pyspark's, Delta's and S3A's jars.
 JVM_SOURCES := $(wildcard jvm/fs_spark/*.java)
-$(JARS)/fs_spark-jvm.jar: $(JVM_SOURCES) $(VENV)/.installed
+$(JARS)/fs_spark-jvm.jar: $(JVM_SOURCES) $(VENV)/.installed $(JARS)/.fetched $(JARS)/s3/.fetched
 	rm -rf build/jvm-classes && mkdir -p build/jvm-classes $(JARS)
-	javac --release 17 -Xlint:all,-path -Werror -cp "$$($(PY) -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')/*" \
+	javac --release 17 -Xlint:all,-path -Werror -cp "$$($(PY) -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')/*:$(JARS)/*:$(JARS)/s3/*" \
 		-d build/jvm-classes $(JVM_SOURCES)
 	jar cf $@ -C build/jvm-classes .
 	rm -rf build/jvm-classes

@@ -47,6 +47,27 @@ class SparkSettings(_Strict):
     conf: dict[str, str] = Field(default_factory=dict)
 
 
+class S3Settings(_Strict):
+    """How Spark (S3A), boto3 and delta-rs reach `s3a://` roots. Credentials come from the AWS
+    default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, an instance role) unless
+    `credentials_provider` names S3A's provider classes; none are written in settings."""
+
+    endpoint: str | None = Field(default=None, description="S3 endpoint URL; default: AWS's for the region")
+    region: str | None = Field(default=None, description="Signing region, e.g. eu-west-1")
+    path_style_access: bool = Field(
+        default=False, description="bucket in the path, not the host name (S3-compatible servers)"
+    )
+    credentials_provider: str | None = Field(
+        default=None, description="fs.s3a.aws.credentials.provider: S3A's provider classes, comma-separated"
+    )
+    lock_lease_seconds: float = Field(
+        default=60.0,
+        gt=1,
+        description="Lease of a write lock on an object store, renewed while held; a crashed writer's lock "
+        "is taken over after it",
+    )
+
+
 class TrainingSettings(_Strict):
     partitions: int | None = Field(
         default=None,
@@ -174,6 +195,7 @@ class OnlineSettings(_Strict):
 class Settings(_Strict):
     store: StoreSettings = Field(default_factory=StoreSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     lineage: LineageSettings = Field(default_factory=LineageSettings)

@@ -27,6 +27,30 @@ class CatalogRowError(FsSparkError):
         )
 
 
+# --- write locks --------------------------------------------------------------------------
+
+
+class LockTimeoutError(FsSparkError):
+    """Another writer held a write lock for longer than the lock timeout."""
+
+    def __init__(self, name: str, seconds: float):
+        self.name = name
+        super().__init__(f"could not take the write lock {name!r} within {seconds:.0f}s; another writer holds it")
+
+
+class LockLostError(FsSparkError):
+    """A lease lock on an object store was taken over by another writer while this one held it
+    (this writer stalled for longer than the lease), so the two may have written at once."""
+
+    def __init__(self, name: str, location: str):
+        self.name = name
+        super().__init__(
+            f"the write lock {name!r} ({location}) was taken over by another writer while held: this writer "
+            "stalled past its lease (store.s3.lock_lease_seconds); check the table's versions with "
+            "`fs-spark reconcile`"
+        )
+
+
 # --- set-up -------------------------------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import pyspark
 from pyspark.sql import SparkSession
 
-from fs_spark.config import SparkSettings
+from fs_spark.config import S3Settings, SparkSettings
 from fs_spark.errors import DeltaJarsMissingError, JvmJarMissingError
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
@@ -29,6 +29,8 @@ DELTA_FOR_SPARK = {"4.0": "4.0"}
 _JAR_RE = re.compile(r"^delta-spark_2\.13-(\d+\.\d+)\.\d+\.jar$")
 FS_SPARK_JAR = "fs_spark-jvm.jar"
 MERGE_CLASS = "fs_spark.AsOfMerge"
+# Delta commits to s3a:// through S3's conditional writes (jvm/fs_spark/S3ConditionalLogStore.java).
+S3_LOG_STORE = "fs_spark.S3ConditionalLogStore"
 PROJECT_JARS_DIR = Path(__file__).resolve().parent.parent / ".jars"
 LOG_CONFIG = Path(__file__).resolve().parent / "resources" / "log4j2.properties"
 # Validation evaluates every rule of every feature in one generated method; past 8000 bytes of
@@ -41,12 +43,12 @@ def _spark_minor(version: str) -> str:
 
 
 def find_jars(jars_dir: str | None = None) -> list[str]:
-    """Return the Delta jars for the installed pyspark and fs_spark's own jar, or raise
-    DeltaJarsMissingError or JvmJarMissingError."""
+    """Return the Delta jars for the installed pyspark, S3A's (in `s3/`) and fs_spark's own
+    jar, or raise DeltaJarsMissingError or JvmJarMissingError."""
     folder = Path(jars_dir or os.environ.get("FS_SPARK_SPARK__JARS_DIR") or PROJECT_JARS_DIR)
     if not folder.is_dir():
         raise DeltaJarsMissingError(f"the jar folder {folder} does not exist")
-    jars = sorted(str(p) for p in folder.glob("*.jar"))
+    jars = sorted(str(p) for p in [*folder.glob("*.jar"), *folder.glob("s3/*.jar")])
     spark_minor = _spark_minor(pyspark.__version__)
     wanted = DELTA_FOR_SPARK.get(spark_minor)
     if wanted is None:
@@ -100,10 +102,22 @@ def check_delta(spark: SparkSession) -> None:
         raise DeltaJarsMissingError(f"spark.sql.extensions does not include {DELTA_EXTENSION}")
 
 
-def spark_conf(settings: SparkSettings) -> dict[str, str]:
+def s3a_conf(s3: S3Settings) -> dict[str, str]:
+    """The Hadoop settings of S3A that `s3` gives (without the `spark.hadoop.` prefix)."""
+    conf = {
+        "fs.s3a.endpoint": s3.endpoint,
+        "fs.s3a.endpoint.region": s3.region,
+        "fs.s3a.path.style.access": "true" if s3.path_style_access else None,
+        "fs.s3a.connection.ssl.enabled": "false" if (s3.endpoint or "").startswith("http://") else None,
+        "fs.s3a.aws.credentials.provider": s3.credentials_provider,
+    }
+    return {k: v for k, v in conf.items() if v is not None}
+
+
+def spark_conf(settings: SparkSettings, s3: S3Settings | None = None) -> dict[str, str]:
     """The Spark settings fs_spark runs with, one source for the local session it builds and
     for `submit_args` (spark-submit jobs): Delta, UTC, the JIT option, the log configuration,
-    the Delta tuning, then the user's `spark.conf`, which wins."""
+    the Delta tuning, S3A and Delta's log store for it, then the user's `spark.conf`, which wins."""
     return {
         "spark.sql.extensions": DELTA_EXTENSION,
         "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
@@ -123,11 +137,13 @@ def spark_conf(settings: SparkSettings) -> dict[str, str]:
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": "8",
         # A validated write's plan has a column per rule; past 25 fields Spark warns on every write.
         "spark.sql.debug.maxToStringFields": "1000",
+        "spark.delta.logStore.s3a.impl": S3_LOG_STORE,
+        **{f"spark.hadoop.{k}": v for k, v in s3a_conf(s3 or S3Settings()).items()},
         **settings.conf,
     }
 
 
-def build_local_session(settings: SparkSettings) -> SparkSession:
+def build_local_session(settings: SparkSettings, s3: S3Settings | None = None) -> SparkSession:
     """Build (or reuse) a local, Delta-enabled session: UTC, few shuffle partitions, UI off."""
     jars = find_jars(settings.jars_dir)
     # Local Python workers (for any Python UDF run in this session) must run this interpreter,
@@ -140,26 +156,26 @@ def build_local_session(settings: SparkSettings) -> SparkSession:
         .config("spark.ui.enabled", "false")
         .config("spark.driver.memory", settings.driver_memory)
     )
-    for key, value in spark_conf(settings).items():
+    for key, value in spark_conf(settings, s3).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     check_delta(spark)
     return spark
 
 
-def submit_args(settings: SparkSettings | None = None) -> list[str]:
+def submit_args(settings: SparkSettings | None = None, s3: S3Settings | None = None) -> list[str]:
     """The spark-submit flags that give a job Delta and fs_spark's settings (`spark_conf`).
 
     Example: ``spark-submit $(fs-spark submit-args) jobs/ingest.py ...``
     """
     settings = settings or SparkSettings()
     args = ["--jars", ",".join(find_jars(settings.jars_dir))]
-    for key, value in spark_conf(settings).items():
+    for key, value in spark_conf(settings, s3).items():
         args += ["--conf", f"{key}={value}"]
     return args
 
 
-def get_session(settings: SparkSettings | None = None) -> SparkSession:
+def get_session(settings: SparkSettings | None = None, s3: S3Settings | None = None) -> SparkSession:
     """Return the active session if there is one (checked, not changed), else a local one.
 
     Under spark-submit the JVM, and its configuration, come from spark-submit: the session is
@@ -171,7 +187,7 @@ def get_session(settings: SparkSettings | None = None) -> SparkSession:
     if active is not None:
         check_delta(active)
         return active
-    return build_local_session(settings or SparkSettings())
+    return build_local_session(settings or SparkSettings(), s3)
 
 
 # What the parts of a store hold instead of a session: a call that gives the session, started
@@ -182,10 +198,11 @@ SessionSource = Callable[[], SparkSession]
 class LazySession:
     """The store's Spark session: the one given, else the active or a local one on first call."""
 
-    def __init__(self, settings: SparkSettings, given: SparkSession | None = None):
+    def __init__(self, settings: SparkSettings, given: SparkSession | None = None, s3: S3Settings | None = None):
         if given is not None:
             check_delta(given)
         self._settings = settings
+        self._s3 = s3
         self._session = given
         self._lock = threading.Lock()
 
@@ -193,7 +210,7 @@ class LazySession:
         if self._session is None:
             with self._lock:
                 if self._session is None:
-                    self._session = get_session(self._settings)
+                    self._session = get_session(self._settings, self._s3)
         return self._session
 
     @property

@@ -50,6 +50,7 @@ from fs_spark.lineage.lineage import Lineage
 from fs_spark.lineage.openlineage import LineageEvents
 from fs_spark.local.delta import latest_delta_version, version_dataset
 from fs_spark.local.rows import TableRows, TrainingSetRows, table_rows
+from fs_spark.locks import store_locks
 from fs_spark.online.feature_service import AppliedService, FeatureService, FeatureServices, check_serves
 from fs_spark.online.reader import OnlineFeatures
 from fs_spark.online.serving import Materialization, OnlineServing
@@ -97,13 +98,13 @@ class FeatureStore:
     ):
         self.settings = settings or load_settings()
         # Started on first use: questions about a local store's catalog need no Spark at all.
-        self._session = LazySession(self.settings.spark, spark)
+        self._session = LazySession(self.settings.spark, spark, self.settings.s3)
         self.paths = StorePaths(root or self.settings.store.root)
         self.user = user or self.settings.store.user or getpass.getuser()
-        timeout = self.settings.store.lock_timeout_seconds
         # The parts that change definitions, schedules or raw catalog rows are private: the
         # facade is their only door, and each also checks access where its action happens.
-        self._catalog = Catalog(self._session, self.paths, timeout)
+        locks = store_locks(self.paths, self.settings.s3, self.settings.store.lock_timeout_seconds)
+        self._catalog = Catalog(self._session, self.paths, locks, self.settings.s3)
         self._access = AccessControl(
             self.settings.governance,
             self.user,
@@ -111,13 +112,12 @@ class FeatureStore:
             lambda name: self._registry.current(name).definition,
             self.paths.table_root,
         )
-        self._registry = Registry(self._session, self.paths, self._catalog, self.user, timeout, self._access)
+        self._registry = Registry(self._session, self.paths, self._catalog, self.user, self._access)
         self._writer = FeatureWriter(
             self._session,
             self.paths,
             self._catalog,
             self.user,
-            timeout,
             self._access.sensitive_tags,
             self.settings.store.duplicate_batches,
         )

@@ -6,6 +6,7 @@ import base64
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from contextlib import contextmanager
@@ -109,3 +110,20 @@ def kafka_broker(folder):
             process.kill()
             process.wait()
         log.close()
+
+
+@contextmanager
+def s3_server(folder):
+    """moto's server mode: S3, with conditional writes, over HTTP; yields its URL."""
+    binary = Path(sys.executable).parent / "moto_server"
+    assert binary.exists(), "moto_server is not installed: run `make setup`"
+    port = free_port()
+    log_path = Path(folder) / "moto.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
+        wait_for_port(port, process, 30, lambda: f"moto_server did not start: {log_path.read_text()}")
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            process.wait(timeout=20)

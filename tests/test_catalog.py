@@ -91,7 +91,7 @@ def test_a_long_history_is_compacted_in_commit_order_and_spark_reads_the_same(st
     for i in range(30):  # one commit each, as experiments are made
         store.catalog.append(EXPERIMENTS, [{"experiment_id": f"e{i:03d}", "name": f"n{i}", "description": None,
                                             "user": "tester", "created_at": datetime.now(UTC)}])
-    fresh = Catalog(lambda: spark, store.paths, 10)  # a new process: no cache, reads the files
+    fresh = Catalog(lambda: spark, store.paths, store._catalog.locks)  # a new process: no cache, reads the files
     assert [r["experiment_id"] for r in fresh.rows(EXPERIMENTS.name)] == [f"e{i:03d}" for i in range(30)]
     table = deltalake.DeltaTable(store.catalog.path(EXPERIMENTS.name))
     assert len(table.file_uris()) < 8 and table.version() > 30  # compactions are commits of their own

@@ -76,7 +76,7 @@ def submit_args(cli: Cli) -> None:
     """Print the spark-submit flags for Delta and fs_spark: spark-submit $(fs-spark submit-args) job.py"""
     from fs_spark.session import submit_args as flags
 
-    cli.echo(" ".join(flags(cli.settings.spark)))
+    cli.echo(" ".join(flags(cli.settings.spark, cli.settings.s3)))
 
 
 COMMANDS = (plan, apply, tables, search, init, catalog, submit_args)

@@ -66,10 +66,9 @@ class Registry(StorePart):
         paths: StorePaths,
         catalog: Catalog,
         user: str,
-        lock_timeout: float,
         access: AccessControl,
     ):
-        super().__init__(session, paths, catalog, user, lock_timeout)
+        super().__init__(session, paths, catalog, user)
         self._access = access
         self._parsed: dict[str, Applied] = {}
 

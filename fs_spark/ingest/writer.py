@@ -78,11 +78,10 @@ class FeatureWriter(StorePart):
         paths: StorePaths,
         catalog: Catalog,
         user: str,
-        lock_timeout: float,
         sensitive_tags: frozenset[str],
         duplicates: str = "skip",
     ):
-        super().__init__(session, paths, catalog, user, lock_timeout)
+        super().__init__(session, paths, catalog, user)
         self._sensitive_tags = sensitive_tags
         self._duplicates = duplicates  # a batch equal to an earlier version's: "skip" (warn) or "refuse"
         self._checks: dict[tuple[str, datetime], _Checks] = {}

@@ -9,25 +9,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
+from fs_spark.session import hadoop_conf, jvm
 from fs_spark.storage.paths import local_path
 
 _COMMIT_RE = re.compile(r"^(\d{20})\.json$")
 
 
 def latest_version(spark: SparkSession, path: str) -> int | None:
-    """The table's latest commit version, or None when there is no table at `path`.
-
-    On a local filesystem this lists `_delta_log` (milliseconds); elsewhere it asks Delta.
-    """
+    """The table's latest commit version, or None when there is no table at `path`: a listing of
+    its `_delta_log`, from Python on a local filesystem, through Hadoop's filesystem elsewhere
+    (milliseconds, where asking Delta costs a snapshot's Spark job)."""
     local = local_path(path)
     if local is not None:
         return local_latest_version(local)
-    if not DeltaTable.isDeltaTable(spark, path):
-        return None
-    return int(DeltaTable.forPath(spark, path).history(1).collect()[0].version)
+    latest = int(_log_files(spark).latestVersion(hadoop_conf(spark), path))
+    return latest if latest >= 0 else None
 
 
 def local_latest_version(folder: str) -> int | None:
@@ -46,7 +44,12 @@ def _commit_lines(spark: SparkSession, path: str, version: int) -> list[str]:
     if local is not None:
         with open(os.path.join(local, name)) as commit:
             return commit.read().splitlines()
-    return [r.value for r in spark.read.text(f"{path.rstrip('/')}/{name}").collect()]
+    return str(_log_files(spark).commit(hadoop_conf(spark), path, version)).splitlines()
+
+
+def _log_files(spark: SparkSession) -> Any:
+    """fs_spark's reader of Delta logs on Hadoop filesystems (jvm/fs_spark/DeltaLogFiles.java)."""
+    return jvm(spark).fs_spark.DeltaLogFiles
 
 
 @dataclass(frozen=True)
@@ -57,17 +60,16 @@ class Commit:
 
 
 def latest_commit(spark: SparkSession, path: str) -> Commit:
-    """The table's latest commit: from its log file where the filesystem is local (no Spark
-    job), else from Delta's history."""
-    local = local_path(path)
-    if local is None:
-        row = DeltaTable.forPath(spark, path).history(1).collect()[0]
-        return Commit(row.version, row.timestamp.astimezone(UTC), row.userMetadata)
+    """The table's latest commit, from its log file (no Spark job): its time is the file's
+    modification time, as Delta's history gives it."""
     version = latest_version(spark, path)
     if version is None:
         raise FileNotFoundError(f"no Delta table at {path}")
-    file = os.path.join(local, "_delta_log", f"{version:020d}.json")
-    millis = os.stat(file).st_mtime_ns // 1_000_000
+    local = local_path(path)
+    if local is not None:
+        millis = os.stat(os.path.join(local, "_delta_log", f"{version:020d}.json")).st_mtime_ns // 1_000_000
+    else:
+        millis = int(_log_files(spark).commitTime(hadoop_conf(spark), path, version))
     metadata = None
     for line in _commit_lines(spark, path, version):
         info = json.loads(line).get("commitInfo")

@@ -69,8 +69,3 @@ class StorePaths:
         Spark; a root on another filesystem is taken as one."""
         local = local_path(self.root)
         return local is None or (Path(local) / "_catalog").is_dir()
-
-    @property
-    def lock_dir(self) -> Path | None:
-        local = local_path(self.root)
-        return Path(local) / "_locks" if local is not None else None

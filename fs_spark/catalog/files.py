@@ -1,0 +1,149 @@
+"""A catalog table's files, through delta-rs (the `deltalake` package) and pyarrow: on a local
+folder or on S3, a commit or a read in milliseconds, where a Spark job costs a tenth of a
+second or more (and a snapshot on S3, seconds).
+
+Rows keep the order they were appended in: every append is one new file whose add action
+carries a modification time later than every file before it (taken under the catalog lock,
+and never earlier than the newest file, whatever a host's clock says), and a read orders files
+by it. A long history of one-row files is compacted into one file, rows in commit order, in a
+commit that changes no data (which an append-only table allows).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import deltalake
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from deltalake.transaction import AddAction, RemoveAction
+
+from fs_spark.config import S3Settings
+from fs_spark.storage import s3 as s3_api
+from fs_spark.storage.paths import local_path
+
+
+@dataclass(frozen=True)
+class TableFiles:
+    """Where one catalog table is, for delta-rs (`uri`, `options`) and for pyarrow
+    (`filesystem`, `folder`)."""
+
+    uri: str
+    folder: str
+    filesystem: pafs.FileSystem = field(compare=False)
+    options: dict[str, str] | None = None
+
+    def file(self, name: str) -> str:
+        return f"{self.folder}/{unquote(name)}"
+
+
+def table_files(path: str, s3: S3Settings) -> TableFiles | None:
+    """The files of the table at `path`; None where the catalog is read through Spark instead
+    (filesystems other than local and S3)."""
+    local = local_path(path)
+    if local is not None:
+        return TableFiles(local, local, pafs.LocalFileSystem())
+    if urlparse(path).scheme not in ("s3a", "s3"):
+        return None
+    bucket, key = s3_api.split(path)
+    endpoint = urlparse(s3.endpoint) if s3.endpoint else None
+    filesystem = pafs.S3FileSystem(
+        region=s3.region,
+        endpoint_override=endpoint.netloc if endpoint else None,
+        scheme=endpoint.scheme if endpoint else "https",
+        force_virtual_addressing=not s3.path_style_access and endpoint is None,
+    )
+    return TableFiles(f"s3://{bucket}/{key}", f"{bucket}/{key}", filesystem, delta_rs_options(s3))
+
+
+def delta_rs_options(s3: S3Settings) -> dict[str, str]:
+    """delta-rs's storage options for `s3` (credentials from the AWS default chain). delta-rs
+    commits to S3 with conditional writes, as fs_spark's log store does for Spark."""
+    options = {"AWS_REGION": s3.region} if s3.region else {}
+    if s3.endpoint:
+        options["AWS_ENDPOINT_URL"] = s3.endpoint
+        options["AWS_ALLOW_HTTP"] = "true" if s3.endpoint.startswith("http://") else "false"
+    if s3.path_style_access:
+        options["AWS_VIRTUAL_HOSTED_STYLE_REQUEST"] = "false"
+    return options
+
+
+def open_table(files: TableFiles, version: int | None = None) -> deltalake.DeltaTable:
+    return deltalake.DeltaTable(files.uri, version=version, storage_options=files.options)
+
+
+def create(files: TableFiles, schema: pa.Schema, description: str) -> None:
+    deltalake.DeltaTable.create(
+        files.uri,
+        schema=deltalake.Schema.from_arrow(schema),
+        mode="ignore",
+        description=description,
+        configuration={"delta.appendOnly": "true"},
+        storage_options=files.options,
+    )
+
+
+def _added(table: deltalake.DeltaTable) -> list[dict[str, Any]]:
+    columns = ["path", "size_bytes", "modification_time"]
+    return pa.table(table.get_add_actions(flatten=True)).select(columns).to_pylist()
+
+
+def rows_in_commit_order(files: TableFiles, version: int) -> pa.Table:
+    """The table's rows at `version` in the order they were appended: files by the time they
+    were added, rows in file order. Ties within a millisecond (files of an older fs_spark) keep
+    the log's order, newest file first, reversed.
+
+    The files are read by pyarrow, not through delta-rs's dataset, whose filesystem handler can
+    abort the interpreter at exit (delta-io/delta-rs#2184)."""
+    table = open_table(files, version)
+    added = _added(table)
+    ranked = sorted(range(len(added)), key=lambda i: (added[i]["modification_time"], -i))
+    schema = pa.schema(table.schema().to_arrow())
+    dataset = ds.dataset(
+        [files.file(added[i]["path"]) for i in ranked], schema=schema, format="parquet", filesystem=files.filesystem
+    )
+    rows = dataset.to_table(columns=[*schema.names, "__fragment_index"])
+    order = pc.sort_indices(rows, sort_keys=[("__fragment_index", "ascending")])  # stable: rows keep file order
+    return rows.take(order).drop_columns(["__fragment_index"])
+
+
+def append(files: TableFiles, data: pa.Table) -> None:
+    """Append `data` as one new file, timed after every file before it. Run under the catalog lock."""
+    table = open_table(files)
+    newest = max((a["modification_time"] for a in _added(table)), default=0)
+    _commit_file(files, table, data, max(int(time.time() * 1000), newest + 1), removes=[])
+
+
+def compact(files: TableFiles, limit: int) -> None:
+    """Rewrite a table of `limit` files or more as one file, its rows in commit order,
+    committed with dataChange=false (the same rows: append-only allows it). The new file takes
+    the time of the newest file it replaces, so rows appended later still sort after it. Run
+    under the catalog lock."""
+    table = open_table(files)
+    added = _added(table)
+    if len(added) < limit:
+        return
+    rows = rows_in_commit_order(files, table.version())
+    now = int(time.time() * 1000)
+    removes = [RemoveAction(a["path"], False, now, a["size_bytes"]) for a in added]
+    _commit_file(files, table, rows, max(a["modification_time"] for a in added), removes)
+
+
+def _commit_file(
+    files: TableFiles, table: deltalake.DeltaTable, rows: pa.Table, millis: int, removes: list[RemoveAction]
+) -> None:
+    name = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
+    pq.write_table(rows, files.file(name), filesystem=files.filesystem)
+    size = files.filesystem.get_file_info(files.file(name)).size
+    stats = json.dumps({"numRecords": rows.num_rows})
+    data_change = not removes
+    actions: list[AddAction | RemoveAction] = [AddAction(name, size, {}, millis, data_change, stats), *removes]
+    table.create_write_transaction(actions, "append", rows.schema)

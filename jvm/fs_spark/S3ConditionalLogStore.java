@@ -1,0 +1,97 @@
+package fs_spark;
+
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.FileAlreadyExistsException;
+import java.util.Iterator;
+
+import io.delta.storage.HadoopFileSystemLogStore;
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FSDataOutputStream;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+import org.apache.hadoop.fs.s3a.S3AFileSystem;
+import software.amazon.awssdk.core.sync.RequestBody;
+import software.amazon.awssdk.services.s3.S3Client;
+import software.amazon.awssdk.services.s3.model.PutObjectRequest;
+import software.amazon.awssdk.services.s3.model.S3Exception;
+
+/**
+ * Delta's log on S3 for writers on many hosts, through S3's conditional writes.
+ *
+ * <p>Delta needs mutual exclusion on each commit file: of two writers racing for version N, one
+ * creates {@code _delta_log/N.json} and the other must fail with
+ * {@link FileAlreadyExistsException}, which Delta turns into a conflict check and a retry at
+ * N+1. S3 gives exactly that since 2024: a PUT with {@code If-None-Match: *} fails with 412 when
+ * the object exists. Delta's own S3 log store checks existence first and then writes, which is
+ * safe within one driver only; its DynamoDB log store needs a table beside the bucket and the
+ * AWS SDK v1. delta-rs commits to S3 the same way as this class, so both can write one table.
+ *
+ * <p>Reads and listings are Hadoop's (S3 lists consistently after a write). Overwrites
+ * ({@code _last_checkpoint}) are plain writes. Configure with
+ * {@code spark.delta.logStore.s3a.impl=fs_spark.S3ConditionalLogStore}.
+ */
+public class S3ConditionalLogStore extends HadoopFileSystemLogStore {
+  /** S3 answers 409 while another conditional write of the same key is in flight: retry. */
+  private static final int IN_FLIGHT_RETRIES = 10;
+
+  public S3ConditionalLogStore(Configuration hadoopConf) {
+    super(hadoopConf);
+  }
+
+  @Override
+  public void write(Path path, Iterator<String> actions, Boolean overwrite, Configuration hadoopConf)
+      throws IOException {
+    byte[] body = joined(actions);
+    FileSystem fs = path.getFileSystem(hadoopConf);
+    if (overwrite) {
+      try (FSDataOutputStream out = fs.create(path, true)) {
+        out.write(body);
+      }
+      return;
+    }
+    if (!(fs instanceof S3AFileSystem)) {
+      throw new IOException(getClass().getSimpleName() + " writes only to S3A paths, not " + path);
+    }
+    createOnce((S3AFileSystem) fs, path, body);
+  }
+
+  private static void createOnce(S3AFileSystem fs, Path path, byte[] body) throws IOException {
+    S3Client client = fs.getS3AInternals().getAmazonS3Client("Delta commit");
+    PutObjectRequest request =
+        PutObjectRequest.builder().bucket(fs.getBucket()).key(fs.pathToKey(path)).ifNoneMatch("*").build();
+    for (int attempt = 0; ; attempt++) {
+      try {
+        client.putObject(request, RequestBody.fromBytes(body));
+        return;
+      } catch (S3Exception e) {
+        if (e.statusCode() == 412) {
+          throw new FileAlreadyExistsException(path.toString());
+        }
+        if (e.statusCode() != 409 || attempt >= IN_FLIGHT_RETRIES) {
+          throw new IOException("could not write the Delta commit " + path + ": " + e.getMessage(), e);
+        }
+      }
+      try {
+        Thread.sleep(50L << Math.min(attempt, 5));
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new InterruptedIOException("interrupted writing " + path);
+      }
+    }
+  }
+
+  private static byte[] joined(Iterator<String> actions) {
+    StringBuilder text = new StringBuilder();
+    while (actions.hasNext()) {
+      text.append(actions.next()).append('\n');
+    }
+    return text.toString().getBytes(StandardCharsets.UTF_8);
+  }
+
+  @Override
+  public Boolean isPartialWriteVisible(Path path, Configuration hadoopConf) {
+    return false; // a PUT is all or nothing
+  }
+}
