@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from fs_spark import Entity, Feature, FeatureStore, FeatureTable
-from fs_spark.config import Settings, SparkSettings, StoreSettings
-from fs_spark.session import build_local_session
+from fs_spark.config import S3Settings, Settings, SparkSettings, StoreSettings
+from fs_spark.session import build_local_session, hadoop_conf, s3a_conf
+from fs_spark.storage.s3 import client as s3_client
+from servers import s3_server
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+# Credentials for the S3 server the tests start (moto takes any), set before the session's JVM
+# starts so that S3A, boto3, delta-rs and pyarrow find them in the AWS default chain.
+for _name, _value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                      ("AWS_EC2_METADATA_DISABLED", "true")):
+    os.environ.setdefault(_name, _value)
 
 
 @pytest.fixture(scope="session")
@@ -22,9 +32,32 @@ def spark():
     session.stop()
 
 
-def make_store(spark, root) -> FeatureStore:
-    settings = Settings(store=StoreSettings(root=str(root), user="tester"))
+def make_store(spark, root, s3: S3Settings | None = None) -> FeatureStore:
+    settings = Settings(store=StoreSettings(root=str(root), user="tester"), s3=s3 or S3Settings())
     return FeatureStore(spark=spark, settings=settings)
+
+
+@pytest.fixture(scope="session")
+def s3(spark, tmp_path_factory) -> S3Settings:
+    """An S3 server (moto) for the run, and the shared session's S3A pointed at it."""
+    with s3_server(tmp_path_factory.mktemp("s3")) as url:
+        settings = S3Settings(endpoint=url, region="us-east-1", path_style_access=True)
+        conf = hadoop_conf(spark)
+        for key, value in s3a_conf(settings).items():
+            conf.set(key, value)
+        yield settings
+
+
+def new_bucket(s3: S3Settings) -> str:
+    bucket = f"fs-{uuid.uuid4().hex[:16]}"
+    s3_client(s3).create_bucket(Bucket=bucket)
+    return bucket
+
+
+@pytest.fixture
+def s3_store(spark, s3) -> FeatureStore:
+    """A store whose root is `s3a://<a new bucket>/store`."""
+    return make_store(spark, f"s3a://{new_bucket(s3)}/store", s3)
 
 
 @pytest.fixture
