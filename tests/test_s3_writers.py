@@ -1,0 +1,147 @@
+"""Writers on many hosts share an S3 root safely: Delta's commits through S3's conditional
+writes, fs_spark's version numbering and catalog under lease locks in the bucket."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from py4j.protocol import Py4JJavaError
+
+from conftest import T0, activity_table, make_store, new_bucket
+from fs_spark import LockLostError, LockTimeoutError
+from fs_spark.session import hadoop_conf, jvm
+from fs_spark.storage import s3 as s3_api
+from fs_spark.storage.delta_log import _commit_lines
+from fs_spark.storage.s3_lease import S3Leases
+
+pytestmark = pytest.mark.slow  # an S3 server, and writer processes with Spark sessions of their own
+
+ROOT = Path(__file__).resolve().parent.parent
+WRITES = 50
+
+# One "host": a process with its own Spark session, its own settings and no lock folder shared
+# with the other; it writes WRITES batches of 3 rows, each with its own write identity.
+_HOST = """
+import sys
+from datetime import datetime, timedelta, timezone
+from fs_spark import FeatureStore
+from fs_spark.config import S3Settings, Settings, SparkSettings, StoreSettings
+root, endpoint, host, writes = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+settings = Settings(store=StoreSettings(root=root, user=f"host{host}"),
+                    spark=SparkSettings(master="local[1]", shuffle_partitions=1, driver_memory="1g"),
+                    s3=S3Settings(endpoint=endpoint, region="us-east-1", path_style_access=True))
+store = FeatureStore(settings=settings)
+t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+schema = "customer_id long, event_ts timestamp, spend_7d double, min_7d double, max_7d double, visits int, segment string"
+for n in range(writes):
+    rows = [(100_000 * host + 10 * n + i, t0 + timedelta(hours=i), float(n), 1.0, 2.0, i, "new") for i in range(3)]
+    store.write("customer_activity", store.spark.createDataFrame(rows, schema), write_id=f"host{host}-{n}")
+"""
+
+
+def test_two_hosts_writing_one_table_at_once_number_every_version_once(spark, s3):
+    root = f"s3a://{new_bucket(s3)}/store"
+    store = make_store(spark, root, s3)
+    store.apply(activity_table())
+    hosts = [
+        subprocess.Popen([sys.executable, "-c", _HOST, root, s3.endpoint, str(h), str(WRITES)], cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+        for h in (1, 2)
+    ]
+    for host in hosts:
+        _, err = host.communicate(timeout=900)
+        assert host.returncode == 0, err[-3000:]
+    versions = store.versions("customer_activity")
+    # 100 versions, numbered 1..100 without a gap or a duplicate, each its own Delta commit.
+    assert [v.version_number for v in versions] == list(range(1, 2 * WRITES + 1))
+    assert sorted(v.write_id for v in versions) == sorted(f"host{h}-{n}" for h in (1, 2) for n in range(WRITES))
+    assert sorted(v.delta_version for v in versions) == list(range(1, 2 * WRITES + 1))
+    # The hosts really wrote at once: their versions interleave.
+    order = [v.write_id.split("-")[0] for v in versions]
+    assert sum(a != b for a, b in zip(order, order[1:])) >= 10
+    # Every catalog row matches its Delta commit: the commit carries that version's identity.
+    path = versions[0].storage_path
+    for version in versions:
+        [info] = [json.loads(line)["commitInfo"] for line in _commit_lines(spark, path, version.delta_version)
+                  if "commitInfo" in line]
+        carried = json.loads(info["userMetadata"])["fs_spark"]
+        assert (carried["version_id"], carried["version_number"]) == (version.version_id, version.version_number)
+    # Every row once, each in the version of its own write.
+    rows = store.read("customer_activity").select("customer_id").collect()
+    expected = {100_000 * h + 10 * n + i for h in (1, 2) for n in range(WRITES) for i in range(3)}
+    assert len(rows) == len(expected) and {r.customer_id for r in rows} == expected
+    tenth = versions[9]
+    before = {r.customer_id for r in store.read("customer_activity", version=9).collect()}
+    added = {r.customer_id for r in store.read("customer_activity", version=10).collect()} - before
+    host, n = tenth.write_id.removeprefix("host").split("-")
+    assert added == {100_000 * int(host) + 10 * int(n) + i for i in range(3)}
+
+
+def test_the_s3_log_store_lets_one_of_two_writers_create_a_commit(spark, s3):
+    table = f"s3a://{new_bucket(s3)}/t"
+    view = jvm(spark)
+    log_store = view.fs_spark.S3ConditionalLogStore(hadoop_conf(spark))
+    commit = view.org.apache.hadoop.fs.Path(f"{table}/_delta_log/00000000000000000000.json")
+
+    def lines(*texts):
+        listed = view.java.util.ArrayList()
+        for text in texts:
+            listed.add(text)
+        return listed.iterator()
+
+    log_store.write(commit, lines('{"first":1}'), False, hadoop_conf(spark))
+    with pytest.raises(Py4JJavaError) as refused:
+        log_store.write(commit, lines('{"second":2}'), False, hadoop_conf(spark))
+    assert "FileAlreadyExistsException" in str(refused.value.java_exception)
+    bucket, key = s3_api.split(f"{table}/_delta_log/00000000000000000000.json")
+    assert s3_api.client(s3).get_object(Bucket=bucket, Key=key)["Body"].read() == b'{"first":1}\n'
+    log_store.write(commit, lines('{"third":3}'), True, hadoop_conf(spark))  # an overwrite is a plain write
+    assert s3_api.client(s3).get_object(Bucket=bucket, Key=key)["Body"].read() == b'{"third":3}\n'
+
+
+def _leases(s3, bucket, seconds=60.0):
+    return S3Leases(f"s3a://{bucket}/store/_locks", s3.model_copy(update={"lock_lease_seconds": seconds}))
+
+
+def test_a_lease_lock_excludes_a_second_holder_until_released(s3):
+    bucket = new_bucket(s3)
+    first, second = _leases(s3, bucket), _leases(s3, bucket)
+    events = []
+    with first.hold("spend", timeout=5):
+        waiter = threading.Thread(target=lambda: second.hold("spend", timeout=30).__enter__() or events.append("2"))
+        waiter.start()
+        time.sleep(1.0)
+        events.append("1 releases")
+    waiter.join(timeout=30)
+    assert events == ["1 releases", "2"]
+    with pytest.raises(LockTimeoutError, match="'spend' within 1s"):
+        with first.hold("spend", timeout=1):
+            pass
+
+
+def test_a_dead_writers_lease_is_taken_over_and_a_stalled_holder_learns_it_lost(s3):
+    bucket = new_bucket(s3)
+    client = s3_api.client(s3)
+    key = "store/_locks/spend.lock"
+    # A writer that died holding the lock: its lease object, never renewed.
+    client.put_object(Bucket=bucket, Key=key, Body=b"{}", Metadata={"lease-seconds": "2"})
+    started = time.monotonic()
+    with _leases(s3, bucket).hold("spend", timeout=30):
+        waited = time.monotonic() - started
+    assert 1.0 <= waited < 10
+    # A holder whose lease another writer overwrote while it held the lock (it stalled past
+    # its lease): its renewal fails, and its write ends with LockLostError.
+    with pytest.raises(LockLostError, match="'spend'.*taken over"):
+        with _leases(s3, bucket, seconds=3).hold("spend", timeout=5):
+            client.put_object(Bucket=bucket, Key=key, Body=b"{}")
+            time.sleep(1.5)
+    assert T0 + timedelta(0) == T0
