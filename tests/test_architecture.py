@@ -11,12 +11,12 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fs_spark"
 
 # Lowest first. A module's layer is that of its longest listed prefix.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "names", "ids", "version", "config", "provenance", "locks", "session", "spark_jobs", "digest",
+    ("errors", "names", "ids", "version", "config", "provenance", "session", "spark_jobs", "digest",
      "digest_arrow", "progress", "notebook"),
     ("definitions.types", "definitions.model", "definitions.compatibility", "definitions.yaml_io", "online",
      "discovery", "definitions.inference"),
-    ("storage.paths", "storage.delta_log", "storage.layout", "catalog", "storage.orphans", "storage.reader",
-     "inputs", "online.factory", "local.delta"),
+    ("storage.paths", "storage.s3", "storage.s3_lease", "locks", "storage.delta_log", "storage.layout", "catalog",
+     "storage.orphans", "storage.reader", "inputs", "online.factory", "local.delta"),
     ("governance.policies", "governance.access", "store_part", "definitions.registry", "versions",
      "governance.deprecation", "online.state"),
     ("ingest", "training", "online.materialize", "online.reader", "online.feature_service", "integrations", "lineage.graph", "lineage.openlineage", "lineage.render", "local"),

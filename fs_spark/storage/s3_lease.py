@@ -30,9 +30,9 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import fs_spark.storage.s3 as s3_api
 from fs_spark.config import S3Settings
 from fs_spark.errors import LockLostError, LockTimeoutError
-from fs_spark.storage import s3 as s3_api
 
 log = logging.getLogger(__name__)
 _TAKEN = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
@@ -119,7 +119,7 @@ class S3Leases:
             if time.monotonic() + pause > deadline:
                 raise LockTimeoutError(name, timeout)
             time.sleep(pause)
-            pause = min(pause * 2, 0.5)
+            pause = min(pause * 2, 0.25)  # a waiter polls often enough to get its turn
 
     def _put(self, key: str, **condition: str) -> str | None:
         """Write the lease object under `condition`; its ETag, or None when another writer won."""
