@@ -31,6 +31,9 @@ class StoreSettings(_Strict):
     root: str = "./fs_store"
     user: str | None = Field(default=None, description="Principal recorded in provenance; default: OS user")
     lock_timeout_seconds: float = 600.0
+    regions_file: str | None = Field(
+        default=None, description="The regions of this store and its home (conf/regions.yaml); none: one region"
+    )
     duplicate_batches: Literal["skip", "refuse"] = Field(
         default="skip",
         description="A write with no write_id whose rows equal an earlier version's: skip it (warn, return that "

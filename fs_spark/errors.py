@@ -51,6 +51,32 @@ class LockLostError(FsSparkError):
         )
 
 
+# --- regions and replication ----------------------------------------------------------------
+
+
+class ReplicationError(FsSparkError):
+    """A replica cannot take a table's next commit as it is; nothing past the watermark was
+    made visible there."""
+
+    def __init__(self, table: str, problem: str):
+        self.table = table
+        self.problem = problem
+        super().__init__(f"cannot replicate {table}: {problem}; the replica keeps its last whole commit")
+
+
+class ReplicaWriteError(FsSparkError):
+    """A write in a region that is not the home of what it writes: refused, so that two regions
+    never write one table (no split brain)."""
+
+    def __init__(self, region: str, home: str, what: str):
+        self.region = region
+        self.home = home
+        super().__init__(
+            f"{what} refused: region {region!r} is a replica and {home!r} is the home region; write there, "
+            f"or promote {region!r} with `fs-spark promote {region}`"
+        )
+
+
 # --- set-up -------------------------------------------------------------------------------
 
 

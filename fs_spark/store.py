@@ -28,7 +28,13 @@ from fs_spark.definitions.inference import table_from_schema
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.definitions.registry import PlanItem, Registry
 from fs_spark.discovery import SearchHit, search
-from fs_spark.errors import ExportError, ModelNotFoundError, TrainingSetInputExpiredError, VersionExpiredError
+from fs_spark.errors import (
+    ConfigError,
+    ExportError,
+    ModelNotFoundError,
+    TrainingSetInputExpiredError,
+    VersionExpiredError,
+)
 from fs_spark.governance.access import AccessControl, Request
 from fs_spark.governance.deprecation import Deprecation, Deprecations
 from fs_spark.governance.exports import Export, check_request, write_export
@@ -58,6 +64,9 @@ from fs_spark.progress import step
 from fs_spark.provenance import RunRef, SourceInfo, as_run_ref
 from fs_spark.quality.checks import QualityChecks
 from fs_spark.quality.recovery import Recall, recall
+from fs_spark.replication.regions import Role
+from fs_spark.replication.replicator import ReplicationResult, TableLag
+from fs_spark.replication.service import StoreRegions
 from fs_spark.scoring.scoring import Scoring
 from fs_spark.session import LazySession
 from fs_spark.storage.delta_log import latest_version
@@ -113,6 +122,19 @@ class FeatureStore:
             self.paths.table_root,
         )
         self._registry = Registry(self._session, self.paths, self._catalog, self.user, self._access)
+        self._regions = (
+            StoreRegions(
+                self.settings.store.regions_file,
+                self.paths,
+                self._catalog,
+                self._access,
+                self._session,
+                self.settings.s3,
+                self.settings.store.lock_timeout_seconds,
+            )
+            if self.settings.store.regions_file
+            else None
+        )
         self._writer = FeatureWriter(
             self._session,
             self.paths,
@@ -215,6 +237,7 @@ class FeatureStore:
         Feature services are applied after the tables, and checked against them."""
         tables = [d for d in definitions if isinstance(d, FeatureTable)]
         services = [d for d in definitions if isinstance(d, FeatureService)]
+        self._check_writable("applying definitions")
         done: list[PlanItem | AppliedService] = []
         if tables:
             done += self._registry.apply(tables, impact=self._with_impact)
@@ -352,6 +375,7 @@ class FeatureStore:
     def _write(self, table, df, *, mode="strict", write_id=None, source=None, run=None, cast="none"):
         applied = self._registry.current(table)
         self._access.require(Request("write", table))
+        self._check_writable(f"a write of {table}", table)
         df = as_spark_frame(self.spark, df, f"the batch for {table}")
         ref = as_run_ref(run)
         path = self.paths.table(table, applied.definition.definition_version)
@@ -759,6 +783,7 @@ class FeatureStore:
         and later writes add to those. No data is deleted; the versions rolled over stay readable
         by number or ID."""
         self._access.require(Request("admin", table))
+        self._check_writable(f"a rollback of {table}", table)
         record = rollback(
             self._catalog,
             self._versions,
@@ -1114,3 +1139,33 @@ class FeatureStore:
             step(f"vacuum of {name}", done, len(names))
             results.append(self.vacuum(name, retention_hours=settings.hours_for(name), keep_held=True, reason=reason))
         return results
+
+    # --- regions --------------------------------------------------------------------------------
+
+    def _check_writable(self, what: str, table: str | None = None) -> None:
+        if self._regions is not None:
+            self._regions.check_writable(what, table)
+
+    def replicate(self, to: str | Sequence[str] | None = None) -> list[ReplicationResult]:
+        """Copy this store, in its home region, to the other regions of `store.regions_file`
+        (or to `to`): feature tables, training sets and the catalog, data before the catalog
+        rows that name it, each table in commit order. Tables the residency policy keeps in
+        another region are left behind, and each decision is audited.
+
+        Example: ``store.replicate(to="eu")``, or ``fs-spark replicate --to eu`` from cron.
+        """
+        return self._require_regions().replicate(to if to is None or isinstance(to, str) else list(to))
+
+    def replication_status(self) -> dict[str, list[TableLag]]:
+        """Each other region's lag behind this one, table by table, in versions and seconds."""
+        return self._require_regions().status()
+
+    def promote(self, region: str, *, force: bool = False) -> Role:
+        """Make `region` the home region: the old home becomes a replica first (with `force`,
+        even when it cannot be reached; stop its writers first), so two regions never write."""
+        return self._require_regions().roles.promote(region, force=force)
+
+    def _require_regions(self) -> StoreRegions:
+        if self._regions is None:
+            raise ConfigError("settings", "store.regions_file is not set: there are no regions to replicate to")
+        return self._regions

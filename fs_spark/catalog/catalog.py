@@ -143,6 +143,15 @@ class Catalog:
             self._cache[name] = (version, rows)
         return rows
 
+    def latest_version(self, name: str) -> int:
+        """The Delta version of catalog table `name` now."""
+        return self._ensure(self._spec(name))
+
+    def rows_at(self, name: str, version: int) -> list[Row]:
+        """The rows of catalog table `name` at Delta version `version`, in commit order."""
+        self._spec(name)
+        return [_plain(r) for r in self._read(name, version)] if version else []
+
     def _read(self, name: str, version: int) -> list[Row]:
         where = self._files(self.path(name))
         if where is not None:  # delta-rs: milliseconds, where a Spark job costs a tenth of a second or more

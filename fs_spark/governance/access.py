@@ -171,6 +171,26 @@ class AccessControl:
         if self.policy is not None:
             self.require(*(Request("admin", name) for name in sorted(self._catalog.current_definitions())))
 
+    def kept_out_of(self, region: str, tables: Sequence[str], *, audit: bool = True) -> set[str]:
+        """The tables whose data the policy's regions (residency) keep out of `region`: a
+        replication leaves them behind. Each decision is audited as a `replicate` request."""
+        if self.policy is None:
+            return set()
+        decisions = []
+        for name in tables:
+            allowed_regions = self.policy.regions_for(name)
+            allowed = allowed_regions is None or region in allowed_regions
+            rule = "" if allowed_regions is None else f"regions of {name}: {list(allowed_regions)}"
+            decisions.append(("replicate", f"{name}->{region}", allowed, rule))
+        if audit:
+            self.audit(decisions)
+        return {thing.split("->")[0] for _, thing, allowed, _ in decisions if not allowed}
+
+    def resident_in(self, table: str, region: str) -> bool:
+        """Whether the policy keeps `table`'s data in `region` alone (its home, whatever the
+        store's home region is)."""
+        return self.policy is not None and self.policy.regions_for(table) == (region,)
+
     def region_of(self, path: str) -> str | None:
         """The region a storage location is in: the first `governance.locations` pattern it
         matches, else (a path of this store's own, or unmapped) the region this process runs in."""

@@ -1,0 +1,166 @@
+"""Regions: named store roots, one of them the home where writes happen.
+
+The regions are declared in a versioned file (`conf/regions.yaml`, `store.regions_file`):
+
+    version: 1
+    home: us
+    regions:
+      us: {root: "s3a://features-us/store"}
+      eu: {root: "s3a://features-eu/store"}
+
+Which region is home is recorded in every region's root (`_region.json`: the region, the home,
+an epoch), not only in the file, so that a promotion changes it for every writer at once: a
+write checks its own root's record and is refused in a replica (`ReplicaWriteError`). A
+promotion first turns the old home into a replica (a conditional write on its record, so two
+promotions cannot both win), then records the new home everywhere; the epoch counts them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from fs_spark.config import S3Settings
+from fs_spark.errors import ConfigError, FsSparkError, ReplicaWriteError
+from fs_spark.replication.objects import Objects, objects
+from fs_spark.storage.paths import absolute
+
+ROLE = "_region.json"
+
+
+class RegionSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    root: str = Field(description="The region's store root: a local folder or s3a://bucket/prefix")
+
+
+class Regions(BaseModel):
+    """The regions file: a version, the home region and each region's root."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: int = Field(ge=1)
+    home: str
+    regions: dict[str, RegionSpec]
+
+    @model_validator(mode="after")
+    def _home_is_a_region(self) -> Regions:
+        if self.home not in self.regions:
+            raise ValueError(f"home {self.home!r} is not one of the regions {sorted(self.regions)}")
+        roots = [absolute(r.root) for r in self.regions.values()]
+        if len(set(roots)) != len(roots):
+            raise ValueError("two regions share one root")
+        return self
+
+    def region_of(self, root: str) -> str | None:
+        """The region whose root is `root`, None when it is in no region."""
+        wanted = absolute(root)
+        return next((name for name, spec in self.regions.items() if absolute(spec.root) == wanted), None)
+
+    def root(self, region: str) -> str:
+        if region not in self.regions:
+            raise UnknownRegionError(region, sorted(self.regions))
+        return absolute(self.regions[region].root)
+
+
+class UnknownRegionError(FsSparkError):
+    def __init__(self, region: str, known: list[str]):
+        self.region = region
+        super().__init__(f"no region {region!r}; the regions file declares {known}")
+
+
+class PromotionError(FsSparkError):
+    def __init__(self, region: str, problem: str):
+        self.region = region
+        super().__init__(f"cannot promote {region!r}: {problem}")
+
+
+def load_regions(path: str | Path) -> Regions:
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        return Regions.model_validate(data)
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise ConfigError(str(path), str(exc)) from exc
+
+
+@dataclass(frozen=True)
+class Role:
+    """What one region's root says of itself."""
+
+    region: str
+    home: str
+    epoch: int
+
+    @property
+    def is_home(self) -> bool:
+        return self.region == self.home
+
+    def to_bytes(self) -> bytes:
+        return json.dumps({"region": self.region, "home": self.home, "epoch": self.epoch}).encode()
+
+
+def read_role(root: Objects) -> Role | None:
+    if root.size(ROLE) is None:
+        return None
+    data = json.loads(root.read(ROLE))
+    return Role(data["region"], data["home"], int(data["epoch"]))
+
+
+class RegionRoles:
+    """The roles recorded in each region's root."""
+
+    def __init__(self, regions: Regions, s3: S3Settings):
+        self.regions = regions
+        self._s3 = s3
+
+    def objects(self, region: str) -> Objects:
+        return objects(self.regions.root(region), self._s3)
+
+    def role(self, region: str) -> Role | None:
+        return read_role(self.objects(region))
+
+    def record(self) -> list[Role]:
+        """Record each region's role where none is recorded yet (the file's home, epoch 1);
+        the roles already recorded stand: the home changes only by promotion."""
+        recorded = [self.role(name) for name in self.regions.regions]
+        home = next((r.home for r in recorded if r is not None), self.regions.home)
+        epoch = max((r.epoch for r in recorded if r is not None), default=1)
+        out = []
+        for name, role in zip(self.regions.regions, recorded, strict=True):
+            if role is None:
+                role = Role(name, home, epoch)
+                self.objects(name).create(ROLE, role.to_bytes())
+            out.append(role)
+        return out
+
+    def check_writable(self, region: str, what: str) -> None:
+        """Refuse a write in `region` unless it is the home region."""
+        role = self.role(region)
+        if role is not None and not role.is_home:
+            raise ReplicaWriteError(region, role.home, what)
+
+    def promote(self, region: str, *, force: bool = False) -> Role:
+        """Make `region` the home. The old home becomes a replica first; if it cannot be
+        reached, promotion needs `force` (its writers would otherwise go on writing)."""
+        self.regions.root(region)
+        current = self.role(region)
+        if current is None:
+            raise PromotionError(region, "its role is not recorded: run `fs-spark apply` with the regions file first")
+        if current.is_home:
+            return current
+        old_home, epoch = current.home, current.epoch + 1
+        try:
+            self.objects(old_home).write(ROLE, Role(old_home, region, epoch).to_bytes())
+        except Exception as exc:
+            if not force:
+                raise PromotionError(
+                    region,
+                    f"the home region {old_home!r} cannot be reached ({exc}); "
+                    "promote with --force only if its writers are stopped",
+                ) from exc
+        for name in self.regions.regions:
+            if name != old_home:
+                self.objects(name).write(ROLE, Role(name, region, epoch).to_bytes())
+        return Role(region, region, epoch)

@@ -1,0 +1,134 @@
+"""Regions: the home region's store copied to a replica in commit order, data before the
+catalog rows that name it; writes refused in a replica until it is promoted; tables resident in
+one region never copied out of it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from conftest import T0
+from experiment_scenario import SPEND
+from fs_spark import AccessDeniedError, Entity, Feature, FeatureStore, FeatureTable
+from fs_spark.catalog.schema import AUDIT_LOG, FEATURE_VERSIONS, VERSION_STATUS
+from fs_spark.config import GovernanceSettings, Settings, StoreSettings
+from fs_spark.errors import ReplicaWriteError
+
+pytestmark = pytest.mark.slow  # two regions, each a store
+
+NAIVE = T0.replace(tzinfo=None)  # how Spark gives back times of a UTC session
+ROWS = "customer_id long, ts timestamp, amount double"
+KEYS = "customer_id long, ts timestamp"
+EU_ONLY = FeatureTable(
+    name="eu_health",
+    entity=Entity(name="customer", keys={"customer_id": "long"}),
+    event_time="ts",
+    features=[Feature(name="score", dtype="double")],
+)
+POLICY = """
+principals:
+  tester: {roles: [admin]}
+rules:
+  - {name: everything, roles: [admin], actions: [read, write, deprecate, admin]}
+regions:
+  eu_health: [eu]
+"""
+
+
+def _rows(frame):
+    return sorted(tuple(r) for r in frame.collect())
+
+
+@pytest.fixture
+def regions(spark, tmp_path):
+    """Two regions on local folders, `us` home; a store opened in each."""
+    (tmp_path / "regions.yaml").write_text(
+        f"version: 1\nhome: us\nregions:\n  us: {{root: '{tmp_path / 'us'}'}}\n  eu: {{root: '{tmp_path / 'eu'}'}}\n")
+    (tmp_path / "policy.yaml").write_text(POLICY)
+
+    def open_region(name):
+        settings = Settings(
+            store=StoreSettings(root=str(tmp_path / name), user="tester", regions_file=str(tmp_path / "regions.yaml")),
+            governance=GovernanceSettings(policy_file=str(tmp_path / "policy.yaml"), region=name))
+        return FeatureStore(spark=spark, settings=settings)
+
+    us = open_region("us")
+    us.apply(SPEND, EU_ONLY)
+    us.write("spend", spark.createDataFrame([(1, T0, 1.0), (2, T0, 2.0)], ROWS))
+    us.write("spend", spark.createDataFrame([(1, T0 + timedelta(days=1), 10.0)], ROWS))
+    return us, open_region("eu"), open_region
+
+
+def test_a_replica_reads_every_version_as_the_home_region_does(regions, spark):
+    us, eu, _ = regions
+    [result] = us.replicate(to="eu")
+    assert result.region == "eu" and result.catalog_rows > 0
+    assert {t.table: t.watermark for t in result.tables}["tables/spend/v1"] == us.version("spend").delta_version
+    for number in (1, 2):
+        assert _rows(eu.read("spend", version=number)) == _rows(us.read("spend", version=number))
+    assert [v.version_id for v in eu.versions("spend")] == [v.version_id for v in us.versions("spend")]
+    assert eu.version("spend").storage_path.startswith(eu.root)  # read in the replica, not across regions
+    # Incremental: one new version is one commit copied, and the lag shows it until then.
+    us.write("spend", spark.createDataFrame([(3, T0, 3.0)], ROWS))
+    [lag] = [t for t in us.replication_status()["eu"] if t.table == "tables/spend/v1"]
+    assert lag.versions_behind == 1 and lag.seconds_behind >= 0
+    [again] = us.replicate(to="eu")
+    assert {t.table: t.commits for t in again.tables}["tables/spend/v1"] == 1
+    assert _rows(eu.read("spend")) == _rows(us.read("spend"))
+    assert all(t.versions_behind == 0 for t in us.replication_status()["eu"])
+    # Nothing is appended twice, and a training set built in the replica equals the home's.
+    assert len(eu.catalog.rows(FEATURE_VERSIONS.name)) == len(us.catalog.rows(FEATURE_VERSIONS.name))
+    entities = spark.createDataFrame([(1, T0 + timedelta(days=2)), (3, T0 + timedelta(days=2))], KEYS)
+    assert _rows(eu.create_training_set(entities, ["spend:amount"]).to_spark_df()) == [
+        (1, NAIVE + timedelta(days=2), 10.0), (3, NAIVE + timedelta(days=2), 3.0)]
+
+
+def test_quarantine_and_rollback_replicate_as_events_in_order(regions, spark):
+    us, eu, _ = regions
+    us.quarantine_version("spend", 2, "bad feed")
+    us.rollback("spend", 1, reason="bad feed")
+    us.replicate()
+    events = [(r["event_id"], r["status"]) for r in eu.catalog.rows(VERSION_STATUS.name) if r["table_name"] == "spend"]
+    assert events == [(r["event_id"], r["status"]) for r in us.catalog.rows(VERSION_STATUS.name)]
+    assert [status for _, status in events] == ["quarantined"]
+    assert eu.version("spend").restores_version == 1  # the rollback: a version that restores #1
+    assert _rows(eu.read("spend")) == _rows(us.read("spend")) == _rows(us.read("spend", version=1))
+
+
+def test_writes_in_a_replica_are_refused_until_it_is_promoted(regions, spark):
+    us, eu, open_region = regions
+    us.replicate()
+    batch = spark.createDataFrame([(7, T0, 7.0)], ROWS)
+    with pytest.raises(ReplicaWriteError, match="'eu' is a replica and 'us' is the home region.*fs-spark promote eu"):
+        eu.write("spend", batch)
+    assert len(eu.versions("spend")) == 2  # nothing written
+    role = eu.promote("eu")
+    assert (role.home, role.epoch) == ("eu", 2)
+    with pytest.raises(ReplicaWriteError, match="'us' is a replica and 'eu' is the home"):
+        us.write("spend", batch)
+    eu.write("spend", batch)
+    [back] = eu.replicate(to="us")  # the old home is now a replica of the new one
+    assert {t.table: t.commits for t in back.tables}["tables/spend/v1"] == 1
+    assert _rows(us.read("spend")) == _rows(eu.read("spend"))
+    ids = [r["version_id"] for r in us.catalog.rows(FEATURE_VERSIONS.name)]
+    assert len(ids) == len(set(ids)) == 3  # the rows us had already were not appended again
+
+
+def test_a_resident_table_stays_in_its_region(regions, spark, tmp_path):
+    us, eu, _ = regions
+    us.replicate()  # definitions reach eu; eu_health has no data anywhere yet
+    scores = spark.createDataFrame([(1, T0, 0.9)], "customer_id long, ts timestamp, score double")
+    eu.write("eu_health", scores)  # resident in eu: written there although eu is a replica
+    eu.promote("eu")
+    [result] = eu.replicate(to="us")
+    assert result.skipped_tables == ("eu_health",)
+    assert not list((tmp_path / "us" / "tables" / "eu_health").rglob("*.parquet"))  # its schema only, no rows
+    assert list((tmp_path / "eu" / "tables" / "eu_health").rglob("*.parquet"))
+    assert not [r for r in us.catalog.rows(FEATURE_VERSIONS.name) if r["table_name"] == "eu_health"]
+    decisions = [(r["action"], r["object"], r["decision"]) for r in eu.catalog.rows(AUDIT_LOG.name)
+                 if r["action"] == "replicate"]
+    assert ("replicate", "eu_health->us", "deny") in decisions and ("replicate", "spend->us", "allow") in decisions
+    entities = spark.createDataFrame([(1, T0 + timedelta(days=1))], KEYS)
+    with pytest.raises(AccessDeniedError, match=r"regions of eu_health: \['eu'\], not 'us'"):
+        us.create_training_set(entities, ["eu_health:score"])
