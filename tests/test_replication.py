@@ -132,3 +132,45 @@ def test_a_resident_table_stays_in_its_region(regions, spark, tmp_path):
     entities = spark.createDataFrame([(1, T0 + timedelta(days=1))], KEYS)
     with pytest.raises(AccessDeniedError, match=r"regions of eu_health: \['eu'\], not 'us'"):
         us.create_training_set(entities, ["eu_health:score"])
+
+
+def test_command_line_and_job_plan_apply_replicate_and_promote(spark, tmp_path, monkeypatch):
+    import io
+    import json
+
+    import sys
+    from pathlib import Path
+
+    from fs_spark.cli import run
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "jobs"))
+    from replicate import main as replicate_job
+
+    regions_file = tmp_path / "regions.yaml"
+    regions_file.write_text(
+        f"version: 1\nhome: us\nregions:\n  us: {{root: '{tmp_path / 'us'}'}}\n  eu: {{root: '{tmp_path / 'eu'}'}}\n")
+    monkeypatch.setenv("FS_SPARK_STORE__REGIONS_FILE", str(regions_file))
+    us, eu = str(tmp_path / "us"), str(tmp_path / "eu")
+
+    def cli(*argv):
+        out = io.StringIO()
+        assert run(list(argv), out=out) == 0, out.getvalue()
+        return out.getvalue()
+
+    assert cli("--root", us, "plan", str(regions_file)).splitlines() == [
+        f"+ region us at {us}: home", f"+ region eu at {eu}: replica of us"]
+    assert "region eu: replica of us (epoch 1)" in cli("--root", us, "apply", str(regions_file))
+    assert cli("--root", us, "plan", str(regions_file)).startswith(f"= region us at {us}: home")
+    store = FeatureStore(us, spark=spark)
+    store.apply(SPEND)
+    store.write("spend", spark.createDataFrame([(1, T0, 1.0)], ROWS))
+    assert "replica=None behind=2 Delta version(s)" in cli("--root", us, "replication")
+    [line] = cli("--root", us, "replicate", "--to", "eu").splitlines()
+    assert json.loads(line)["region"] == "eu" and json.loads(line)["catalog_rows"] > 0
+    assert "replica=1 behind=0 Delta version(s)" in cli("--root", us, "replication")
+    store.write("spend", spark.createDataFrame([(2, T0, 2.0)], ROWS))
+    assert replicate_job(["--root", us]) == 0
+    assert _rows(FeatureStore(eu, spark=spark).read("spend")) == _rows(store.read("spend"))
+    assert replicate_job(["--root", eu]) == 2  # a replica does not replicate
+    assert cli("--root", us, "promote", "eu") == "eu is the home region (epoch 2)\n"
+    assert "! home: the file says 'us', the regions record 'eu'" in cli("--root", us, "plan", str(regions_file))

@@ -33,6 +33,7 @@ SECTIONS = (
     "Training sets",
     "Experiments and lineage",
     "Governance and quality",
+    "Regions",
     "Set-up",
 )
 
@@ -116,9 +117,9 @@ def cli(ctx: click.Context, root: str | None, conf: str | None, user: str | None
 
 
 def _register() -> None:
-    from fs_spark.cli import data, definitions, governance, online, tracking, training
+    from fs_spark.cli import data, definitions, governance, online, regions, tracking, training
 
-    for module in (definitions, data, online, training, tracking, governance):
+    for module in (definitions, data, online, training, tracking, governance, regions):
         for command in module.COMMANDS:
             cli.add_command(command)
     cli.add_command(data.read, "show")  # an alias, listed in `read --help`

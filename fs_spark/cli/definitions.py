@@ -7,6 +7,7 @@ import click
 from fs_spark.cli.app import Cli
 from fs_spark.cli.params import argument, command
 from fs_spark.definitions.yaml_io import load_definitions
+from fs_spark.replication.regions import RegionRoles, load_regions
 
 DEFINITIONS_HELP = "a YAML file of definitions, or a folder of them (e.g. conf/features)"
 
@@ -19,23 +20,49 @@ def init(cli: Cli) -> None:
     cli.echo(f"initialised store at {store.root}")
 
 
+def _regions_file(path: str) -> bool:
+    """Whether `path` is a regions file (a mapping with `home` and `regions`), not definitions."""
+    from pathlib import Path
+
+    import yaml
+
+    if not Path(path).is_file():
+        return False
+    data = yaml.safe_load(Path(path).read_text())
+    return isinstance(data, dict) and {"home", "regions"} <= data.keys()
+
+
+def _roles(cli: Cli, path: str) -> RegionRoles:
+    return RegionRoles(load_regions(path), cli.settings.s3)
+
+
 @command("plan", "Definitions")
-@argument("definitions", DEFINITIONS_HELP)
+@argument("definitions", DEFINITIONS_HELP + ", or a regions file (conf/regions.yaml)")
 @click.pass_obj
 def plan(cli: Cli, definitions: str) -> None:
     """Show what `apply` would change, and what a breaking change would break; change nothing."""
+    if _regions_file(definitions):
+        for line in _roles(cli, definitions).plan():
+            cli.echo(line)
+        return
     for item in cli.store(creating=True).plan(*load_definitions(definitions)):
         cli.echo(item)
 
 
 @command("apply", "Definitions")
-@argument("definitions", DEFINITIONS_HELP)
+@argument("definitions", DEFINITIONS_HELP + ", or a regions file (conf/regions.yaml)")
 @click.pass_obj
 def apply(cli: Cli, definitions: str) -> None:
     """Create or update feature tables from their definitions (breaking changes need a new
     definition_version)."""
     from fs_spark.online.feature_service import load_feature_services
 
+    if _regions_file(definitions):
+        for role in _roles(cli, definitions).record():
+            cli.echo(
+                f"region {role.region}: {'home' if role.is_home else 'replica of ' + role.home} (epoch {role.epoch})"
+            )
+        return
     for item in cli.store(creating=True).apply(*load_definitions(definitions), *load_feature_services(definitions)):
         cli.echo(item)
 

@@ -8,11 +8,12 @@ The regions are declared in a versioned file (`conf/regions.yaml`, `store.region
       us: {root: "s3a://features-us/store"}
       eu: {root: "s3a://features-eu/store"}
 
-Which region is home is recorded in every region's root (`_region.json`: the region, the home,
-an epoch), not only in the file, so that a promotion changes it for every writer at once: a
-write checks its own root's record and is refused in a replica (`ReplicaWriteError`). A
-promotion first turns the old home into a replica (a conditional write on its record, so two
-promotions cannot both win), then records the new home everywhere; the epoch counts them.
+`fs-spark plan conf/regions.yaml` shows what `apply` records. Which region is home is recorded
+in every region's root (`_region.json`: the region, the home, an epoch), not only in the file,
+so that a promotion changes it for every writer at once: a write checks its own root's record
+and is refused in a replica (`ReplicaWriteError`). A promotion first turns the old home into a
+replica, then records the new home everywhere; the epoch counts promotions. Run one promotion
+at a time.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fs_spark.config import S3Settings
-from fs_spark.errors import ConfigError, FsSparkError, ReplicaWriteError
+from fs_spark.errors import ConfigError, FsSparkError
 from fs_spark.replication.objects import Objects, objects
 from fs_spark.storage.paths import absolute
 
@@ -135,11 +136,22 @@ class RegionRoles:
             out.append(role)
         return out
 
-    def check_writable(self, region: str, what: str) -> None:
-        """Refuse a write in `region` unless it is the home region."""
-        role = self.role(region)
-        if role is not None and not role.is_home:
-            raise ReplicaWriteError(region, role.home, what)
+    def plan(self) -> list[str]:
+        """What `record` would do, one line per region, and whether the file's home is the
+        recorded one (a different home is made by promotion, not by the file)."""
+        recorded = {name: self.role(name) for name in self.regions.regions}
+        home = next((r.home for r in recorded.values() if r is not None), self.regions.home)
+        lines = []
+        for name, role in recorded.items():
+            kind = "home" if name == home else f"replica of {home}"
+            root = self.regions.root(name)
+            lines.append(f"= region {name} at {root}: {kind}" if role else f"+ region {name} at {root}: {kind}")
+        if home != self.regions.home:
+            lines.append(
+                f"! home: the file says {self.regions.home!r}, the regions record {home!r}; "
+                f"run `fs-spark promote {self.regions.home}` to move it"
+            )
+        return lines
 
     def promote(self, region: str, *, force: bool = False) -> Role:
         """Make `region` the home. The old home becomes a replica first; if it cannot be
