@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-
 from conftest import T0
 from experiment_scenario import SPEND
+
 from fs_spark import AccessDeniedError, Entity, Feature, FeatureStore, FeatureTable
 from fs_spark.catalog.schema import AUDIT_LOG, FEATURE_VERSIONS, VERSION_STATUS
 from fs_spark.config import GovernanceSettings, Settings, StoreSettings
@@ -137,7 +137,6 @@ def test_a_resident_table_stays_in_its_region(regions, spark, tmp_path):
 def test_command_line_and_job_plan_apply_replicate_and_promote(spark, tmp_path, monkeypatch):
     import io
     import json
-
     import sys
     from pathlib import Path
 

@@ -9,14 +9,14 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from delta.tables import DeltaTable
-
 from conftest import make_store, new_bucket, short_retention
+from delta.tables import DeltaTable
 from experiment_scenario import SPEND, T0
+
 from fs_spark import FeatureStore, RetentionGuardError
-from fs_spark.config import RetentionSettings
 from fs_spark.catalog.schema import FEATURE_VERSIONS, MAINTENANCE_EVENTS
 from fs_spark.cli import run
+from fs_spark.config import RetentionSettings
 from fs_spark.storage.delta_log import latest_commit
 from fs_spark.storage.s3 import client, split
 
