@@ -60,9 +60,11 @@ def _log(table: str, name: str) -> str:
     return f"{table}/_delta_log/{name}"
 
 
-def commit_versions(home: Objects, table: str) -> tuple[list[int], list[int]]:
-    """The commit versions and checkpoint versions in the home table's log, ascending."""
-    names = [n.rsplit("/", 1)[-1] for n in home.sizes(f"{table}/_delta_log")]
+def commit_versions(home: Objects, table: str, after: int | None = None) -> tuple[list[int], list[int]]:
+    """The commit versions and checkpoint versions in the home table's log (those after
+    `after`, listed from there on), ascending."""
+    start = _log(table, f"{after:020d}.json") if after is not None else ""
+    names = [n.rsplit("/", 1)[-1] for n in home.names_after(f"{table}/_delta_log", start)]
     commits = sorted(int(m.group(1)) for n in names if (m := _COMMIT.match(n)))
     checkpoints = sorted(int(m.group(1)) for n in names if (m := _CHECKPOINT.match(n)))
     return commits, checkpoints
@@ -106,7 +108,7 @@ def _copy_files(home: Objects, replica: Objects, names: list[str]) -> tuple[int,
 def _copy_checkpoint(home: Objects, replica: Objects, table: str, version: int) -> None:
     """Copy checkpoint `version`, and the home's pointer to it when it still points there (a
     reader without the pointer lists the log instead)."""
-    replica.copy_from(home, _log(table, f"{version:020d}.checkpoint.parquet"))
+    _copy_files(home, replica, [_log(table, f"{version:020d}.checkpoint.parquet")])  # checked before pointed at
     pointer = _log(table, "_last_checkpoint")
     if home.size(pointer) is not None:
         text = home.read(pointer)
@@ -117,7 +119,7 @@ def _copy_checkpoint(home: Objects, replica: Objects, table: str, version: int) 
 def replicate_table(home: Objects, replica: Objects, table: str, upto: int | None = None) -> TableCopy:
     """Copy `table`'s commits after the replica's watermark (up to `upto`), in commit order."""
     mark = read_watermark(replica, table)
-    commits, checkpoints = commit_versions(home, table)
+    commits, checkpoints = commit_versions(home, table, mark)
     pending = [v for v in commits if (mark is None or v > mark) and (upto is None or v <= upto)]
     done = files = size_sum = 0
     if mark is None and pending and pending[0] != 0:  # the first commits were cleaned: start at a checkpoint

@@ -24,6 +24,11 @@ class Objects(ABC):
     def sizes(self, prefix: str) -> dict[str, int]:
         """Every object under `prefix/` and its size in bytes."""
 
+    def names_after(self, prefix: str, start: str) -> list[str]:
+        """The objects under `prefix/` whose names sort after `start` (all when it is ""),
+        ascending: a log's new entries without listing its whole history."""
+        return sorted(n for n in self.sizes(prefix) if n > start)
+
     @abstractmethod
     def size(self, name: str) -> int | None:
         """The size of one object, None when it does not exist."""
@@ -55,6 +60,13 @@ class LocalObjects(Objects):
 
     def _path(self, name: str) -> Path:
         return self._folder / name
+
+    def names_after(self, prefix: str, start: str) -> list[str]:
+        folder = self._path(prefix)
+        if not folder.is_dir():
+            return []
+        names = (f"{prefix.rstrip('/')}/{n}" for n in os.listdir(folder))  # one level: a log folder
+        return sorted(n for n in names if n > start and (folder / n.rsplit("/", 1)[-1]).is_file())
 
     def sizes(self, prefix: str) -> dict[str, int]:
         base = self._path(prefix)
@@ -127,6 +139,13 @@ class S3Objects(Objects):
             for item in page.get("Contents", []):
                 out[item["Key"][len(self.prefix) + 1 if self.prefix else 0 :]] = int(item["Size"])
         return out
+
+    def names_after(self, prefix: str, start: str) -> list[str]:
+        first = self._key(prefix).rstrip("/") + "/"
+        after = self._key(start) if start else ""
+        pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=first, StartAfter=after)
+        skip = len(self.prefix) + 1 if self.prefix else 0
+        return [item["Key"][skip:] for page in pages for item in page.get("Contents", [])]
 
     def size(self, name: str) -> int | None:
         try:

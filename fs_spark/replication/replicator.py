@@ -168,9 +168,8 @@ class Replicator:
         names = sorted({r["table_name"] for r in self._rows(FEATURE_TABLES.name, snapshot[FEATURE_TABLES.name])})
         out = []
         for table in self._data_tables(snapshot, self._keeps_out(names, audit=False)):
-            commits, _ = commit_versions(self.home, table)
             mark = read_watermark(self.replica, table)
-            missing = [v for v in commits if mark is None or v > mark]
+            missing, _ = commit_versions(self.home, table, mark)
             seconds = 0.0
             if missing:
                 text = self.home.read(f"{table}/_delta_log/{missing[0]:020d}.json").decode()
@@ -178,5 +177,5 @@ class Replicator:
                     (json.loads(x)["commitInfo"] for x in text.splitlines() if '"commitInfo"' in x), {}
                 )
                 seconds = max(0.0, time.time() - info.get("timestamp", time.time() * 1000) / 1000)
-            out.append(TableLag(table, commits[-1] if commits else None, mark, len(missing), seconds))
+            out.append(TableLag(table, missing[-1] if missing else mark, mark, len(missing), seconds))
         return out
