@@ -23,6 +23,7 @@ import threading
 from datetime import datetime
 from typing import Any
 
+import deltalake
 import pyarrow as pa
 from delta.tables import DeltaTable
 from deltalake import write_deltalake
@@ -67,6 +68,10 @@ class Catalog:
         self.paths = paths
         self._s3 = s3 or S3Settings()
         self._seen: dict[str, int] = {}  # the latest version seen of each S3 table
+        # delta-rs tables kept open: brought up to date, they read only the log entries added
+        # since (on S3, a listing and a GET or two instead of the log since the last checkpoint).
+        self._open: dict[str, deltalake.DeltaTable] = {}
+        self._open_lock = threading.RLock()
         self.locks = locks
         self._cache: dict[str, tuple[int, list[Row]]] = {}
         self._parsed_versions: tuple[list[Row], list[FeatureVersion]] | None = None
@@ -82,6 +87,18 @@ class Catalog:
 
     def _files(self, path: str) -> files.TableFiles | None:
         return files.table_files(path, self._s3)
+
+    def _loaded(self, where: files.TableFiles, version: int | None = None) -> deltalake.DeltaTable:
+        """The open delta-rs table at `where`, loaded at `version` (None: the latest). Hold
+        `_open_lock` while using it."""
+        table = self._open.get(where.uri)
+        if table is None:
+            table = self._open[where.uri] = files.open_table(where, version)
+        elif version is None:
+            table.update_incremental()
+        elif table.version() != version:
+            table.load_as_version(version)
+        return table
 
     def _latest(self, path: str) -> int | None:
         local = local_path(path)
@@ -155,7 +172,8 @@ class Catalog:
     def _read(self, name: str, version: int) -> list[Row]:
         where = self._files(self.path(name))
         if where is not None:  # delta-rs: milliseconds, where a Spark job costs a tenth of a second or more
-            return files.rows_in_commit_order(where, version).to_pylist()
+            with self._open_lock:
+                return files.rows_in_commit_order(where, self._loaded(where, version)).to_pylist()
         frame = self.spark.read.format("delta").option("versionAsOf", version).load(self.path(name))
         return [r.asDict(recursive=True) for r in frame.collect()]
 
@@ -190,12 +208,15 @@ class Catalog:
             where = self._files(path)
             if where is not None:  # delta-rs: a commit in milliseconds instead of a Spark job
                 data = pa.Table.from_pylist([{n: r[n] for n in names} for r in rows], schema=_arrow_schema(table))
-                if set(names) - {f.name for f in files.open_table(where).schema().fields}:
-                    # Catalog tables made by an older fs_spark gain the columns added since.
-                    write_deltalake(where.uri, data, mode="append", schema_mode="merge", storage_options=where.options)
-                else:
-                    files.append(where, data)
-                files.compact(where, self.compact_after)
+                with self._open_lock:
+                    loaded = self._loaded(where)
+                    if set(names) - {f.name for f in loaded.schema().fields}:
+                        # Catalog tables made by an older fs_spark gain the columns added since.
+                        write_deltalake(loaded, data, mode="append", schema_mode="merge")
+                        loaded.update_incremental()
+                    else:
+                        files.append(where, loaded, data)
+                    files.compact(where, loaded, self.compact_after)
             else:
                 frame = self.spark.createDataFrame([tuple(r[n] for n in names) for r in rows], table.schema)
                 frame.write.format("delta").mode("append").option("mergeSchema", "true").save(path)

@@ -97,14 +97,13 @@ def _added(table: deltalake.DeltaTable) -> list[dict[str, Any]]:
     return pa.table(table.get_add_actions(flatten=True)).select(columns).to_pylist()
 
 
-def rows_in_commit_order(files: TableFiles, version: int) -> pa.Table:
-    """The table's rows at `version` in the order they were appended: files by the time they
+def rows_in_commit_order(files: TableFiles, table: deltalake.DeltaTable) -> pa.Table:
+    """The rows of `table` (as loaded, at some version) in the order they were appended: files by the time they
     were added, rows in file order. Ties within a millisecond (files of an older fs_spark) keep
     the log's order, newest file first, reversed.
 
     The files are read by pyarrow, not through delta-rs's dataset, whose filesystem handler can
     abort the interpreter at exit (delta-io/delta-rs#2184)."""
-    table = open_table(files, version)
     added = _added(table)
     ranked = sorted(range(len(added)), key=lambda i: (added[i]["modification_time"], -i))
     schema = pa.schema(table.schema().to_arrow())
@@ -116,23 +115,22 @@ def rows_in_commit_order(files: TableFiles, version: int) -> pa.Table:
     return rows.take(order).drop_columns(["__fragment_index"])
 
 
-def append(files: TableFiles, data: pa.Table) -> None:
-    """Append `data` as one new file, timed after every file before it. Run under the catalog lock."""
-    table = open_table(files)
+def append(files: TableFiles, table: deltalake.DeltaTable, data: pa.Table) -> None:
+    """Append `data` to `table` (loaded at its latest version) as one new file, timed after
+    every file before it. Run under the catalog lock."""
     newest = max((a["modification_time"] for a in _added(table)), default=0)
     _commit_file(files, table, data, max(int(time.time() * 1000), newest + 1), removes=[])
 
 
-def compact(files: TableFiles, limit: int) -> None:
+def compact(files: TableFiles, table: deltalake.DeltaTable, limit: int) -> None:
     """Rewrite a table of `limit` files or more as one file, its rows in commit order,
     committed with dataChange=false (the same rows: append-only allows it). The new file takes
     the time of the newest file it replaces, so rows appended later still sort after it. Run
     under the catalog lock."""
-    table = open_table(files)
     added = _added(table)
     if len(added) < limit:
         return
-    rows = rows_in_commit_order(files, table.version())
+    rows = rows_in_commit_order(files, table)
     now = int(time.time() * 1000)
     removes = [RemoveAction(a["path"], False, now, a["size_bytes"]) for a in added]
     _commit_file(files, table, rows, max(a["modification_time"] for a in added), removes)
@@ -148,3 +146,4 @@ def _commit_file(
     data_change = not removes
     actions: list[AddAction | RemoveAction] = [AddAction(name, size, {}, millis, data_change, stats), *removes]
     table.create_write_transaction(actions, "append", rows.schema)
+    table.update_incremental()

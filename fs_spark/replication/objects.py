@@ -143,7 +143,9 @@ class S3Objects(Objects):
     def names_after(self, prefix: str, start: str) -> list[str]:
         first = self._key(prefix).rstrip("/") + "/"
         after = self._key(start) if start else ""
-        pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=first, StartAfter=after)
+        pages = self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=first, StartAfter=after
+        )
         skip = len(self.prefix) + 1 if self.prefix else 0
         return [item["Key"][skip:] for page in pages for item in page.get("Contents", [])]
 
