@@ -84,6 +84,7 @@ bench: setup
 	$(PY) -m bench.local_read
 	$(PY) -m bench.search
 	$(PY) -m bench.stream
+	$(PY) -m bench.replicate
 
 quickstart: setup
 	$(PY) jobs/quickstart.py --root ./fs_store
