@@ -24,7 +24,9 @@ from fs_spark.storage.s3_lease import S3Leases
 pytestmark = pytest.mark.slow  # an S3 server, and writer processes with Spark sessions of their own
 
 ROOT = Path(__file__).resolve().parent.parent
-WRITES = 50
+# Writes per host: the writes to one table are serialised by its lock, about 1-2 s each on this
+# S3 server, so 2 x 25 keep the suite within its time; FS_SPARK_TEST_HOST_WRITES=50 runs 2 x 50.
+WRITES = int(os.environ.get("FS_SPARK_TEST_HOST_WRITES", "25"))
 
 # One "host": a process with its own Spark session, its own settings and no lock folder shared
 # with the other; it writes WRITES batches of 3 rows, each with its own write identity.
@@ -66,7 +68,7 @@ def test_two_hosts_writing_one_table_at_once_number_every_version_once(spark, s3
     assert sorted(v.delta_version for v in versions) == list(range(1, 2 * WRITES + 1))
     # The hosts really wrote at once: their versions interleave.
     order = [v.write_id.split("-")[0] for v in versions]
-    assert sum(a != b for a, b in zip(order, order[1:])) >= 10
+    assert sum(a != b for a, b in zip(order, order[1:])) >= 3
     # Every catalog row matches its Delta commit: the commit carries that version's identity.
     path = versions[0].storage_path
     for version in versions:
