@@ -64,6 +64,22 @@ class ReplicationError(FsSparkError):
         super().__init__(f"cannot replicate {table}: {problem}; the replica keeps its last whole commit")
 
 
+class UnknownRegionError(FsSparkError):
+    """A region (or a root) the regions file does not declare."""
+
+    def __init__(self, region: str, known: list[str]):
+        self.region = region
+        super().__init__(f"no region {region!r}; the regions file declares {known}")
+
+
+class PromotionError(FsSparkError):
+    """A promotion that would leave two home regions, or none."""
+
+    def __init__(self, region: str, problem: str):
+        self.region = region
+        super().__init__(f"cannot promote {region!r}: {problem}")
+
+
 class ReplicaWriteError(FsSparkError):
     """A write in a region that is not the home of what it writes: refused, so that two regions
     never write one table (no split brain)."""

@@ -26,7 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from fs_spark.config import S3Settings
-from fs_spark.errors import ConfigError, FsSparkError
+from fs_spark.errors import ConfigError, PromotionError, UnknownRegionError
 from fs_spark.replication.objects import Objects, objects
 from fs_spark.storage.paths import absolute
 
@@ -64,18 +64,6 @@ class Regions(BaseModel):
         if region not in self.regions:
             raise UnknownRegionError(region, sorted(self.regions))
         return absolute(self.regions[region].root)
-
-
-class UnknownRegionError(FsSparkError):
-    def __init__(self, region: str, known: list[str]):
-        self.region = region
-        super().__init__(f"no region {region!r}; the regions file declares {known}")
-
-
-class PromotionError(FsSparkError):
-    def __init__(self, region: str, problem: str):
-        self.region = region
-        super().__init__(f"cannot promote {region!r}: {problem}")
 
 
 def load_regions(path: str | Path) -> Regions:

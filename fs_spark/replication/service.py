@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from fs_spark.catalog.catalog import Catalog
 from fs_spark.config import S3Settings
-from fs_spark.errors import ReplicaWriteError
+from fs_spark.errors import ReplicaWriteError, UnknownRegionError
 from fs_spark.governance.access import AccessControl
 from fs_spark.locks import store_locks
 from fs_spark.replication.objects import objects
-from fs_spark.replication.regions import RegionRoles, Regions, Role, UnknownRegionError, load_regions
+from fs_spark.replication.regions import RegionRoles, Regions, Role, load_regions
 from fs_spark.replication.replicator import ReplicationResult, Replicator, TableLag
 from fs_spark.session import SessionSource
 from fs_spark.storage.paths import StorePaths
