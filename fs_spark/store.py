@@ -426,6 +426,7 @@ class FeatureStore:
         """
         self._registry.current(table)
         self._access.require(Request("write", table))
+        self._check_writable(f"a stream into {table}", table)
         if online:
             self._access.require(Request("admin", table))
         stream_name = name or table
@@ -475,6 +476,7 @@ class FeatureStore:
         """
         definition = self._registry.current(table).definition
         self._access.require(Request("write", table))
+        self._check_writable(f"a backfill of {table}", table)
         frame = as_spark_frame(self.spark, df, f"the backfill of {table}")
         return backfill(definition, frame, start, end, chunk, partial(self._write, table, mode=mode, run=run), name)
 
@@ -831,6 +833,7 @@ class FeatureStore:
 
     def _set_status(self, table: str, version: int | str, status: str, reason: str) -> FeatureVersion:
         self._access.require(Request("admin", table))
+        self._check_writable(f"a {status} of {table}", table)
         resolved = self._versions.exact(table, version)
         record_status(self._catalog, resolved, status, reason, self.user)
         self._online.sync(

@@ -102,7 +102,13 @@ def test_writes_in_a_replica_are_refused_until_it_is_promoted(regions, spark):
     batch = spark.createDataFrame([(7, T0, 7.0)], ROWS)
     with pytest.raises(ReplicaWriteError, match="'eu' is a replica and 'us' is the home region.*fs-spark promote eu"):
         eu.write("spend", batch)
-    assert len(eu.versions("spend")) == 2  # nothing written
+    for refused in (lambda: eu.apply(SPEND.with_(description="changed in eu")),
+                    lambda: eu.quarantine_version("spend", 1, "from eu"),
+                    lambda: eu.rollback("spend", 1, reason="from eu"),
+                    lambda: eu.backfill("spend", batch, T0, T0 + timedelta(days=1))):
+        with pytest.raises(ReplicaWriteError, match="'eu' is a replica"):
+            refused()
+    assert len(eu.versions("spend")) == 2 and not eu.catalog.rows(VERSION_STATUS.name)  # nothing written
     role = eu.promote("eu")
     assert (role.home, role.epoch) == ("eu", 2)
     with pytest.raises(ReplicaWriteError, match="'us' is a replica and 'eu' is the home"):

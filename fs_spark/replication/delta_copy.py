@@ -70,9 +70,10 @@ def commit_versions(home: Objects, table: str, after: int | None = None) -> tupl
     return commits, checkpoints
 
 
-def files_of_commit(table: str, text: bytes) -> list[str]:
-    """The data files one commit adds (adds and change data), as object names."""
-    files = []
+def files_of_commit(table: str, text: bytes) -> dict[str, int]:
+    """The data files one commit adds (adds and change data), as object names, with the size
+    the commit records for each."""
+    files = {}
     for line in text.decode().splitlines():
         action = json.loads(line)
         for kind in ("add", "cdc"):
@@ -81,34 +82,47 @@ def files_of_commit(table: str, text: bytes) -> list[str]:
                 continue
             if "://" in entry["path"] or entry.get("deletionVector", {}).get("storageType", "i") != "i":
                 raise ReplicationError(table, f"a file outside the table or a deletion vector file: {entry['path']}")
-            files.append(f"{table}/{unquote(entry['path'])}")
+            files[f"{table}/{unquote(entry['path'])}"] = int(entry["size"])
     return files
 
 
-def _files_of_checkpoint(table: str, data: bytes) -> list[str]:
+def _files_of_checkpoint(table: str, data: bytes) -> dict[str, int]:
     adds = pq.read_table(io.BytesIO(data), columns=["add"]).column("add").to_pylist()
-    return [f"{table}/{unquote(a['path'])}" for a in adds if a is not None]
+    return {f"{table}/{unquote(a['path'])}": int(a["size"]) for a in adds if a is not None}
 
 
-def _copy_files(home: Objects, replica: Objects, names: list[str]) -> tuple[int, int]:
-    """Copy each file the replica lacks or holds truncated; check every one by size."""
+def _copy_files(
+    home: Objects, replica: Objects, wanted: dict[str, int | None], present: dict[str, int]
+) -> tuple[int, int]:
+    """Copy each file the replica lacks or holds at another size (`present`: what a listing
+    of the replica found), and check each copy by its size: a dropped or truncated copy stops
+    the pass before the log entry that needs it."""
     copied = size_sum = 0
-    for name in names:
-        wanted = home.size(name)
-        if wanted is None:
-            raise ReplicationError(name.split("/_delta_log")[0], f"the home region lost {name} (VACUUM?)")
-        if replica.size(name) != wanted:
+    for name, recorded in wanted.items():
+        size = home.size(name) if recorded is None else recorded
+        if size is None:
+            raise ReplicationError(name.split("/_delta_log")[0], f"the home region lost {name}")
+        if present.get(name) == size:
+            continue
+        try:
             replica.copy_from(home, name)
-            copied, size_sum = copied + 1, size_sum + wanted
-        if replica.size(name) != wanted:
-            raise ReplicationError(name, f"copied {replica.size(name)} bytes of {wanted}")
+        except Exception as exc:
+            if home.size(name) is None:
+                raise ReplicationError(name.split("/_delta_log")[0], f"the home region lost {name} (VACUUM?)") from exc
+            raise
+        got = replica.size(name)
+        if got is None or got != size:
+            raise ReplicationError(name, f"copied {got} bytes of {size}")
+        present[name] = got
+        copied, size_sum = copied + 1, size_sum + got
     return copied, size_sum
 
 
-def _copy_checkpoint(home: Objects, replica: Objects, table: str, version: int) -> None:
+def _copy_checkpoint(home: Objects, replica: Objects, table: str, version: int, present: dict[str, int]) -> None:
     """Copy checkpoint `version`, and the home's pointer to it when it still points there (a
     reader without the pointer lists the log instead)."""
-    _copy_files(home, replica, [_log(table, f"{version:020d}.checkpoint.parquet")])  # checked before pointed at
+    checkpoint = _log(table, f"{version:020d}.checkpoint.parquet")
+    _copy_files(home, replica, {checkpoint: None}, present)  # checked before it is pointed at
     pointer = _log(table, "_last_checkpoint")
     if home.size(pointer) is not None:
         text = home.read(pointer)
@@ -122,26 +136,27 @@ def replicate_table(home: Objects, replica: Objects, table: str, upto: int | Non
     commits, checkpoints = commit_versions(home, table, mark)
     pending = [v for v in commits if (mark is None or v > mark) and (upto is None or v <= upto)]
     done = files = size_sum = 0
+    present = replica.sizes(table) if pending else {}  # one listing, not a request per file
     if mark is None and pending and pending[0] != 0:  # the first commits were cleaned: start at a checkpoint
         start = max((c for c in checkpoints if c <= pending[0]), default=None)
         if start is None:
             raise ReplicationError(table, f"the home log starts at commit {pending[0]} and has no checkpoint")
         name = _log(table, f"{start:020d}.checkpoint.parquet")
         data = home.read(name)
-        copied, size = _copy_files(home, replica, _files_of_checkpoint(table, data))
-        _copy_checkpoint(home, replica, table, start)
+        copied, size = _copy_files(home, replica, dict(_files_of_checkpoint(table, data)), present)
+        _copy_checkpoint(home, replica, table, start, present)
         _advance(replica, table, start)
         pending = [v for v in pending if v > start]
         files, size_sum = files + copied, size_sum + size
     for version in pending:
         name = _log(table, f"{version:020d}.json")
         text = home.read(name)
-        copied, size = _copy_files(home, replica, files_of_commit(table, text))
+        copied, size = _copy_files(home, replica, dict(files_of_commit(table, text)), present)
         created = replica.create(name, text)
         if not created and replica.read(name) != text:
             raise ReplicationError(table, f"the replica's commit {version} differs from the home region's")
         if version in checkpoints:
-            _copy_checkpoint(home, replica, table, version)
+            _copy_checkpoint(home, replica, table, version, present)
         _advance(replica, table, version)
         done, files, size_sum = done + created, files + copied, size_sum + size
     return TableCopy(table, read_watermark(replica, table), done, files, size_sum)
