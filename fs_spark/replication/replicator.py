@@ -135,6 +135,8 @@ class Replicator:
         """Append the rows of catalog table `name` added at home since the last pass."""
         mark = self._rows_mark(name)
         done = json.loads(self.replica.read(mark)) if self.replica.size(mark) is not None else {"rows": 0}
+        if not version or done.get("home_version") == version:  # empty, or unchanged since the last pass
+            return 0
         rows = self._rows(name, version)
         new = [r for r in rows[done["rows"] :] if r.get("table_name") not in kept_out]
         if new:
