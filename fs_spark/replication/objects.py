@@ -61,6 +61,12 @@ class LocalObjects(Objects):
     def _path(self, name: str) -> Path:
         return self._folder / name
 
+    def _temporary(self, name: str) -> tuple[Path, Path]:
+        """The object's path, its folder made, and a temporary name beside it to write first."""
+        path = self._path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path, path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
     def names_after(self, prefix: str, start: str) -> list[str]:
         folder = self._path(prefix)
         if not folder.is_dir():
@@ -89,16 +95,12 @@ class LocalObjects(Objects):
         return self._path(name).read_bytes()
 
     def write(self, name: str, data: bytes) -> None:
-        path = self._path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        path, temporary = self._temporary(name)
         temporary.write_bytes(data)
         os.replace(temporary, path)  # whole or nothing
 
     def create(self, name: str, data: bytes) -> bool:
-        path = self._path(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        path, temporary = self._temporary(name)
         temporary.write_bytes(data)
         try:
             os.link(temporary, path)  # fails when the name exists: atomic create-once
@@ -113,9 +115,7 @@ class LocalObjects(Objects):
 
     def copy_from(self, source: Objects, name: str) -> None:
         if isinstance(source, LocalObjects):
-            path = self._path(name)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            path, temporary = self._temporary(name)
             shutil.copyfile(source._path(name), temporary)
             os.replace(temporary, path)
         else:

@@ -114,7 +114,7 @@ class Replicator:
                 found.append(self._relative(row["quarantine_path"]) or "")
         for row in rows(TRAINING_SETS):
             found += [self._relative(row[c]) or "" for c in ("entity_path", "output_path") if row.get(c)]
-        return sorted({t for t in found if t and commit_versions(self.home, t)[0]})
+        return sorted({t for t in found if t})
 
     def _rows(self, name: str, version: int | None) -> list[Row]:
         return self.home_catalog.rows_at(name, version) if version else []
