@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 JARS := .jars
 
-.PHONY: setup venv jars browser redis test test-fast lint bench quickstart clean
+.PHONY: setup venv jars browser packages test test-fast lint bench quickstart clean
 
-setup: venv jars browser redis
+setup: venv jars browser packages
 
 venv: $(VENV)/.installed
 
@@ -54,11 +54,13 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 
-# A Redis server for the online store's tests (they start their own on a free port), and wrk,
-# the load generator of the feature server's benchmark: Debian's redis-server and wrk.
-redis:
-	@command -v redis-server >/dev/null && command -v wrk >/dev/null || \
-		{ $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server wrk; }
+# Debian's packages the tests and benchmarks run: a Redis server for the online store, wrk (the
+# feature server's load generator), a Prometheus Pushgateway for the batch jobs' metrics, and
+# Graphviz, which lays out the lineage picture. The tests start their own servers on free ports.
+PACKAGES := redis-server wrk prometheus-pushgateway graphviz
+packages:
+	@command -v redis-server >/dev/null && command -v wrk >/dev/null && command -v prometheus-pushgateway >/dev/null && \
+		command -v dot >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $(PACKAGES); }
 
 # The whole suite (CI); the slowest tests are listed at the end.
 test: setup

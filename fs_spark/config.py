@@ -195,6 +195,36 @@ class OnlineSettings(_Strict):
     server: ServerSettings = Field(default_factory=ServerSettings)
 
 
+class HealthThresholds(_Strict):
+    """Where a health figure turns the store from ok to degraded."""
+
+    online_staleness_seconds: float = Field(
+        default=3600.0, gt=0, description="Oldest materialization an online table may serve"
+    )
+    replication_lag_seconds: float = Field(default=900.0, gt=0, description="Largest replica lag, in seconds")
+    replication_lag_versions: int = Field(default=100, ge=0, description="Largest replica lag, in versions")
+    min_lineage_completeness: float = Field(
+        default=1.0, ge=0, le=1, description="Least share of model versions and deployments traced to their sources"
+    )
+    min_cache_hit_rate: float = Field(default=0.0, ge=0, le=1, description="Least online cache hit rate")
+    failed_job_window_hours: float = Field(
+        default=24.0, gt=0, description="A failed operation this recent degrades the store"
+    )
+
+
+class ObservabilitySettings(_Strict):
+    """Metrics, health and their thresholds."""
+
+    metrics_table: bool = Field(default=True, description="Record each operation as a row of the `metrics` table")
+    pushgateway: str | None = Field(
+        default=None, description="Pushgateway address (host:port or URL); the registry is pushed after each operation"
+    )
+    push_job: str = Field(default="fs_spark", description="The Pushgateway job name")
+    push_timeout_seconds: float = Field(default=5.0, gt=0)
+    write_probe: bool = Field(default=True, description="Health writes and deletes one small object under the root")
+    health: HealthThresholds = Field(default_factory=HealthThresholds)
+
+
 class Settings(_Strict):
     store: StoreSettings = Field(default_factory=StoreSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
@@ -206,6 +236,7 @@ class Settings(_Strict):
     governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     online: OnlineSettings = Field(default_factory=OnlineSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
 
 
 class _Environment(BaseSettings, Settings):

@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import getpass
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ from pyspark.sql import types as T
 
 from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.records import FeatureVersion
-from fs_spark.catalog.schema import EXPORTS, MAINTENANCE_EVENTS, STREAM_PROGRESS, STREAMS
+from fs_spark.catalog.schema import EXPORTS, MAINTENANCE_EVENTS, METRICS, STREAM_PROGRESS, STREAMS
 from fs_spark.config import Settings, load_settings
 from fs_spark.definitions.compatibility import affected_features
 from fs_spark.definitions.inference import table_from_schema
@@ -57,6 +58,7 @@ from fs_spark.lineage.openlineage import LineageEvents
 from fs_spark.local.delta import latest_delta_version, version_dataset
 from fs_spark.local.rows import TableRows, TrainingSetRows, table_rows
 from fs_spark.locks import store_locks
+from fs_spark.observability.metrics import StoreMetrics
 from fs_spark.online.feature_service import AppliedService, FeatureService, FeatureServices, check_serves
 from fs_spark.online.reader import OnlineFeatures
 from fs_spark.online.serving import Materialization, OnlineServing
@@ -69,7 +71,7 @@ from fs_spark.replication.replicator import ReplicationResult, TableLag
 from fs_spark.replication.service import StoreRegions
 from fs_spark.scoring.scoring import Scoring
 from fs_spark.session import LazySession
-from fs_spark.storage.delta_log import latest_version
+from fs_spark.storage.delta_log import commit_metrics, latest_version
 from fs_spark.storage.paths import StorePaths, absolute
 from fs_spark.storage.reader import read_version, readable_delta_version
 from fs_spark.storage.retention import VacuumResult, vacuum
@@ -114,6 +116,12 @@ class FeatureStore:
         # facade is their only door, and each also checks access where its action happens.
         locks = store_locks(self.paths, self.settings.s3, self.settings.store.lock_timeout_seconds)
         self._catalog = Catalog(self._session, self.paths, locks, self.settings.s3)
+        self.metrics = StoreMetrics(
+            self.settings.observability,
+            lambda: self._session().sparkContext if self._session.started else None,
+            lambda row: self._catalog.append(METRICS, [row]),
+            self.user,
+        )
         self._access = AccessControl(
             self.settings.governance,
             self.user,
@@ -182,7 +190,7 @@ class FeatureStore:
         self._streams = StreamIngestion(
             self._session,
             self._catalog,
-            self._write,
+            partial(self._measured_write, "stream"),
             lambda table, run: self._online.materialize(table, run),
             self.user,
         )
@@ -370,7 +378,20 @@ class FeatureStore:
                 an int, a double for a long or float) when every value converts exactly; a value
                 that does not breaks rule cast[...]. Default "none": types must convert without loss.
         """
-        return self._write(table, df, mode=mode, write_id=write_id, source=source, run=run, cast=cast)
+        return self._measured_write(
+            "ingest", table, df, mode=mode, write_id=write_id, source=source, run=run, cast=cast
+        )
+
+    def _measured_write(self, operation: str, table: str, df: Any, **options: Any) -> FeatureVersion:
+        with self.metrics.measure(operation, table, as_run_ref(options.get("run"))) as measure:
+            version = self._write(table, df, **options)
+            if version.committed_at < measure.started_at:  # an earlier write's version, returned again
+                measure.retried()
+            elif version.row_count:  # a write of no rows made no Delta commit
+                written = commit_metrics(self.spark, version.storage_path, version.delta_version)
+                measure.add(rows=version.row_count, bytes=written.get("numOutputBytes", 0))
+                measure.tags["quarantined_rows"] = str(version.quarantined_row_count)
+        return version
 
     def _write(self, table, df, *, mode="strict", write_id=None, source=None, run=None, cast="none"):
         applied = self._registry.current(table)
@@ -478,7 +499,15 @@ class FeatureStore:
         self._access.require(Request("write", table))
         self._check_writable(f"a backfill of {table}", table)
         frame = as_spark_frame(self.spark, df, f"the backfill of {table}")
-        return backfill(definition, frame, start, end, chunk, partial(self._write, table, mode=mode, run=run), name)
+        return backfill(
+            definition,
+            frame,
+            start,
+            end,
+            chunk,
+            partial(self._measured_write, "ingest", table, mode=mode, run=run),
+            name,
+        )
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -621,7 +650,11 @@ class FeatureStore:
         the latest row of every key, written from the Spark executors. The first run writes
         every key; later runs read only the writes since the last one (or, after a quarantine
         or rollback, the keys those touched). Recorded in the catalog and the lineage."""
-        return self._online.materialize(table, as_run_ref(run))
+        ref = as_run_ref(run)
+        with self.metrics.measure("materialize", table, ref) as measure:
+            done = self._online.materialize(table, ref)
+            measure.add(rows=done.keys_written + done.keys_removed)
+        return done
 
     def get_online_features(
         self, features: Sequence[FeatureLookup | str], entity_rows: Sequence[dict[str, Any]]
@@ -630,7 +663,14 @@ class FeatureStore:
         rows' own columns, then each feature's output), a dict that also answers Feast's
         `.to_dict()` and `.to_df()`. See `fs_spark.online.reader` for missing
         keys, nulls, defaults, expired rows and withheld versions."""
-        return self._online.reader().get(features, entity_rows)
+        started = time.perf_counter()
+        try:
+            found = self._online.reader().get(features, entity_rows)
+        except Exception as error:
+            self.metrics.observe_online_read(time.perf_counter() - started, 0, error)
+            raise
+        self.metrics.observe_online_read(time.perf_counter() - started, len(entity_rows))
+        return found
 
     def feature_service(self, name: str, version: int | None = None) -> FeatureService:
         """An applied feature service (its latest version by default)."""
@@ -888,27 +928,32 @@ class FeatureStore:
             ...     label="churned")
             >>> ts.load_df().show()                                       # doctest: +SKIP
         """
-        df = as_spark_frame(self.spark, df, "the entity rows")
-        lookups = as_lookups(feature_lookups)
-        copy_to = self._access.region_of(path) if path is not None else None
-        self._access.require(
-            *(Request("read", lk.table_name, lk.feature_names or None, copy_to=copy_to) for lk in lookups),
-            *(Request("read", name) for name in self._access.tables_read_by(df)),
-        )
-        self._deprecations.check_build(lookups, accept_deprecated)
-        return self._training.create(
-            df,
-            lookups,
-            label=label,
-            exclude_columns=exclude_columns,
-            as_of=as_of,
-            timezone_name=timezone,
-            name=name,
-            path=path,
-            run=as_run_ref(run),
-            context=context,
-            allow_quarantined=allow_quarantined,
-        )
+        with self.metrics.measure("training_set", None, as_run_ref(run)) as measure:
+            df = as_spark_frame(self.spark, df, "the entity rows")
+            lookups = as_lookups(feature_lookups)
+            copy_to = self._access.region_of(path) if path is not None else None
+            self._access.require(
+                *(Request("read", lk.table_name, lk.feature_names or None, copy_to=copy_to) for lk in lookups),
+                *(Request("read", name) for name in self._access.tables_read_by(df)),
+            )
+            self._deprecations.check_build(lookups, accept_deprecated)
+            built = self._training.create(
+                df,
+                lookups,
+                label=label,
+                exclude_columns=exclude_columns,
+                as_of=as_of,
+                timezone_name=timezone,
+                name=name,
+                path=path,
+                run=as_run_ref(run),
+                context=context,
+                allow_quarantined=allow_quarantined,
+            )
+            written = commit_metrics(self.spark, built.manifest.output_path, built.manifest.output_delta_version)
+            measure.add(rows=built.manifest.row_count, bytes=written.get("numOutputBytes", 0))
+            measure.tags["training_set_id"] = built.id
+        return built
 
     def get_historical_features(self, entity_df: DataFrame | Any, features: Sequence[str], **options) -> TrainingSet:
         """Feast's spelling of `create_training_set`: `features` are `"table:feature"` strings."""
@@ -1157,7 +1202,12 @@ class FeatureStore:
 
         Example: ``store.replicate(to="eu")``, or ``fs-spark replicate --to eu`` from cron.
         """
-        return self._require_regions().replicate(to if to is None or isinstance(to, str) else list(to))
+        with self.metrics.measure("replicate") as measure:
+            results = self._require_regions().replicate(to if to is None or isinstance(to, str) else list(to))
+            for result in results:
+                measure.add(rows=result.catalog_rows, bytes=sum(copy.bytes for copy in result.tables))
+            measure.tags["regions"] = ",".join(result.region for result in results)
+        return results
 
     def replication_status(self) -> dict[str, list[TableLag]]:
         """Each other region's lag behind this one, table by table, in versions and seconds."""

@@ -127,3 +127,20 @@ def s3_server(folder):
         finally:
             process.terminate()
             process.wait(timeout=20)
+
+
+@contextmanager
+def pushgateway():
+    """A Prometheus Pushgateway (Debian's), keeping what is pushed in memory; yields its address."""
+    binary = shutil.which("prometheus-pushgateway")
+    assert binary, "prometheus-pushgateway is not installed: run `make setup`"
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    wait_for_port(port, process, 20, lambda: "prometheus-pushgateway did not start")
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

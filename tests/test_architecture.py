@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fs_spark"
 
 # Lowest first. A module's layer is that of its longest listed prefix.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "names", "ids", "version", "config", "provenance", "session", "spark_jobs", "digest",
+    ("errors", "names", "ids", "version", "config", "provenance", "session", "spark_jobs", "digest", "observability.metrics",
      "digest_arrow", "progress", "notebook"),
     ("definitions.types", "definitions.model", "definitions.compatibility", "definitions.yaml_io", "online",
      "discovery", "definitions.inference"),

@@ -520,6 +520,34 @@ STREAM_PROGRESS = CatalogTable(
     ),
 )
 
+METRICS = CatalogTable(
+    "metrics",
+    "One row per operation on a data path (ingest, stream micro-batch, training set, materialization, "
+    "replication, drift check), with its figures; online reads are counted in Prometheus only. "
+    "Each region keeps its own: this table is not replicated.",
+    (
+        ("operation_id", S, "Global ID of the operation (UUIDv7)"),
+        ("operation", S, "ingest, stream, training_set, materialize, replicate or drift"),
+        ("table_name", S, "Feature table, when the operation has one"),
+        ("started_at", TS, "When it started (UTC)"),
+        ("seconds", D, "How long it took"),
+        ("rows", L, "Rows it moved (written, built, materialized, copied or checked)"),
+        ("bytes", L, "Bytes it wrote, as Delta's commit or the copy counts them"),
+        ("retries", L, "Failed Spark task and stage attempts, and retried writes"),
+        ("error_class", S, "The error's class when it failed, else null"),
+        ("error", S, "The error's message when it failed (its first 2,000 characters)"),
+        ("spark_jobs", L, "Spark jobs it started (Spark's status tracker)"),
+        ("spark_stages", L, "Stages that ran"),
+        ("spark_tasks", L, "Tasks that completed"),
+        ("spark_failed_tasks", L, "Task attempts that failed"),
+        ("run_id", S, "fs_spark run, when one was given"),
+        ("experiment_id", S, "Its experiment"),
+        ("user", S, "Principal"),
+        ("instance", S, "host:pid of the process"),
+        ("tags_json", S, "Other figures of the operation, as JSON"),
+    ),
+)
+
 ALL_TABLES = (
     FEATURE_TABLES,
     FEATURE_VERSIONS,
@@ -546,6 +574,7 @@ ALL_TABLES = (
     SCORINGS,
     STREAMS,
     STREAM_PROGRESS,
+    METRICS,
 )
 
 

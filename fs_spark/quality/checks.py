@@ -172,6 +172,15 @@ class QualityChecks:
                 (exactly its rows; sampling bias is then measured too).
             features: default: every feature of the table.
         """
+        with self._store.metrics.measure("drift", table) as measure:
+            report = self._check_drift(table, version, baseline, features)
+            measure.add(rows=sum(report.result.rows))
+            measure.tags["breaches"] = str(len(report.result.breaches))
+        return report
+
+    def _check_drift(
+        self, table: str, version: int | str | None, baseline: str, features: list[str] | None
+    ) -> DriftReport:
         store = self._store
         thresholds = self._settings.drift
         current_version = store.version(table, version)

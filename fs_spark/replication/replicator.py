@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fs_spark.catalog.catalog import Catalog, Row
-from fs_spark.catalog.schema import ALL_TABLES, FEATURE_TABLES, QUARANTINE_EVENTS, TRAINING_SETS
+from fs_spark.catalog.schema import ALL_TABLES, FEATURE_TABLES, METRICS, QUARANTINE_EVENTS, TRAINING_SETS
 from fs_spark.replication.delta_copy import (
     WATERMARKS,
     TableCopy,
@@ -69,6 +69,10 @@ class TableLag:
 
 def _digest(row: Row) -> str:
     return hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# Each region records its own operations: the `metrics` table is not copied.
+REPLICATED = tuple(t for t in ALL_TABLES if t is not METRICS)
 
 
 class Replicator:
@@ -121,11 +125,11 @@ class Replicator:
 
     def replicate(self) -> ReplicationResult:
         began = time.monotonic()
-        snapshot = {t.name: self.home_catalog.latest_version(t.name) for t in ALL_TABLES}
+        snapshot = {t.name: self.home_catalog.latest_version(t.name) for t in REPLICATED}
         names = sorted({r["table_name"] for r in self._rows(FEATURE_TABLES.name, snapshot[FEATURE_TABLES.name])})
         kept_out = self._keeps_out(names)
         copies = tuple(replicate_table(self.home, self.replica, t) for t in self._data_tables(snapshot, kept_out))
-        appended = sum(self._replicate_rows(t.name, snapshot[t.name], kept_out) for t in ALL_TABLES)
+        appended = sum(self._replicate_rows(t.name, snapshot[t.name], kept_out) for t in REPLICATED)
         return ReplicationResult(self.region, copies, appended, tuple(sorted(kept_out)), time.monotonic() - began)
 
     def _rows_mark(self, name: str) -> str:
@@ -143,7 +147,7 @@ class Replicator:
             held = {_digest(r) for r in self.replica_catalog.rows(name)}
             moved = [self._moved(r) for r in new]
             fresh = [r for r in moved if _digest(r) not in held]
-            spec = next(t for t in ALL_TABLES if t.name == name)
+            spec = next(t for t in REPLICATED if t.name == name)
             self.replica_catalog.append(spec, fresh)
         else:
             fresh = []
@@ -166,7 +170,7 @@ class Replicator:
 
     def lag(self) -> list[TableLag]:
         """Each table's distance from home: commits the replica lacks, and for how long."""
-        snapshot = {t.name: self.home_catalog.latest_version(t.name) for t in ALL_TABLES}
+        snapshot = {t.name: self.home_catalog.latest_version(t.name) for t in REPLICATED}
         names = sorted({r["table_name"] for r in self._rows(FEATURE_TABLES.name, snapshot[FEATURE_TABLES.name])})
         out = []
         for table in self._data_tables(snapshot, self._keeps_out(names, audit=False)):

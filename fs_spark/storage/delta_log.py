@@ -78,6 +78,16 @@ def latest_commit(spark: SparkSession, path: str) -> Commit:
     return Commit(version, datetime.fromtimestamp(millis / 1000, UTC), metadata)
 
 
+def commit_metrics(spark: SparkSession, path: str, version: int) -> dict[str, int]:
+    """Delta's own figures of one commit (`operationMetrics`: numOutputRows, numOutputBytes,
+    numFiles, ...), as integers; empty when the commit recorded none."""
+    for line in _commit_lines(spark, path, version):
+        info = json.loads(line).get("commitInfo")
+        if info is not None:
+            return {k: int(v) for k, v in (info.get("operationMetrics") or {}).items() if str(v).isdigit()}
+    return {}
+
+
 def added_file_stats(spark: SparkSession, path: str, version: int) -> dict[str, Any]:
     """Rows, per-column min, max and null count of the files one commit added, from the
     statistics Delta wrote into the commit (no pass over the data).

@@ -1,0 +1,138 @@
+"""The figures of each data path: in the store's Prometheus registry, in the catalog's `metrics`
+table (queried here with Spark SQL), and pushed to a real Pushgateway. Rows are checked against
+what the test wrote, bytes against the sizes of the files on disk, Spark's counts against a job
+whose tasks are known."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import ACTIVITY_SCHEMA, activity_rows, activity_table
+from servers import pushgateway
+
+from fs_spark import FeatureLookup, ValidationError
+from fs_spark.config import ObservabilitySettings, Settings, StoreSettings
+from fs_spark.store import FeatureStore
+
+
+def sample(store, name: str, **labels) -> float:
+    value = store.metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def metrics_rows(spark, store) -> list[dict]:
+    frame = spark.read.format("delta").load(str(Path(store.root) / "_catalog" / "metrics"))
+    frame.createOrReplaceTempView("fs_metrics")
+    query = "SELECT * FROM fs_metrics ORDER BY started_at, operation_id"
+    return [r.asDict() for r in spark.sql(query).collect()]
+
+
+def added_bytes_on_disk(table_path: str, delta_version: int) -> int:
+    """The sizes, on disk, of the files one Delta commit added: the oracle of bytes written."""
+    log = Path(table_path) / "_delta_log" / f"{delta_version:020d}.json"
+    names = [json.loads(line)["add"]["path"] for line in log.read_text().splitlines() if '"add"' in line]
+    return sum((Path(table_path) / name).stat().st_size for name in names)
+
+
+def test_a_write_counts_its_rows_bytes_and_spark_tasks(store, activity, spark):
+    version = store.write("customer_activity", activity(activity_rows(30)), write_id="w1")
+    on_disk = added_bytes_on_disk(version.storage_path, version.delta_version)
+    assert on_disk > 0
+    assert sample(store, "fs_spark_operation_rows_total", operation="ingest") == 30
+    assert sample(store, "fs_spark_operation_bytes_total", operation="ingest") == on_disk
+    assert sample(store, "fs_spark_operation_seconds_count", operation="ingest") == 1
+    assert sample(store, "fs_spark_operation_spark_tasks_total", operation="ingest") > 0
+
+    (row,) = [r for r in metrics_rows(spark, store) if r["operation"] == "ingest"]
+    assert (row["table_name"], row["rows"], row["bytes"], row["retries"], row["error_class"]) == (
+        "customer_activity", 30, on_disk, 0, None)
+    assert row["spark_jobs"] > 0 and row["spark_tasks"] >= row["spark_stages"] > 0 and row["spark_failed_tasks"] == 0
+    assert row["user"] == "tester" and row["seconds"] > 0
+
+    # the same write again is a retry: no rows, no bytes, one retry
+    assert store.write("customer_activity", activity(activity_rows(30)), write_id="w1") == version
+    assert sample(store, "fs_spark_operation_retries_total", operation="ingest") == 1
+    assert sample(store, "fs_spark_operation_rows_total", operation="ingest") == 30
+    assert [r["retries"] for r in metrics_rows(spark, store) if r["operation"] == "ingest"] == [0, 1]
+
+
+def test_a_refused_write_is_counted_by_its_error_class(store, activity, spark):
+    bad = activity_rows(5)
+    bad[2] = (*bad[2][:5], -1, "new")  # visits below its minimum
+    with pytest.raises(ValidationError):
+        store.write("customer_activity", activity(bad))
+    with pytest.raises(ValidationError):
+        store.write("customer_activity", activity(bad))
+    assert sample(store, "fs_spark_operation_errors_total", operation="ingest", error="ValidationError") == 2
+    assert sample(store, "fs_spark_operation_rows_total", operation="ingest") == 0
+    rows = metrics_rows(spark, store)
+    assert [(r["operation"], r["error_class"], r["rows"]) for r in rows] == [("ingest", "ValidationError", 0)] * 2
+    assert "visits" in rows[0]["error"]
+
+
+def test_spark_figures_are_spark_own_task_counts(store, spark):
+    """A count over 7 partitions runs 7 tasks, then 1 for the final sum: Spark's numbers, counted.
+    Adaptive execution runs the shuffle's map stage as a job of its own: two jobs."""
+    with store.metrics.measure("drift", "by_hand") as measure:
+        measure.add(rows=spark.range(0, 1000, numPartitions=7).count())
+    (row,) = metrics_rows(spark, store)
+    assert (row["rows"], row["spark_jobs"], row["spark_tasks"], row["spark_failed_tasks"]) == (1000, 2, 8, 0)
+    assert row["spark_stages"] == 2
+    # a job outside the measured block is not counted in it
+    spark.range(0, 10, numPartitions=3).count()
+    with store.metrics.measure("drift", "nothing"):
+        pass
+    assert metrics_rows(spark, store)[-1]["spark_tasks"] == 0
+
+
+def test_training_sets_materializations_drift_and_online_reads_are_measured(store, activity, spark):
+    store.write("customer_activity", activity(activity_rows(40)))
+    store.write("customer_activity", activity(activity_rows(20, start=40)))
+    entities = spark.createDataFrame([(i, activity_rows(1, start=i)[0][1]) for i in range(10)], "customer_id long, ts timestamp")
+    lookup = FeatureLookup(table_name="customer_activity", feature_names=["spend_7d"], lookup_key="customer_id",
+                           timestamp_lookup_key="ts")
+    built = store.create_training_set(entities, [lookup])
+    materialized = store.materialize("customer_activity")
+    store.quality.check_drift("customer_activity")
+    store.get_online_features(["customer_activity:spend_7d"], [{"customer_id": 1}, {"customer_id": 2}, {"customer_id": 999}])
+
+    rows = {r["operation"]: r for r in metrics_rows(spark, store)}
+    assert rows["training_set"]["rows"] == 10 == built.manifest.row_count
+    assert rows["training_set"]["bytes"] == added_bytes_on_disk(built.manifest.output_path,
+                                                                  built.manifest.output_delta_version)
+    assert json.loads(rows["training_set"]["tags_json"]) == {"training_set_id": built.id}
+    assert rows["materialize"]["rows"] == materialized.keys_written == 60
+    assert rows["drift"]["rows"] == 40 + 20 and rows["drift"]["table_name"] == "customer_activity"
+    assert "online_read" not in rows  # in the registry only
+    assert sample(store, "fs_spark_operation_rows_total", operation="online_read") == 3
+    assert sample(store, "fs_spark_operation_seconds_count", operation="online_read") == 1
+
+
+def test_the_metrics_table_can_be_turned_off(spark, tmp_path):
+    settings = Settings(store=StoreSettings(root=str(tmp_path / "store"), user="tester"),
+                        observability=ObservabilitySettings(metrics_table=False))
+    store = FeatureStore(spark=spark, settings=settings)
+    store.apply(activity_table())
+    store.write("customer_activity", spark.createDataFrame(activity_rows(3), ACTIVITY_SCHEMA))
+    assert sample(store, "fs_spark_operation_rows_total", operation="ingest") == 3
+    assert store.catalog.rows("metrics") == []
+
+
+@pytest.mark.slow
+def test_batch_figures_are_pushed_to_a_pushgateway(spark, tmp_path):
+    with pushgateway() as address:
+        settings = Settings(store=StoreSettings(root=str(tmp_path / "store"), user="tester"),
+                            observability=ObservabilitySettings(pushgateway=address, push_job="nightly_ingest"))
+        store = FeatureStore(spark=spark, settings=settings)
+        store.apply(activity_table())
+        store.write("customer_activity", spark.createDataFrame(activity_rows(12), ACTIVITY_SCHEMA))
+        store.write("customer_activity", spark.createDataFrame(activity_rows(5, start=12), ACTIVITY_SCHEMA))
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    lines = [line for line in text.splitlines() if line.startswith("fs_spark_operation_rows_total{")]
+    ingest = [line for line in lines if 'operation="ingest"' in line]
+    assert len(ingest) == 1 and 'job="nightly_ingest"' in ingest[0], lines
+    assert float(ingest[0].rsplit(" ", 1)[1]) == 17
