@@ -152,11 +152,14 @@ def test_health_and_metrics_report_figures(profile_store):
         call(url, "/get-online-features", {"features": ["profile:x"], "entities": {"customer_id": [1]}})
         status, health = call(url, "/health")
         status_metrics, metrics = call(url, "/metrics")
-    assert status == 200 and health["status"] == "ok" and health["online_store"]["reachable"] is True
-    table = health["tables"]["profile"]
-    assert table["serves_version"] == 1 and 0 <= table["age_seconds"] < 3600
-    assert health["cache"]["hits"] >= 2 and 0 < health["cache"]["hit_rate"] <= 1
-    assert 0 <= health["cache"]["oldest_entry_served_seconds"] < 60
+    assert status == 200 and health["status"] == "ok", health
+    online = health["checks"]["online_store"]
+    assert online["status"] == "ok" and online["figure"] == 0  # it serves the latest version
+    table = online["detail"]["tables"]["profile"]
+    assert table["serves_version"] == table["latest_servable"] == 1 and table["staleness_seconds"] == 0
+    cache = health["checks"]["cache"]
+    assert cache["detail"]["hits"] >= 2 and 0 < cache["figure"] <= 1
+    assert 0 <= cache["detail"]["oldest_entry_served_seconds"] < 60
     assert status_metrics == 200
     assert 'fs_spark_online_requests_total{endpoint="get-online-features",status="200"} 3.0' in metrics
     assert 'fs_spark_online_errors_total{error="FeatureNotFoundError"} 1.0' in metrics
@@ -174,5 +177,6 @@ def test_a_redis_that_is_down_gives_503_fast_not_a_hang(profile_store, spark):
         status, body = call(url, "/get-online-features", {"features": ["profile:age"], "entities": {"customer_id": [1]}})
         assert (status, body["error"]) == (503, "OnlineStoreError") and "redis://127.0.0.1" in body["detail"]
         status, health = call(url, "/health")
-        assert status == 503 and health["status"] == "down" and health["online_store"]["reachable"] is False
+        assert status == 503 and health["status"] == "down"
+        assert health["checks"]["online_store"]["status"] == "down" and "redis" in health["checks"]["online_store"]["detail"]["error"]
         assert time.monotonic() - started < 10

@@ -86,7 +86,8 @@ def test_fs_spark_serve_answers_over_http_without_spark_from_two_processes(store
                 assert server.poll() is None, server.stderr.read()
                 assert time.monotonic() < deadline, "fs-spark serve did not answer"
                 time.sleep(0.1)
-        assert health["status"] == "ok" and health["tables"]["wide"]["serves_version"] == 1
+        assert health["status"] == "ok", health
+        assert health["checks"]["online_store"]["detail"]["tables"]["wide"]["serves_version"] == 1
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/get-online-features",
             data=json.dumps({"features": ["wide:f3"], "entities": {"customer_id": [7, 8]}}).encode(),

@@ -34,6 +34,7 @@ SECTIONS = (
     "Experiments and lineage",
     "Governance and quality",
     "Regions",
+    "Watching",
     "Set-up",
 )
 
@@ -117,9 +118,9 @@ def cli(ctx: click.Context, root: str | None, conf: str | None, user: str | None
 
 
 def _register() -> None:
-    from fs_spark.cli import data, definitions, governance, online, regions, tracking, training
+    from fs_spark.cli import data, definitions, governance, observe, online, regions, tracking, training
 
-    for module in (definitions, data, online, training, tracking, governance, regions):
+    for module in (definitions, data, online, training, tracking, governance, regions, observe):
         for command in module.COMMANDS:
             cli.add_command(command)
     cli.add_command(data.read, "show")  # an alias, listed in `read --help`

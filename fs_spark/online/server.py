@@ -8,10 +8,11 @@ objects a fifth of it (measured: `bench/online.py`).
   `features` (`table:feature`) or a `feature_service`, and `entities` as columns
   (`{"customer_id": [1, 2]}`); the response has `metadata.feature_names` and, per column,
   `values`, `statuses` and `event_timestamps`. `full_feature_names` gives `table__feature`.
-- `GET /health`: the online store reachable, per materialized table the version served and the
-  age of its materialization, and the cache's hit rate; `status` ok, or down (HTTP 503).
+- `GET /health`: every check of `fs_spark.observability.health` (storage, the online store and
+  its staleness per table, the cache's hit rate, lineage, replication, the last failed job), each
+  with its figure; `status` ok, degraded, or down (HTTP 503).
 - `GET /metrics`: Prometheus text: requests by endpoint and outcome, latency histograms,
-  errors by class, cache hits and misses.
+  errors by class, cache hits and misses, and the store's operation figures.
 
 Callers present `Authorization: Bearer <token>`; `online.server.tokens` maps tokens to
 principals, whose access policy applies as to any read. With a policy file set and no tokens
@@ -27,7 +28,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -47,9 +48,9 @@ from fs_spark.errors import (
     RetiredFeatureError,
     TableNotFoundError,
 )
+from fs_spark.observability.health import check_health
 from fs_spark.online.base import OnlineStoreError
 from fs_spark.online.reader import OnlineReader
-from fs_spark.online.state import TableState, state_name
 from fs_spark.training.lookups import FeatureLookup
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ def create_app(store: FeatureStore) -> ASGIApp:
     readers: dict[str, OnlineReader] = {}
     access = store._access
 
-    metrics = CollectorRegistry()
+    metrics = store.metrics.registry  # the store's operations and the server's requests, on one page
     requests = Counter(
         "fs_spark_online_requests", "Requests by endpoint and HTTP status", ["endpoint", "status"], registry=metrics
     )
@@ -161,7 +162,8 @@ def create_app(store: FeatureStore) -> ASGIApp:
         timing.observe(time.perf_counter() - started)
 
     async def health(request: Request) -> Response:
-        return JSONResponse(*_health(store, base))
+        report = check_health(store, base, base.cache.stats if base.cache is not None else None)
+        return JSONResponse(report.to_dict(), 503 if report.status == "down" else 200)
 
     async def prometheus(request: Request) -> Response:
         if base.cache is not None:
@@ -245,42 +247,3 @@ def _answer(services: Callable[[str], list[FeatureLookup]], reader: OnlineReader
             shown = stamps[id(times)] = [t if t is not None else _EPOCH for t in times]
         results.append({"values": values, "statuses": result.statuses[column], "event_timestamps": shown})
     return {"metadata": {"feature_names": names}, "results": results}
-
-
-def _health(store: FeatureStore, reader: OnlineReader) -> tuple[dict, int]:
-    now = datetime.now(UTC)
-    report: dict[str, Any] = {"online_store": {"name": reader.store_name}}
-    try:
-        names = store.list_tables()
-        states = dict(zip(names, reader.store.state([state_name(n) for n in names]), strict=True))
-        report["online_store"]["reachable"] = True
-    except (OnlineStoreError, FsSparkError) as error:
-        report["online_store"].update(reachable=False, error=str(error))
-        report["status"] = "down"
-        return report, 503
-    tables = {}
-    for name, raw in states.items():
-        state = TableState.from_bytes(raw)
-        if state.definition_version is None:
-            continue
-        at = datetime.fromisoformat(state.materialized_at) if state.materialized_at else None
-        tables[name] = {
-            "definition_version": state.definition_version,
-            "serves_version": state.watermark,
-            "withheld_versions": sorted(state.withheld),
-            "materialized_at": state.materialized_at,
-            "age_seconds": round((now - at).total_seconds(), 3) if at else None,
-        }
-    report["tables"] = tables
-    if reader.cache is not None:
-        stats = reader.cache.stats()
-        report["cache"] = {
-            "hit_rate": round(stats.hit_rate, 4),
-            "hits": stats.hits,
-            "misses": stats.misses,
-            "entries": stats.entries,
-            "invalidations": stats.invalidations,
-            "oldest_entry_served_seconds": round(stats.max_age_served_seconds, 3),
-        }
-    report["status"] = "ok"
-    return report, 200
