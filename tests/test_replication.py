@@ -12,8 +12,9 @@ from experiment_scenario import SPEND
 
 from fs_spark import AccessDeniedError, Entity, Feature, FeatureStore, FeatureTable
 from fs_spark.catalog.schema import AUDIT_LOG, FEATURE_VERSIONS, VERSION_STATUS
-from fs_spark.config import GovernanceSettings, Settings, StoreSettings
+from fs_spark.config import GovernanceSettings, HealthThresholds, ObservabilitySettings, Settings, StoreSettings
 from fs_spark.errors import ReplicaWriteError
+from fs_spark.observability.health import check_health
 
 pytestmark = pytest.mark.slow  # two regions, each a store
 
@@ -73,7 +74,16 @@ def test_a_replica_reads_every_version_as_the_home_region_does(regions, spark):
     us.write("spend", spark.createDataFrame([(3, T0, 3.0)], ROWS))
     [lag] = [t for t in us.replication_status()["eu"] if t.table == "tables/spend/v1"]
     assert lag.versions_behind == 1 and lag.seconds_behind >= 0
+    health = check_health(us).check("replication")  # the lag, as health sees it
+    assert health.status == "ok" and health.detail["regions"]["eu"]["versions_behind"] == 1
+    us.settings = us.settings.model_copy(
+        update={"observability": ObservabilitySettings(health=HealthThresholds(replication_lag_versions=0))})
+    assert check_health(us).check("replication").status == "degraded"
     [again] = us.replicate(to="eu")
+    replicated = [r for r in us.catalog.rows("metrics") if r["operation"] == "replicate"]
+    assert [(r["rows"], r["bytes"]) for r in replicated] == [
+        (result.catalog_rows, result.bytes), (again.catalog_rows, again.bytes)]
+    assert eu.catalog.rows("metrics") == []  # each region keeps its own figures
     assert {t.table: t.commits for t in again.tables}["tables/spend/v1"] == 1
     assert _rows(eu.read("spend")) == _rows(us.read("spend"))
     assert all(t.versions_behind == 0 for t in us.replication_status()["eu"])

@@ -17,6 +17,7 @@ from fs_spark import FeatureStore, RetentionGuardError
 from fs_spark.catalog.schema import FEATURE_VERSIONS, MAINTENANCE_EVENTS
 from fs_spark.cli import run
 from fs_spark.config import RetentionSettings
+from fs_spark.observability.health import check_health
 from fs_spark.storage.delta_log import latest_commit
 from fs_spark.storage.s3 import client, split
 
@@ -128,6 +129,11 @@ def test_drift_between_versions_on_s3(s3_store, spark):
     assert not store.quality.check_drift("spend", version=2).breached
     shifted = store.quality.check_drift("spend")
     assert shifted.breached and set(shifted.feature("amount").breaches) >= {"psi", "ks"}
+    # the figures and the health of a store on S3: bytes from Delta's commits, a probe written there
+    written = [r["bytes"] for r in store.catalog.rows("metrics") if r["operation"] == "ingest"]
+    assert len(written) == 3 and all(b > 0 for b in written)
+    storage = check_health(store).check("storage")
+    assert storage.status == "ok" and storage.detail["write_probe"] is True
 
 
 def test_reconcile_on_s3_reports_a_file_deleted_by_hand(spend, spark, s3):
