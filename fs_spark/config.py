@@ -129,10 +129,23 @@ class AlertSettings(_Strict):
     timeout_seconds: float = 10.0
 
 
+class AnomalySettings(_Strict):
+    """Anomalies over a table's history of versions (`fs_spark.quality.anomalies`)."""
+
+    window: int = Field(default=20, ge=1, description="How many earlier versions form the baseline")
+    min_history: int = Field(default=5, ge=2, description="Fewest earlier versions a figure is judged against")
+    threshold: float = Field(default=3.5, gt=0, description="Largest robust z-score that is not an anomaly")
+    season_versions: int | None = Field(
+        default=None, ge=2, description="Versions per season (7: daily writes, weekly rhythm); None: no season"
+    )
+    after_write: bool = Field(default=False, description="Check each new version after its write")
+
+
 class QualitySettings(_Strict):
     drift: DriftThresholds = Field(default_factory=DriftThresholds)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     quarantine_on_breach: bool = Field(default=False, description="Quarantine a version whose drift check breaches")
+    anomalies: AnomalySettings = Field(default_factory=AnomalySettings)
 
 
 class GovernanceSettings(_Strict):

@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import getpass
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -32,6 +33,7 @@ from fs_spark.discovery import SearchHit, search
 from fs_spark.errors import (
     ConfigError,
     ExportError,
+    FsSparkError,
     ModelNotFoundError,
     TrainingSetInputExpiredError,
     VersionExpiredError,
@@ -86,6 +88,8 @@ from fs_spark.versions.resolver import VersionResolver
 from fs_spark.versions.rollback import rollback
 from fs_spark.versions.series import excluded, refuse_quarantined
 from fs_spark.versions.status import quarantined, record_status
+
+log = logging.getLogger("fs_spark")
 
 
 class FeatureStore:
@@ -391,6 +395,11 @@ class FeatureStore:
                 written = commit_metrics(self.spark, version.storage_path, version.delta_version)
                 measure.add(rows=version.row_count, bytes=written.get("numOutputBytes", 0))
                 measure.tags["quarantined_rows"] = str(version.quarantined_row_count)
+        if self.settings.quality.anomalies.after_write and version.committed_at >= measure.started_at:
+            try:
+                self.quality.check_anomalies(table, version=version.version_id)
+            except FsSparkError as error:  # the write is committed; the check's failure is its own
+                log.warning("fs_spark: the anomaly check after writing %s failed: %s", table, error)
         return version
 
     def _write(self, table, df, *, mode="strict", write_id=None, source=None, run=None, cast="none"):

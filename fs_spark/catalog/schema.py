@@ -520,6 +520,26 @@ STREAM_PROGRESS = CatalogTable(
     ),
 )
 
+VERSION_PROFILES = CatalogTable(
+    "version_profiles",
+    "Per feature version, the figures anomaly checks judge: one row for the table (feature null) "
+    "and one per feature. Sensitive features get null rates only.",
+    (
+        ("version_id", S, "Feature version"),
+        ("table_name", S, "Feature table"),
+        ("definition_version", L, "Definition version it was written under"),
+        ("version_number", L, "Its number within the table"),
+        ("feature", S, "Feature; null for the table's own row"),
+        ("rows", L, "Rows the version wrote"),
+        ("null_rate", D, "Share of the rows where the feature is null"),
+        ("mean", D, "Mean of the feature's values (NaN left out)"),
+        ("p05", D, "5th percentile (approximate, 1/10,000 relative error)"),
+        ("p50", D, "Median"),
+        ("p95", D, "95th percentile"),
+        ("at", TS, "When it was profiled (UTC)"),
+    ),
+)
+
 METRICS = CatalogTable(
     "metrics",
     "One row per operation on a data path (ingest, stream micro-batch, training set, materialization, "
@@ -574,6 +594,7 @@ ALL_TABLES = (
     SCORINGS,
     STREAMS,
     STREAM_PROGRESS,
+    VERSION_PROFILES,
     METRICS,
 )
 

@@ -13,6 +13,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from fs_spark.catalog.catalog import Catalog
+from fs_spark.catalog.schema import ALERTS
 from fs_spark.config import AlertSettings
 from fs_spark.errors import FsSparkError
 
@@ -91,3 +93,10 @@ SINKS = {sink.kind: sink for sink in (LogSink, FileSink, WebhookSink)}
 
 def make_sink(settings: AlertSettings):
     return SINKS[settings.kind](settings)
+
+
+def raise_alerts(catalog: Catalog, settings: AlertSettings, alerts: list[dict[str, Any]]) -> None:
+    """Record alerts in the catalog's `alerts` table, then send them to the configured sink."""
+    if alerts:
+        catalog.append(ALERTS, alerts)
+        make_sink(settings).send(alerts)

@@ -23,14 +23,43 @@ from fs_spark.config import QualitySettings
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.definitions.registry import Registry
 from fs_spark.errors import DriftBaselineError, TrainingSetInputExpiredError
-from fs_spark.governance.access import AccessControl
+from fs_spark.governance.access import AccessControl, Request
 from fs_spark.ids import is_id, new_id
-from fs_spark.quality.alerts import make_sink
+from fs_spark.quality.alerts import raise_alerts
+from fs_spark.quality.anomalies import Anomaly, judge, profile_versions, profiled
 from fs_spark.quality.drift import DriftResult, compare, sampling_bias, schema_drift
 from fs_spark.quality.scoreboard import Scoreboard, scoreboard
 from fs_spark.storage.layout import VERSION_COLUMN
 from fs_spark.storage.reader import load_delta_version, rows_up_to
 from fs_spark.versions.series import ROLLBACK, included
+from fs_spark.versions.status import quarantined as quarantined_ids
+
+
+@dataclass(frozen=True)
+class AnomalyReport:
+    check_id: str
+    table: str
+    version: FeatureVersion
+    anomalies: tuple[Anomaly, ...]
+    alert_ids: tuple[str, ...]
+    profiled: int  # versions profiled by this check (the others were already)
+
+
+def _anomaly_alert(check_id: str, anomaly: Anomaly, sink: str) -> dict[str, Any]:
+    return {
+        "alert_id": new_id(),
+        "check_id": check_id,
+        "table_name": anomaly.table,
+        "version_id": anomaly.version_id,
+        "feature": anomaly.feature,
+        "metric": f"anomaly_{anomaly.figure}",
+        "value": anomaly.score,
+        "threshold": anomaly.threshold,
+        "baseline": anomaly.baseline,
+        "sink": sink,
+        "at": datetime.now(UTC),
+    }
+
 
 if TYPE_CHECKING:
     from fs_spark.store import FeatureStore
@@ -329,9 +358,7 @@ class QualityChecks:
             }
             for feature, metric, value, limit in result.breaches
         ]
-        self._catalog.append(ALERTS, alerts)
-        if alerts:
-            make_sink(settings.alerts).send(alerts)
+        raise_alerts(self._catalog, settings.alerts, alerts)
         quarantined = False
         if alerts and settings.quarantine_on_breach:
             reasons = ", ".join(sorted({f"{a['feature'] or table}:{a['metric']}" for a in alerts}))
@@ -340,6 +367,48 @@ class QualityChecks:
         return DriftReport(
             check_id, table, version, baseline, result, tuple(a["alert_id"] for a in alerts), quarantined
         )
+
+    def check_anomalies(self, table: str, *, version: int | str | None = None) -> AnomalyReport:
+        """Judge `version` (default: the latest) against the versions written before it: its row
+        count, and each feature's null rate, mean and quantiles (see `fs_spark.quality.anomalies`).
+        Versions not profiled yet are profiled first, in one Spark job; each anomaly is an alert.
+
+        Example:
+            >>> report = store.quality.check_anomalies("customer_activity")  # doctest: +SKIP
+            >>> [(a.feature, a.figure, round(a.score, 1)) for a in report.anomalies]  # doctest: +SKIP
+            [('spend_7d', 'mean', 41.3)]
+        """
+        with self._store.metrics.measure("anomalies", table) as measure:
+            self._access.require(Request("read", table))
+            settings = self._settings.anomalies
+            target = self._store.version(table, version)
+            if target is None:
+                raise DriftBaselineError(table, "the table has no versions yet")
+            held_back = set(quarantined_ids(self._catalog))
+            history = [
+                v
+                for v in sorted(self._store.versions(table), key=lambda v: (v.committed_at, v.version_number))
+                if v.mode != ROLLBACK
+                and v.committed_at <= target.committed_at
+                and (v.version_id not in held_back or v.version_id == target.version_id)
+            ]
+            history = history[-(settings.window * (settings.season_versions or 1) + 1) :]
+            profiles = profiled(self._catalog, table)
+            missing = [v for v in history if v.version_id not in profiles]
+            for definition_version in sorted({v.definition_version for v in missing}):
+                definition = self._registry.at_version(table, definition_version).definition
+                under = [v for v in missing if v.definition_version == definition_version]
+                withheld = set(definition.tagged(self._access.sensitive_tags))
+                profile_versions(self._store.spark, self._catalog, definition, under, withheld)
+            if missing:
+                profiles = profiled(self._catalog, table)
+            found = judge(table, history, profiles, target, settings) if target.version_id in profiles else []
+            check_id = new_id()
+            alerts = [_anomaly_alert(check_id, a, self._settings.alerts.kind) for a in found]
+            raise_alerts(self._catalog, self._settings.alerts, alerts)
+            measure.add(rows=target.row_count)
+            measure.tags["anomalies"] = str(len(found))
+        return AnomalyReport(check_id, table, target, tuple(found), tuple(a["alert_id"] for a in alerts), len(missing))
 
     def scoreboard(self, table: str | None = None) -> Scoreboard:
         """Per table and version: rule failures, quarantined rows, drift scores, alerts, status."""
