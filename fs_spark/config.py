@@ -225,6 +225,14 @@ class HealthThresholds(_Strict):
     )
 
 
+class NotifySettings(_Strict):
+    """The rules of `fs-spark watch` beyond health's thresholds."""
+
+    churn_max_versions: int = Field(default=1000, ge=1, description="Most versions of a table in the window")
+    churn_window_hours: float = Field(default=24.0, gt=0)
+    renotify_hours: float = Field(default=24.0, ge=0, description="The same alert is not sent again within this")
+
+
 class ObservabilitySettings(_Strict):
     """Metrics, health and their thresholds."""
 
@@ -236,6 +244,7 @@ class ObservabilitySettings(_Strict):
     push_timeout_seconds: float = Field(default=5.0, gt=0)
     write_probe: bool = Field(default=True, description="Health writes and deletes one small object under the root")
     health: HealthThresholds = Field(default_factory=HealthThresholds)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
 
 class Settings(_Strict):

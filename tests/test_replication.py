@@ -15,6 +15,7 @@ from fs_spark.catalog.schema import AUDIT_LOG, FEATURE_VERSIONS, VERSION_STATUS
 from fs_spark.config import GovernanceSettings, HealthThresholds, ObservabilitySettings, Settings, StoreSettings
 from fs_spark.errors import ReplicaWriteError
 from fs_spark.observability.health import check_health
+from fs_spark.observability.watch import watch
 
 pytestmark = pytest.mark.slow  # two regions, each a store
 
@@ -79,6 +80,9 @@ def test_a_replica_reads_every_version_as_the_home_region_does(regions, spark):
     us.settings = us.settings.model_copy(
         update={"observability": ObservabilitySettings(health=HealthThresholds(replication_lag_versions=0))})
     assert check_health(us).check("replication").status == "degraded"
+    lagging = [a for a in watch(us).alerts if a["metric"] == "replication_lag_versions"]
+    assert [(a["table_name"], a["value"], a["threshold"]) for a in lagging] == [("tables/spend/v1", 1.0, 0.0)]
+    assert "region eu" in lagging[0]["baseline"]
     [again] = us.replicate(to="eu")
     replicated = [r for r in us.catalog.rows("metrics") if r["operation"] == "replicate"]
     assert [(r["rows"], r["bytes"]) for r in replicated] == [

@@ -39,4 +39,20 @@ def operations(cli: Cli, last: int, failed: bool) -> None:
         )
 
 
-COMMANDS = (health, operations)
+@command("watch", "Watching")
+@click.pass_obj
+def watch(cli: Cli) -> int:
+    """Run the notification rules once (version churn, lineage, anomalies, replication lag, online
+    staleness; thresholds in the settings) and send each new breach to the alert sink. Prints one
+    line per alert; exit status 1 when any was sent. Run it from cron or a scheduler."""
+    from fs_spark.observability.watch import watch as run_watch
+
+    result = run_watch(cli.store())
+    for alert in result.alerts:
+        where = ".".join(p for p in (alert["table_name"], alert["feature"]) if p) or "-"
+        cli.echo(f"{alert['metric']} {where} {alert['value']:.4g} > {alert['threshold']:.4g}: {alert['baseline']}")
+    cli.echo(f"{len(result.alerts)} alert(s) sent, {result.repeated} already sent; health {result.health.status}")
+    return 1 if result.alerts else 0
+
+
+COMMANDS = (health, operations, watch)
