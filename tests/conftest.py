@@ -23,10 +23,22 @@ for _name, _value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY"
                       ("AWS_EC2_METADATA_DISABLED", "true")):
     os.environ.setdefault(_name, _value)
 
+# The JVMs the tests start in subprocesses (spark-submit jobs, drivers killed and restarted, a
+# second host) live for seconds on a few rows: the C1 compiler alone and the serial collector start
+# them faster and with a third less CPU (measured on the ingest job: 22 s -> 19 s, 34 -> 20 s of
+# CPU). The shared session below keeps the JVM's defaults: it is built without these options.
+SUBPROCESS_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+os.environ.setdefault("SPARK_SUBMIT_OPTS", SUBPROCESS_JVM_OPTIONS)
+
 
 @pytest.fixture(scope="session")
 def spark():
-    session = build_local_session(SparkSettings(master="local[2]", shuffle_partitions=2, driver_memory="2g"))
+    options = os.environ.pop("SPARK_SUBMIT_OPTS", None)  # for subprocesses only
+    try:
+        session = build_local_session(SparkSettings(master="local[2]", shuffle_partitions=2, driver_memory="2g"))
+    finally:
+        if options is not None:
+            os.environ["SPARK_SUBMIT_OPTS"] = options
     session.sparkContext.setLogLevel("OFF")  # tests provoke failing jobs on purpose
     yield session
     session.stop()

@@ -136,7 +136,10 @@ def pushgateway():
     assert binary, "prometheus-pushgateway is not installed: run `make setup`"
     port = free_port()
     process = subprocess.Popen(
-        [binary, f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        # Debian's build persists to a file under /var/lib by default: an empty name keeps it in memory
+        [binary, f"--web.listen-address=127.0.0.1:{port}", "--persistence.file="],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     wait_for_port(port, process, 20, lambda: "prometheus-pushgateway did not start")
     try:

@@ -5,6 +5,7 @@ equal to the home's at that version, no version may be skipped, and the next pas
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import time
@@ -18,9 +19,10 @@ from fs_spark.errors import ReplicationError
 from fs_spark.replication.delta_copy import commit_versions, read_watermark, replicate_table
 from fs_spark.replication.objects import LocalObjects, Objects
 
-pytestmark = pytest.mark.slow  # a thousand replication passes
+pytestmark = pytest.mark.slow  # hundreds of replication passes
 
-CYCLES = 1000
+# 500 seeded cycles keep the suite within its time; FS_SPARK_TEST_FAULT_CYCLES=1000 runs more.
+CYCLES = int(os.environ.get("FS_SPARK_TEST_FAULT_CYCLES", "500"))
 TABLE = "tables/spend/v1"
 
 
@@ -168,7 +170,7 @@ def _replica_vacuum(replica: LocalObjects, rng: random.Random) -> int:
     return len(doomed)
 
 
-def test_a_thousand_faulty_cycles_leave_every_replica_watermark_readable(tmp_path):
+def test_hundreds_of_faulty_cycles_leave_every_replica_watermark_readable(tmp_path):
     rng = random.Random(20261202)
     home_root, replica_root = tmp_path / "home", tmp_path / "replica"
     home, replica = LocalObjects(str(home_root)), LocalObjects(str(replica_root))
@@ -211,7 +213,8 @@ def test_a_thousand_faulty_cycles_leave_every_replica_watermark_readable(tmp_pat
     final = replicate_table(home, replica, TABLE)
     assert final.watermark == latest and _snapshot(replica_root, latest) == _snapshot(home_root, latest)
     seconds = time.monotonic() - began
-    assert sum(faulty.injected.values()) > 100 and flaky.failures > 10 and outcomes["stopped"] > 100
+    assert sum(faulty.injected.values()) > CYCLES / 10 and flaky.failures > CYCLES / 100
+    assert outcomes["stopped"] > CYCLES / 10
     print(f"\n{CYCLES} cycles in {seconds:.1f}s: {outcomes['whole']} whole passes, {outcomes['stopped']} stopped by "
           f"{sum(faulty.injected.values())} injected copy faults {dict(sorted(faulty.injected.items()))} and "
           f"{flaky.failures} home outages; {vacuumed} files vacuumed on the replica; 0 unreadable snapshots. "

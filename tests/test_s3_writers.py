@@ -25,8 +25,8 @@ pytestmark = pytest.mark.slow  # an S3 server, and writer processes with Spark s
 
 ROOT = Path(__file__).resolve().parent.parent
 # Writes per host: the writes to one table are serialised by its lock, about 1-2 s each on this
-# S3 server, so 2 x 25 keep the suite within its time; FS_SPARK_TEST_HOST_WRITES=50 runs 2 x 50.
-WRITES = int(os.environ.get("FS_SPARK_TEST_HOST_WRITES", "25"))
+# S3 server, so 2 x 12 keep the suite within its time; FS_SPARK_TEST_HOST_WRITES=50 runs 2 x 50.
+WRITES = int(os.environ.get("FS_SPARK_TEST_HOST_WRITES", "12"))
 
 # One "host": a process with its own Spark session, its own settings and no lock folder shared
 # with the other; it writes WRITES batches of 3 rows, each with its own write identity.

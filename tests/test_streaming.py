@@ -173,7 +173,7 @@ def test_a_killed_stream_driver_restarted_from_its_checkpoint_writes_every_row_e
     send(spark, kafka, "killed", records)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "FS_SPARK_STORE__USER": "tester"}
     command = [sys.executable, str(ROOT / "jobs" / "ingest_stream.py"), "--root", str(tmp_path / "store")]
-    command += ["--table", TABLE, "--kafka", kafka, "--topic", "killed", "--max-per-trigger", "40"]
+    command += ["--table", TABLE, "--kafka", kafka, "--topic", "killed", "--max-per-trigger", "100"]
     rng = random.Random(20261202)
     log = tmp_path / "store" / "tables" / TABLE / "v1" / "_delta_log"
 

@@ -130,13 +130,6 @@ def _check_job(done, store, output):
     return result
 
 
-@pytest.mark.slow
-def test_build_job_runs_under_spark_submit(spark, tmp_path):
-    store, labels = _store_with_labels(spark, tmp_path)
-    output = str(tmp_path / "out")
-    _check_job(_build_job("local[2]", store, labels, output), store, output)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
