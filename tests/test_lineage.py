@@ -4,6 +4,7 @@ deployments, what changed between two model versions, the picture, and OpenLinea
 from __future__ import annotations
 
 import json
+import random
 import shutil
 import subprocess
 
@@ -12,6 +13,8 @@ import pytest
 from conftest import json_endpoint
 from experiment_scenario import SPEND, T0
 from fs_spark.errors import LineageNodeNotFoundError
+from fs_spark.lineage.graph import Edge, LineageGraph, Node
+from fs_spark.lineage.render import HEIGHT, WIDTH, layout
 
 pytestmark = pytest.mark.slow  # the lineage graph end to end
 
@@ -205,3 +208,32 @@ def test_a_link_recorded_by_hand_joins_the_graph_and_bad_ones_are_refused(store)
     with pytest.raises(InvalidNameError, match="relation"):
         store.lineage.link("source:a", "feature_table:spend", "feeds; DROP TABLE x")
     assert len(store.catalog.rows(LINEAGE_EDGES.name)) == 1  # nothing half-written
+
+
+def _synthetic_graph(nodes: int, seed: int) -> LineageGraph:
+    """A lineage-shaped graph of `nodes` nodes in five ranks, each node fed by one to three of the
+    rank before it (sources -> feature versions -> training sets -> model versions -> deployments)."""
+    rng = random.Random(seed)
+    kinds = ["source", "feature_version", "training_set", "model_version", "deployment"]
+    sizes = [nodes // 10, nodes * 3 // 10, nodes // 5, nodes // 5]
+    sizes.append(nodes - sum(sizes))
+    ranks = [[Node(kind, f"{kind}-{i}", f"{kind} {i}") for i in range(size)] for kind, size in zip(kinds, sizes)]
+    edges = [Edge(rng.choice(before).key, node.key, "feeds")
+             for before, now in zip(ranks, ranks[1:]) for node in now for _ in range(rng.randint(1, 3))]
+    return LineageGraph({n.key: n for rank in ranks for n in rank}, edges)
+
+
+def test_dot_lays_out_two_hundred_nodes_left_to_right_without_overlaps():
+    graph = _synthetic_graph(200, seed=7)
+    drawn = layout(graph)
+    assert set(drawn.boxes) == set(graph.nodes) and len(drawn.boxes) == 200
+    boxes = sorted(drawn.boxes.items(), key=lambda kv: kv[1])
+    for i, (a, (ax, ay)) in enumerate(boxes):
+        assert 0 <= ax and ax + WIDTH <= drawn.width and 0 <= ay and ay + HEIGHT <= drawn.height, a
+        for b, (bx, by) in boxes[i + 1:]:
+            if bx >= ax + WIDTH:
+                break  # sorted by x: no later box reaches back into this one's column
+            assert ay + HEIGHT <= by or by + HEIGHT <= ay, f"{a} overlaps {b}"
+    for edge in graph.edges:  # in time order: every edge runs from left to right
+        curve, tip = drawn.edges[(edge.src, edge.dst, edge.relation)]
+        assert drawn.boxes[edge.src][0] < drawn.boxes[edge.dst][0] and curve[0][0] < (tip or curve[-1])[0]
