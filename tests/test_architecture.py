@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("governance.policies", "governance.access", "store_part", "definitions.registry", "versions",
      "governance.deprecation", "online.state"),
     ("ingest", "training", "online.materialize", "online.reader", "online.feature_service", "integrations", "lineage.graph", "lineage.openlineage", "lineage.render", "local"),
-    ("storage.retention", "replication.service", "governance.exports", "tracking", "lineage", "quality", "online.serving", "online.server", "scoring", "observability.health", "observability.watch"),
+    ("storage.retention", "replication.service", "governance.exports", "tracking", "lineage", "quality", "online.serving", "online.server", "scoring", "observability.health", "observability.watch", "ui"),
     ("store",),
     ("__init__", "cli", "local.open"),
 ]

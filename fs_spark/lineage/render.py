@@ -213,7 +213,7 @@ def to_html(graph: LineageGraph, focus: str | None = None, title: str | None = N
     edges_json = json.dumps([{"src": e.src, "dst": e.dst, "relation": e.relation} for e in graph.edges])
     edges_json = edges_json.replace("</", "<\\/")  # a "</script>" in a name must not end the script
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><link rel="icon" href="data:,">
 <style>
 body {{ font-family: Helvetica, Arial, sans-serif; margin: 0; padding: 8px 16px; box-sizing: border-box;
         height: 100vh; display: flex; flex-direction: column; }}

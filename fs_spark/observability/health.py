@@ -122,7 +122,7 @@ def _guarded(name: str, failed: Status, body: Callable[[], Check]) -> Check:
 def _storage(store: FeatureStore) -> Check:
     def body() -> Check:
         started = time.perf_counter()
-        tables = len(store.catalog.rows("feature_tables"))
+        tables = len(store._catalog.rows("feature_tables"))
         probed = store.settings.observability.write_probe
         if probed:
             root = objects(store.root, store.settings.s3)
@@ -139,20 +139,20 @@ def _storage(store: FeatureStore) -> Check:
 
 def _online(store: FeatureStore, reader: OnlineReader | None, now: datetime) -> Check:
     limit = store.settings.observability.health.online_staleness_seconds
-    materialized = sorted({r["table_name"] for r in store.catalog.rows(MATERIALIZATIONS.name)})
+    materialized = sorted({r["table_name"] for r in store._catalog.rows(MATERIALIZATIONS.name)})
     if not materialized:
         return Check("online_store", "ok", None, limit, {"tables": {}, "note": "nothing materialized"})
 
     def body() -> Check:
         online = reader or store._online.reader()
         states = online.store.state([state_name(n) for n in materialized])
-        held_back = quarantined(store.catalog)
+        held_back = quarantined(store._catalog)
         tables, worst = {}, 0.0
         for name, raw in zip(materialized, states, strict=True):
             state = TableState.from_bytes(raw)
             if state.definition_version is None:
                 continue
-            every = store.catalog.versions(name)
+            every = store._catalog.versions(name)
             served = served_version(every, name, state.definition_version, held_back)
             waiting = [
                 v.committed_at
@@ -204,7 +204,7 @@ def lineage_completeness(graph: LineageGraph, keys: Iterable[str]) -> tuple[floa
 def dangling_records(store: FeatureStore) -> list[str]:
     """Catalog links to records that are not in the catalog: the part of `reconcile` that needs
     no data read (reconcile also reads each Delta version a link names)."""
-    catalog = store.catalog
+    catalog = store._catalog
     versions = {v.version_id for v in catalog.versions()}
     sets = {r["training_set_id"] for r in catalog.rows(TRAINING_SETS.name)}
     models = {r["model_version_id"] for r in catalog.rows(MODEL_VERSIONS.name)}
@@ -275,7 +275,7 @@ def _replication(store: FeatureStore) -> Check:
 
 def _last_failure(store: FeatureStore, now: datetime) -> Check:
     window = timedelta(hours=store.settings.observability.health.failed_job_window_hours)
-    failed = [r for r in store.catalog.rows(METRICS.name) if r["error_class"]]
+    failed = [r for r in store._catalog.rows(METRICS.name) if r["error_class"]]
     if not failed:
         return Check("last_failed_job", "ok", None, None, {"note": "no operation has failed"})
     last = max(failed, key=lambda r: r["started_at"])

@@ -44,15 +44,15 @@ def watch(store: FeatureStore) -> WatchResult:
     found = [*_churn(store, now), *_lineage(health), *_staleness(health), *_lag(store, health)]
     judged = [store.quality.check_anomalies(t) for t in store.list_tables() if _latest_unjudged(store, t)]
     recent = {
-        _key(r) for r in store.catalog.rows(ALERTS.name) if r["at"] >= now - timedelta(hours=notify.renotify_hours)
+        _key(r) for r in store._catalog.rows(ALERTS.name) if r["at"] >= now - timedelta(hours=notify.renotify_hours)
     }
     fresh = [f for f in found if _key(f) not in recent]
     sink = store.settings.quality.alerts
     common = {"check_id": check_id, "sink": sink.kind, "at": now, "version_id": None, "feature": None}
     alerts = [{"alert_id": new_id(), **common, **f} for f in fresh]
-    raise_alerts(store.catalog, sink, alerts)
+    raise_alerts(store._catalog, sink, alerts)
     anomaly_ids = {a for report in judged for a in report.alert_ids}  # each check sent its own
-    anomalies = tuple(r for r in store.catalog.rows(ALERTS.name) if r["alert_id"] in anomaly_ids)
+    anomalies = tuple(r for r in store._catalog.rows(ALERTS.name) if r["alert_id"] in anomaly_ids)
     return WatchResult(check_id, tuple(alerts) + anomalies, len(found) - len(fresh), health)
 
 
@@ -67,7 +67,7 @@ def _churn(store: FeatureStore, now: datetime) -> list[dict[str, Any]]:
     since = now - timedelta(hours=notify.churn_window_hours)
     found = []
     for table in store.list_tables():
-        count = sum(1 for v in store.catalog.versions(table) if v.committed_at >= since)
+        count = sum(1 for v in store._catalog.versions(table) if v.committed_at >= since)
         if count > notify.churn_max_versions:
             found.append(
                 {
@@ -149,8 +149,8 @@ def _lag(store: FeatureStore, health: HealthReport) -> list[dict[str, Any]]:
 
 def _latest_unjudged(store: FeatureStore, table: str) -> bool:
     """Whether the table's latest version has not been profiled (so not judged) yet."""
-    latest = store.catalog.versions(table)
+    latest = store._catalog.versions(table)
     if not latest:
         return False
-    judged = {r["version_id"] for r in store.catalog.rows(VERSION_PROFILES.name) if r["table_name"] == table}
+    judged = {r["version_id"] for r in store._catalog.rows(VERSION_PROFILES.name) if r["table_name"] == table}
     return latest[-1].version_id not in judged

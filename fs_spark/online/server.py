@@ -11,6 +11,7 @@ objects a fifth of it (measured: `bench/online.py`).
 - `GET /health`: every check of `fs_spark.observability.health` (storage, the online store and
   its staleness per table, the cache's hit rate, lineage, replication, the last failed job), each
   with its figure; `status` ok, degraded, or down (HTTP 503).
+- `GET /ui/`: the read-only web UI (`fs_spark.ui`), for the same callers and policies.
 - `GET /metrics`: Prometheus text: requests by endpoint and outcome, latency histograms,
   errors by class, cache hits and misses, and the store's operation figures.
 
@@ -28,12 +29,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
 from fs_spark.errors import (
@@ -52,6 +53,7 @@ from fs_spark.observability.health import check_health
 from fs_spark.online.base import OnlineStoreError
 from fs_spark.online.reader import OnlineReader
 from fs_spark.training.lookups import FeatureLookup
+from fs_spark.ui.app import UnauthorizedError, create_ui, redirect_to_ui
 
 if TYPE_CHECKING:
     from fs_spark.store import FeatureStore
@@ -101,7 +103,7 @@ def create_app(store: FeatureStore) -> ASGIApp:
     readers: dict[str, OnlineReader] = {}
     access = store._access
 
-    metrics = store.metrics.registry  # the store's operations and the server's requests, on one page
+    metrics = CollectorRegistry()  # this app's requests; /metrics adds the store's operations
     requests = Counter(
         "fs_spark_online_requests", "Requests by endpoint and HTTP status", ["endpoint", "status"], registry=metrics
     )
@@ -170,12 +172,25 @@ def create_app(store: FeatureStore) -> ASGIApp:
             stats = base.cache.stats()
             hits.set(stats.hits)
             misses.set(stats.misses)
-        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
+        page = generate_latest(metrics) + generate_latest(store.metrics.registry)
+        return Response(page, media_type=CONTENT_TYPE_LATEST)
+
+    def principal_of(request: Request) -> str:
+        """The UI's caller: the principal of the request's token, as for feature reads."""
+        if not settings.tokens:
+            return store.user
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        principal = settings.tokens.get(token) if scheme.lower() == "bearer" else None
+        if principal is None:
+            raise UnauthorizedError()
+        return principal
 
     others = Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/metrics", prometheus, methods=["GET"]),
+            Route("/", redirect_to_ui),
+            Mount("/ui", app=create_ui(store, principal_of)),
         ]
     )
 
