@@ -87,6 +87,7 @@ bench: setup
 	$(PY) -m bench.search
 	$(PY) -m bench.stream
 	$(PY) -m bench.replicate
+	$(PY) -m bench.observability
 
 quickstart: setup
 	$(PY) jobs/quickstart.py --root ./fs_store

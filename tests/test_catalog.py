@@ -28,7 +28,7 @@ def test_catalog_answers_plain_spark_sql(store, activity, spark):
         "fs_experiments", "fs_runs", "fs_run_metrics", "fs_run_inputs", "fs_models", "fs_model_versions",
         "fs_deployments", "fs_lineage_edges", "fs_maintenance_events", "fs_drift_checks", "fs_drift_scores",
         "fs_alerts", "fs_audit_log", "fs_deprecations", "fs_exports", "fs_feature_services", "fs_materializations",
-        "fs_scorings", "fs_streams", "fs_stream_progress"]
+        "fs_scorings", "fs_streams", "fs_stream_progress", "fs_version_profiles", "fs_metrics"]
     joined = spark.sql(
         "SELECT t.change_kind, v.version_id FROM fs_feature_versions v JOIN fs_feature_tables t "
         "ON v.table_name = t.table_name AND v.definition_revision = t.revision WHERE v.version_number = 1"

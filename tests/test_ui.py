@@ -184,8 +184,10 @@ def test_a_denied_principal_sees_no_denied_values(history, browser):
         page, problems = open_page(browser, "t-alice")
         seen = []
         for path in ("/ui/", "/ui/tables/customers", "/ui/tables/customers/features/income",
-                     "/ui/tables/customers/features/spend", "/ui/quality", "/ui/alerts"):
-            page.goto(url + path)
+                     "/ui/tables/customers/features/spend", "/ui/training-sets", "/ui/experiments", "/ui/models",
+                     "/ui/models/churn_model", "/ui/deployments", "/ui/lineage", "/ui/quality", "/ui/alerts",
+                     "/ui/health"):
+            assert page.goto(url + path).status == 200, path
             seen.append(page.content())
         page.goto(url + "/ui/tables/customers")
         page.click("text=what changed >> nth=0")

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from fs_spark.errors import FsSparkError
+from fs_spark.errors import AccessDeniedError, FsSparkError
 from fs_spark.lineage.render import to_html
 from fs_spark.observability.health import check_health
 from fs_spark.ui import views
@@ -64,17 +64,10 @@ def create_ui(store: FeatureStore, principal_of: Callable[[Request], str]) -> St
                 return HTMLResponse("<h1>401</h1><p>a valid bearer token is required</p>", 401)
             try:
                 context = build(seen, **request.path_params)
-            except (FsSparkError, KeyError, LookupError) as error:
-                return HTMLResponse(
-                    _TEMPLATES.get_template("rows.html").render(
-                        title="Not found",
-                        page="error",
-                        principal=principal,
-                        sections=[],
-                    )
-                    + f"<!-- {type(error).__name__} -->",
-                    404,
-                )
+            except AccessDeniedError as denied:
+                return _message(principal, "Not allowed", str(denied), 403)
+            except (FsSparkError, LookupError) as missing:
+                return _message(principal, "Not found", f"{type(missing).__name__}: {missing}", 404)
             text = _TEMPLATES.get_template(context.pop("template", "rows.html")).render(
                 page=name, principal=principal, **context
             )
@@ -113,6 +106,14 @@ def create_ui(store: FeatureStore, principal_of: Callable[[Request], str]) -> St
         Route("/lineage", lineage),
     ]
     return Starlette(routes=routes)
+
+
+def _message(principal: str, title: str, text: str, status: int) -> HTMLResponse:
+    section = {"id": "message", "title": "", "columns": [""], "rows": [[text]]}
+    page = _TEMPLATES.get_template("rows.html").render(
+        title=title, page="error", principal=principal, sections=[section]
+    )
+    return HTMLResponse(page, status)
 
 
 def redirect_to_ui(request: Request) -> Response:
