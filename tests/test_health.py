@@ -108,6 +108,10 @@ def test_a_failed_write_degrades_the_store_until_it_is_old(spark, tmp_path):
     out = io.StringIO()
     assert run(["--root", store.root, "health"], out=out) == 1
     assert "degraded last_failed_job" in " ".join(out.getvalue().split())
+    out = io.StringIO()
+    assert run(["--root", store.root, "operations", "--failed"], out=out) == 0
+    assert "ingest" in out.getvalue() and "customer_activity" in out.getvalue()
+    assert "FAILED ValidationError" in out.getvalue()
     lenient = _store(spark, tmp_path / "store", failed_job_window_hours=1e-6)
     assert check_health(lenient).check("last_failed_job").status == "ok"
 

@@ -91,8 +91,9 @@ class HealthReport:
         lines = [f"{self.status} ({self.seconds * 1000:.0f} ms)"]
         for c in self.checks:
             limit = f" (threshold {c.threshold})" if c.threshold is not None else ""
-            figure = f" {c.figure}" if c.figure is not None else ""
-            lines.append(f"  {c.status:<8} {c.name}:{figure}{limit}")
+            figure = f": {c.figure}" if c.figure is not None else ""
+            note = c.detail.get("note") or c.detail.get("error") or ""
+            lines.append(f"  {c.status:<8} {c.name}{figure}{limit}{f' - {note}' if note else ''}")
         return "\n".join(lines)
 
 
