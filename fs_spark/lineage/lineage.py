@@ -17,7 +17,7 @@ from typing import Any
 from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.schema import LINEAGE_EDGES, MODEL_VERSIONS, RUNS, TRAINING_SETS
 from fs_spark.errors import LineageNodeNotFoundError
-from fs_spark.lineage.graph import KINDS, LineageGraph, build_graph
+from fs_spark.lineage.graph import KINDS, GraphCache, LineageGraph
 from fs_spark.lineage.reconcile import ReconcileReport, reconcile
 from fs_spark.lineage.render import to_dot, to_html
 from fs_spark.names import check_name
@@ -66,10 +66,11 @@ class Lineage:
         self._catalog = catalog
         self._user = user
         self._live_deployments = live_deployments
+        self._graphs = GraphCache(catalog)
 
     def graph(self) -> LineageGraph:
-        """The whole graph as the catalog has it now."""
-        return build_graph(self._catalog)
+        """The whole graph as the catalog has it now (built again only after the catalog changed)."""
+        return self._graphs.graph()
 
     def upstream(self, node: str) -> LineageGraph:
         """Everything `node` (an ID or `kind:id`) came from."""
