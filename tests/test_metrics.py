@@ -13,7 +13,7 @@ import pytest
 from conftest import ACTIVITY_SCHEMA, activity_rows, activity_table
 from servers import pushgateway
 
-from fs_spark import FeatureLookup, ValidationError
+from fs_spark import FeatureLookup, FeatureNotFoundError, ValidationError
 from fs_spark.config import ObservabilitySettings, Settings, StoreSettings
 from fs_spark.store import FeatureStore
 
@@ -107,8 +107,12 @@ def test_training_sets_materializations_drift_and_online_reads_are_measured(stor
     assert rows["materialize"]["rows"] == materialized.keys_written == 60
     assert rows["drift"]["rows"] == 40 + 20 and rows["drift"]["table_name"] == "customer_activity"
     assert "online_read" not in rows  # in the registry only
-    assert sample(store, "fs_spark_operation_rows_total", operation="online_read") == 3
-    assert sample(store, "fs_spark_operation_seconds_count", operation="online_read") == 1
+    assert sample(store, "fs_spark_online_read_rows_total") == 3
+    assert sample(store, "fs_spark_online_read_seconds_count") == 1
+    assert sample(store, "fs_spark_online_read_seconds_bucket", le="+Inf") == 1
+    with pytest.raises(FeatureNotFoundError):
+        store.get_online_features(["customer_activity:no_such_feature"], [{"customer_id": 1}])
+    assert sample(store, "fs_spark_online_read_errors_total", error="FeatureNotFoundError") == 1
 
 
 def test_the_metrics_table_can_be_turned_off(spark, tmp_path):
