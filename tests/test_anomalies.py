@@ -13,7 +13,8 @@ import pytest
 from conftest import T0
 
 from fs_spark import Entity, Feature, FeatureTable
-from fs_spark.config import AnomalySettings, QualitySettings, Settings, StoreSettings
+from fs_spark.catalog.schema import ALERTS
+from fs_spark.config import AnomalySettings, GovernanceSettings, QualitySettings, Settings, StoreSettings
 from fs_spark.quality.anomalies import baseline_of, judge, robust_score
 from fs_spark.store import FeatureStore
 
@@ -118,3 +119,33 @@ def test_a_shifted_mean_and_a_short_version_are_alerted_with_their_figures(spark
     small = watched.write("orders", short)
     counted = {(a["feature"], a["metric"]) for a in store.catalog.rows("alerts") if a["version_id"] == small.version_id}
     assert (None, "anomaly_row_count") in counted
+
+
+def test_a_principal_denied_a_feature_sees_no_figure_of_its_anomalies(spark, tmp_path):
+    """An anomaly alert's baseline names the feature's median and value: data of the feature."""
+    (tmp_path / "policy.yaml").write_text(
+        "principals:\n  tester: {roles: [admin]}\n  alice: {roles: [analyst]}\nrules:\n"
+        "  - {name: everything, roles: [admin], actions: [read, write, admin]}\n"
+        "  - {name: analysts_read, roles: [analyst], actions: [read]}\n"
+        "  - {name: no_basket, roles: [analyst], actions: [read], features: [basket], effect: deny}\n")
+
+    def opened(user):
+        return FeatureStore(spark=spark, settings=Settings(
+            store=StoreSettings(root=str(tmp_path / "store"), user=user),
+            governance=GovernanceSettings(policy_file=str(tmp_path / "policy.yaml")),
+            quality=QualitySettings(anomalies=AnomalySettings(min_history=3))))
+
+    store = opened("tester")
+    store.apply(TABLE)
+    for day in range(3):
+        store.write("orders", _batch(spark, day, 50, 10.0, seed=day)[1])
+    store.write("orders", _batch(spark, 3, 50, 60.0, seed=3)[1])
+    assert ("basket", "mean") in {(a.feature, a.figure) for a in store.quality.check_anomalies("orders").anomalies}
+    store.catalog.append(ALERTS, [{**{c: None for c, _, _ in ALERTS.columns}, "alert_id": "lineage-1",
+                                   "metric": "lineage_dangling", "baseline": "deployment:x -> model_version:y"}])
+    as_tester = {(a["feature"], a["metric"]): a for a in store.quality.alerts()}
+    assert "median 10" in as_tester[("basket", "anomaly_mean")]["baseline"]
+    as_alice = {(a["feature"], a["metric"]): a for a in opened("alice").quality.alerts()}
+    hidden = as_alice[("basket", "anomaly_mean")]
+    assert (hidden["value"], hidden["threshold"], hidden["baseline"]) == (None, None, None)
+    assert as_alice[(None, "lineage_dangling")]["baseline"] == "deployment:x -> model_version:y"

@@ -421,8 +421,13 @@ class QualityChecks:
 
     def alerts(self, table: str | None = None) -> list[dict]:
         rows = [r for r in self._catalog.rows(ALERTS.name) if table is None or r["table_name"] == table]
-        hidden = {name: self._hidden(name) for name in {r["table_name"] for r in rows}}
+        tables = set(self._catalog.current_definitions())  # store-level alerts (lineage, lag) name no feature table
+        hidden = {name: self._hidden(name) for name in {r["table_name"] for r in rows} if name in tables}
+        # An anomaly's baseline text carries the feature's median and value: withheld with the figures.
         shown = [
-            {**r, "value": None, "threshold": None} if r["feature"] in hidden[r["table_name"]] else r for r in rows
+            {**r, "value": None, "threshold": None, "baseline": None}
+            if r["feature"] in hidden.get(r["table_name"], ())
+            else r
+            for r in rows
         ]
         return sorted(shown, key=lambda r: r["alert_id"])
