@@ -73,7 +73,7 @@ from fs_spark.replication.replicator import ReplicationResult, TableLag
 from fs_spark.replication.service import StoreRegions
 from fs_spark.scoring.scoring import Scoring
 from fs_spark.session import LazySession
-from fs_spark.storage.delta_log import commit_metrics, latest_version
+from fs_spark.storage.delta_log import Commit, commit_metrics, latest_version
 from fs_spark.storage.paths import StorePaths, absolute
 from fs_spark.storage.reader import read_version, readable_delta_version
 from fs_spark.storage.retention import VacuumResult, vacuum
@@ -387,22 +387,22 @@ class FeatureStore:
         )
 
     def _measured_write(self, operation: str, table: str, df: Any, **options: Any) -> FeatureVersion:
+        commits: list[Commit | None] = []  # this call's own commit, if it made a version
         with self.metrics.measure(operation, table, as_run_ref(options.get("run"))) as measure:
-            version = self._write(table, df, **options)
-            if version.committed_at < measure.started_at:  # an earlier write's version, returned again
+            version = self._write(table, df, on_commit=commits.append, **options)
+            if not commits:  # an earlier write's version, returned again
                 measure.retried()
-            elif version.row_count:  # a write of no rows made no Delta commit
-                written = commit_metrics(self.spark, version.storage_path, version.delta_version)
-                measure.add(rows=version.row_count, bytes=written.get("numOutputBytes", 0))
+            elif (commit := commits[0]) is not None:  # a write of no rows made no Delta commit
+                measure.add(rows=version.row_count, bytes=commit.metrics.get("numOutputBytes", 0))
                 measure.tags["quarantined_rows"] = str(version.quarantined_row_count)
-        if self.settings.quality.anomalies.after_write and version.committed_at >= measure.started_at:
+        if self.settings.quality.anomalies.after_write and commits:
             try:
                 self.quality.check_anomalies(table, version=version.version_id)
             except FsSparkError as error:  # the write is committed; the check's failure is its own
                 log.warning("fs_spark: the anomaly check after writing %s failed: %s", table, error)
         return version
 
-    def _write(self, table, df, *, mode="strict", write_id=None, source=None, run=None, cast="none"):
+    def _write(self, table, df, *, mode="strict", write_id=None, source=None, run=None, cast="none", on_commit=None):
         applied = self._registry.current(table)
         self._access.require(Request("write", table))
         self._check_writable(f"a write of {table}", table)
@@ -419,6 +419,7 @@ class FeatureStore:
                 source=source,
                 run=ref,
                 cast=cast,
+                on_commit=on_commit,
             )
             job.output(path, version.delta_version, {"fs_spark.version_id": version.version_id})
         return version

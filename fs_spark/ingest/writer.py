@@ -18,6 +18,7 @@ import json
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -114,7 +115,11 @@ class FeatureWriter(StorePart):
         source: SourceInfo | None = None,
         run: RunRef | None = None,
         cast: str = "none",
+        on_commit: Callable[[Commit | None], None] | None = None,
     ) -> FeatureVersion:
+        """Validate and commit one batch as a new feature version, or return the version an
+        earlier write of it made. `on_commit` hears of this call's own commit only (None when
+        the batch added no rows), so a caller can tell a new version from a returned one."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         batch = conform(df, table, cast)
@@ -139,11 +144,11 @@ class FeatureWriter(StorePart):
             )
             text = f"fs_spark write {table.name} v{table.definition_version} #{number} ({version_id})"
             with described(self.spark, describe(text, run)):
-                return self._commit(context, batch, path, digest)
+                return self._commit(context, batch, path, digest, on_commit)
 
     # --- the passes ---------------------------------------------------------------------------
 
-    def _commit(self, ctx: _Context, batch: DataFrame, path: str, digest: str | None) -> FeatureVersion:
+    def _commit(self, ctx: _Context, batch: DataFrame, path: str, digest: str | None, on_commit) -> FeatureVersion:
         """The write job. Row rules are checked after the shuffle, so the range partitioner's
         sampling job (which runs everything before the shuffle a second time) does not check
         them too; they are fused with the sort, and the window of the duplicate check ends that
@@ -207,6 +212,8 @@ class FeatureWriter(StorePart):
             events.append(self._quarantine(ctx, checked, bad_rows, counts))
         self.catalog.append(FEATURE_VERSIONS, [version.to_row()])
         self.catalog.append(QUARANTINE_EVENTS, events)
+        if on_commit is not None:
+            on_commit(commit)
         return version
 
     def _append(self, out: DataFrame, path: str, ctx: _Context, digest: str | None) -> None:

@@ -57,6 +57,7 @@ class Commit:
     version: int
     timestamp: datetime  # aware UTC, as Delta's history gives it: the commit file's modification time
     user_metadata: str | None
+    metrics: dict[str, int]  # Delta's operationMetrics: numOutputRows, numOutputBytes, numFiles, ...
 
 
 def latest_commit(spark: SparkSession, path: str) -> Commit:
@@ -70,22 +71,26 @@ def latest_commit(spark: SparkSession, path: str) -> Commit:
         millis = os.stat(os.path.join(local, "_delta_log", f"{version:020d}.json")).st_mtime_ns // 1_000_000
     else:
         millis = int(_log_files(spark).commitTime(hadoop_conf(spark), path, version))
-    metadata = None
-    for line in _commit_lines(spark, path, version):
-        info = json.loads(line).get("commitInfo")
-        if info is not None:
-            metadata = info.get("userMetadata")
-    return Commit(version, datetime.fromtimestamp(millis / 1000, UTC), metadata)
+    info = _commit_info(spark, path, version)
+    return Commit(version, datetime.fromtimestamp(millis / 1000, UTC), info.get("userMetadata"), _metrics(info))
 
 
 def commit_metrics(spark: SparkSession, path: str, version: int) -> dict[str, int]:
     """Delta's own figures of one commit (`operationMetrics`: numOutputRows, numOutputBytes,
     numFiles, ...), as integers; empty when the commit recorded none."""
+    return _metrics(_commit_info(spark, path, version))
+
+
+def _commit_info(spark: SparkSession, path: str, version: int) -> dict[str, Any]:
     for line in _commit_lines(spark, path, version):
         info = json.loads(line).get("commitInfo")
         if info is not None:
-            return {k: int(v) for k, v in (info.get("operationMetrics") or {}).items() if str(v).isdigit()}
+            return dict(info)
     return {}
+
+
+def _metrics(info: dict[str, Any]) -> dict[str, int]:
+    return {k: int(v) for k, v in (info.get("operationMetrics") or {}).items() if str(v).isdigit()}
 
 
 def added_file_stats(spark: SparkSession, path: str, version: int) -> dict[str, Any]:
