@@ -17,6 +17,8 @@ from fs_spark import (
     load_definitions,
 )
 
+pytestmark = pytest.mark.usefixtures("production_plans")  # results checked as production plans them
+
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 HOUR = timedelta(hours=1)
 

@@ -15,6 +15,8 @@ import pytest
 from fs_spark import Entity, Feature, FeatureLookup, FeatureTable
 from fs_spark.training.pit_join import JoinSide, point_in_time_join
 
+pytestmark = pytest.mark.usefixtures("production_plans")  # results checked as production plans them
+
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 KEYS = 120
 
