@@ -189,6 +189,7 @@ class FeatureStore:
             self.settings.online,
             self.user,
             lambda table: self._writer.lock(f"{table}.online"),
+            self.metrics.online_reads.fetched,
         )
         self._services = FeatureServices(self._catalog, self.get_table, self.user)
         self._streams = StreamIngestion(
@@ -197,6 +198,7 @@ class FeatureStore:
             partial(self._measured_write, "stream"),
             lambda table, run: self._online.materialize(table, run),
             self.user,
+            self.metrics.streams.report,
         )
         self._scoring = Scoring(
             self,
@@ -663,7 +665,7 @@ class FeatureStore:
         ref = as_run_ref(run)
         with self.metrics.measure("materialize", table, ref) as measure:
             done = self._online.materialize(table, ref)
-            measure.add(rows=done.keys_written + done.keys_removed)
+            measure.add(rows=done.keys_written + done.keys_removed, bytes=done.bytes_sent)
         return done
 
     def get_online_features(

@@ -6,6 +6,7 @@ whose tasks are known."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import urllib.request
 from pathlib import Path
 
@@ -73,6 +74,7 @@ def test_a_refused_write_is_counted_by_its_error_class(store, activity, spark):
     assert "visits" in rows[0]["error"]
 
 
+@pytest.mark.usefixtures("production_plans")  # adaptive execution's own extra job is counted too
 def test_spark_figures_are_spark_own_task_counts(store, spark):
     """A count over 7 partitions runs 7 tasks, then 1 for the final sum: Spark's numbers, counted.
     Adaptive execution runs the shuffle's map stage as a job of its own: two jobs."""
@@ -86,6 +88,12 @@ def test_spark_figures_are_spark_own_task_counts(store, spark):
     with store.metrics.measure("drift", "nothing"):
         pass
     assert metrics_rows(spark, store)[-1]["spark_tasks"] == 0
+
+
+def stored_vector_sizes(store) -> dict[bytes, tuple[int, int]]:
+    """Each key of the embedded online store with the sizes of the key and its value."""
+    with sqlite3.connect(store._online.spec.location) as db:
+        return {k: (len(k), len(v)) for k, v in db.execute("SELECT key, value FROM vectors")}
 
 
 def test_training_sets_materializations_drift_and_online_reads_are_measured(store, activity, spark):
@@ -105,11 +113,18 @@ def test_training_sets_materializations_drift_and_online_reads_are_measured(stor
                                                                   built.manifest.output_delta_version)
     assert json.loads(rows["training_set"]["tags_json"]) == {"training_set_id": built.id}
     assert rows["materialize"]["rows"] == materialized.keys_written == 60
+    # the bytes sent to the online store: the keys and values the embedded store now holds, read
+    # with SQLite itself (one write per key, the first materialization)
+    sizes = stored_vector_sizes(store)
+    assert rows["materialize"]["bytes"] == materialized.bytes_sent == sum(k + v for k, v in sizes.values()) > 0
     assert rows["drift"]["rows"] == 40 + 20 and rows["drift"]["table_name"] == "customer_activity"
     assert "online_read" not in rows  # in the registry only
     assert sample(store, "fs_spark_online_read_rows_total") == 3
     assert sample(store, "fs_spark_online_read_seconds_count") == 1
     assert sample(store, "fs_spark_online_read_seconds_bucket", le="+Inf") == 1
+    # bytes fetched from the online store: the values of the two keys it holds (999 it has not)
+    fetched = [v for key, (_, v) in sizes.items() if key in (b"fs:customer_activity:v1:i1;", b"fs:customer_activity:v1:i2;")]
+    assert len(fetched) == 2 and sample(store, "fs_spark_online_read_bytes_total") == sum(fetched)
     with pytest.raises(FeatureNotFoundError):
         store.get_online_features(["customer_activity:no_such_feature"], [{"customer_id": 1}])
     assert sample(store, "fs_spark_online_read_errors_total", error="FeatureNotFoundError") == 1

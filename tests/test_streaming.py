@@ -108,6 +108,16 @@ def test_each_micro_batch_is_one_version_with_its_stream_batch_and_offsets(strea
     # Each version is one Delta commit, mapped in the catalog.
     history = DeltaTable.forPath(spark, versions[0].storage_path).history().where("operation = 'WRITE'")
     assert sorted(r.version for r in history.collect()) == [v.delta_version for v in versions]
+    # Spark's progress reports reach Prometheus, by stream name: every row read, the last batch
+    assert gauge(streaming, "fs_spark_stream_input_rows_total", stream=TABLE) == 55
+    assert gauge(streaming, "fs_spark_stream_batch_id", stream=TABLE) >= len(versions) - 1
+    assert gauge(streaming, "fs_spark_stream_batch_seconds", stream=TABLE) > 0
+    progress = streaming.catalog.rows("stream_progress")
+    assert sum(r["input_rows"] for r in progress if r["stream_name"] == TABLE) == 55
+
+
+def gauge(store, name: str, **labels) -> float | None:
+    return store.metrics.registry.get_sample_value(name, labels)
 
 
 def test_a_strict_stream_stops_at_a_bad_batch_naming_feature_and_rule_and_commits_none_of_it(streaming, spark, kafka):

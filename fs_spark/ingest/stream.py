@@ -238,8 +238,10 @@ class StreamIngestion:
         write_batch: WriteBatch,
         materialize: Callable[[str, RunRef | None], Any],
         user: str,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
     ):
         self._spark = spark
+        self._on_progress = on_progress
         self._catalog = catalog
         self._write_batch = write_batch
         self._materialize = materialize
@@ -331,7 +333,7 @@ class StreamIngestion:
     def _recorder(self) -> ProgressRecorder:
         with self._listener_lock:
             if self._listener is None:
-                self._listener = ProgressRecorder(self._catalog)
+                self._listener = ProgressRecorder(self._catalog, self._on_progress)
                 self._spark().streams.addListener(self._listener)
             return self._listener
 
@@ -396,10 +398,11 @@ class OnlineFollower:
 
 class ProgressRecorder(StreamingQueryListener):
     """Spark's progress reports of fs_spark's streams, into the `stream_progress` catalog table,
-    a few seconds' worth per commit."""
+    a few seconds' worth per commit, and each to `on_progress` (the store's metrics)."""
 
-    def __init__(self, catalog: Catalog):
+    def __init__(self, catalog: Catalog, on_progress: Callable[[dict[str, Any]], None] | None = None):
         self._catalog = catalog
+        self._on_progress = on_progress
         self._names: dict[str, str] = {}
         self._rows: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -424,6 +427,8 @@ class ProgressRecorder(StreamingQueryListener):
         if name is None:
             return
         row = progress_row(name, progress)
+        if self._on_progress is not None:
+            self._on_progress(row)
         with self._lock:
             self._rows.append(row)
             due = time.monotonic() - self._last_flush >= _FLUSH_SECONDS

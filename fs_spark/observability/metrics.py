@@ -8,7 +8,9 @@ cost more than the lookup.
 
 The Spark side comes from Spark: the jobs an operation started (those of its thread's job group
 that were not there before it) and, per stage, Spark's own task counts, failed task attempts and
-stage attempts from the status tracker. Bytes written come from Delta's commit (`numOutputBytes`).
+stage attempts from the status tracker; a stream's rates, batch times and offsets behind from its
+query progress reports. Bytes written to Delta come from its commit (`numOutputBytes`); bytes
+to and from the online store are the encoded keys and values sent, and the values fetched.
 Recording never fails the operation it measures: a figure that cannot be kept is logged.
 """
 
@@ -28,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, push_to_gateway
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from fs_spark.config import ObservabilitySettings
@@ -120,6 +122,8 @@ class StoreMetrics:
                 metric.labels(operation)
         self.online_reads = OnlineReads()
         self.registry.register(self.online_reads)
+        self.streams = StreamProgress()
+        self.registry.register(self.streams)
         self.recording_seconds = 0.0  # time spent recording figures, for the overhead benchmark
 
     @contextmanager
@@ -219,6 +223,7 @@ class OnlineReads(Collector):
         self._counts = [0] * (len(self.BUCKETS) + 1)
         self._sum = 0.0
         self._rows = 0
+        self._bytes = 0
         self._errors: dict[str, int] = {}
 
     def observe(self, seconds: float, rows: int, error: BaseException | None = None) -> None:
@@ -231,9 +236,15 @@ class OnlineReads(Collector):
                 name = type(error).__name__
                 self._errors[name] = self._errors.get(name, 0) + 1
 
+    def fetched(self, size: int) -> None:
+        """Bytes of vectors one read fetched from the online store (the cache's misses)."""
+        with self._lock:
+            self._bytes += size
+
     def collect(self) -> Iterator[Metric]:
         with self._lock:
             counts, total, rows, errors = list(self._counts), self._sum, self._rows, dict(self._errors)
+            size = self._bytes
         cumulative, buckets = 0, []
         for bound, count in zip((*map(str, self.BUCKETS), "+Inf"), counts, strict=True):
             cumulative += count
@@ -242,10 +253,55 @@ class OnlineReads(Collector):
             "fs_spark_online_read_seconds", "Latency of each online read", buckets=buckets, sum_value=total
         )
         yield CounterMetricFamily("fs_spark_online_read_rows", "Entity rows read online", value=rows)
+        yield CounterMetricFamily(
+            "fs_spark_online_read_bytes", "Bytes of vectors fetched from the online store (cache misses)", value=size
+        )
         failed = CounterMetricFamily("fs_spark_online_read_errors", "Failed online reads by class", labels=["error"])
         for name, count in sorted(errors.items()):
             failed.add_metric([name], count)
         yield failed
+
+
+class StreamProgress(Collector):
+    """Spark's own progress reports of the store's streams (StreamingQueryProgress, as
+    `stream_progress` rows), by stream name: the input rows so far, the latest report's rates and
+    offsets behind the source's latest, and the last micro-batch that read rows, its ID and time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: dict[str, dict[str, Any]] = {}
+        self._rows: dict[str, int] = {}
+
+    def report(self, row: dict[str, Any]) -> None:
+        name = row["stream_name"]
+        with self._lock:
+            previous = self._latest.get(name)
+            if previous is not None and not row["input_rows"]:  # an idle report: no batch ran
+                row = {**row, "duration_ms": previous["duration_ms"], "batch_id": previous["batch_id"]}
+            self._latest[name] = row
+            self._rows[name] = self._rows.get(name, 0) + row["input_rows"]
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            latest, rows = dict(self._latest), dict(self._rows)
+        total = CounterMetricFamily("fs_spark_stream_input_rows", "Rows read by the stream", labels=["stream"])
+        for name, count in sorted(rows.items()):
+            total.add_metric([name], count)
+        yield total
+        gauges = (
+            ("input_rows_per_second", "input_rows_per_second", "Rows a second arriving, last report"),
+            ("processed_rows_per_second", "processed_rows_per_second", "Rows a second processed, last report"),
+            ("batch_seconds", "duration_ms", "The last micro-batch's trigger execution time"),
+            ("batch_id", "batch_id", "The last reported micro-batch"),
+            ("offsets_behind_latest", "offsets_behind_latest", "Offsets behind the source's latest (Kafka)"),
+        )
+        for suffix, field_name, text in gauges:
+            gauge = GaugeMetricFamily(f"fs_spark_stream_{suffix}", text, labels=["stream"])
+            for name, row in sorted(latest.items()):
+                value = row.get(field_name)
+                if value is not None:
+                    gauge.add_metric([name], value / 1000 if field_name == "duration_ms" else value)
+            yield gauge
 
 
 def _json(tags: dict[str, str]) -> str | None:

@@ -11,6 +11,7 @@ version the online state reflects) is written by the caller after every partitio
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pyspark import Accumulator
@@ -45,18 +46,31 @@ def latest_rows(frame: DataFrame, table: FeatureTable) -> DataFrame:
 
 
 class Counters:
-    """Keys written and removed, counted on the executors (an action applies a task's
-    accumulator updates once)."""
+    """Keys written and removed, and the bytes of keys and values sent to the online store,
+    counted on the executors (an action applies a task's accumulator updates once)."""
 
     def __init__(self, spark: SparkSession):
         self.written: Accumulator[int] = spark.sparkContext.accumulator(0)
         self.deleted: Accumulator[int] = spark.sparkContext.accumulator(0)
+        self.sent: Accumulator[int] = spark.sparkContext.accumulator(0)
+
+    def totals(self) -> Written:
+        return Written(int(self.written.value), int(self.deleted.value), int(self.sent.value))
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a materialization did to the online store."""
+
+    keys: int
+    removed: int
+    bytes: int
 
 
 def partition_writer(table: FeatureTable, spec: OnlineStoreSpec, counters: Counters, newer_only: bool):
     """The function each partition runs: encode its rows and write them in batches. A row
     without a version (a key no served row has any more) removes its key."""
-    written, deleted = counters.written, counters.deleted
+    written, deleted, sent = counters.written, counters.deleted, counters.sent
     # Rows are (keys..., event time, _fs_version, features...), times in microseconds.
     width = len(table.keys)
     version_at, first_feature = width + 1, width + 2
@@ -69,6 +83,7 @@ def partition_writer(table: FeatureTable, spec: OnlineStoreSpec, counters: Count
         gone: list[bytes] = []
 
         def flush() -> None:
+            sent.add(sum(len(k) + len(v) for k, v in batch) + sum(map(len, gone)))
             if newer_only:
                 written.add(store.write_newer(batch))
             elif batch or gone:
@@ -91,17 +106,17 @@ def partition_writer(table: FeatureTable, spec: OnlineStoreSpec, counters: Count
     return write
 
 
-def write_latest(frame: DataFrame, table: FeatureTable, spec: OnlineStoreSpec, *, newer_only: bool) -> tuple[int, int]:
+def write_latest(frame: DataFrame, table: FeatureTable, spec: OnlineStoreSpec, *, newer_only: bool) -> Written:
     """Write the latest row of every key of `frame` (rows with `_fs_version`); with
-    `newer_only`, keep a stored vector that is later. Returns (keys written, keys removed)."""
+    `newer_only`, keep a stored vector that is later."""
     counters = Counters(frame.sparkSession)
     latest_rows(frame, table).foreachPartition(partition_writer(table, spec, counters, newer_only))
-    return int(counters.written.value), 0
+    return counters.totals()
 
 
-def refresh_keys(served: DataFrame, touched: DataFrame, table: FeatureTable, spec: OnlineStoreSpec) -> tuple[int, int]:
+def refresh_keys(served: DataFrame, touched: DataFrame, table: FeatureTable, spec: OnlineStoreSpec) -> Written:
     """Recompute every key of `touched` from `served`: its latest served row, or its removal
-    when no served row has it. Returns (keys written, keys removed)."""
+    when no served row has it."""
     usable = F.lit(True)
     for column in table.keys:
         usable = usable & F.col(column).isNotNull()
@@ -110,4 +125,4 @@ def refresh_keys(served: DataFrame, touched: DataFrame, table: FeatureTable, spe
     rows = keys.join(latest, list(table.keys), "left")
     counters = Counters(served.sparkSession)
     rows.foreachPartition(partition_writer(table, spec, counters, newer_only=False))
-    return int(counters.written.value), int(counters.deleted.value)
+    return counters.totals()

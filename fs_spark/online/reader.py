@@ -98,6 +98,7 @@ class OnlineReader:
         cache: decoded vectors in process, or None.
         check_interval_ms: how stale the reader's view of a table's state may get.
         max_entities: most entity rows one call may ask for.
+        fetched: told the bytes of the vectors each store read returned.
     """
 
     def __init__(
@@ -111,8 +112,10 @@ class OnlineReader:
         check_interval_ms: float,
         max_entities: int,
         audit_seconds: float = 60.0,
+        fetched: Callable[[int], None] | None = None,
     ):
         self.store = store
+        self._fetched = fetched
         self.store_name = store_name
         self._definition_at = definition_at
         self._check_table = check_table
@@ -332,6 +335,8 @@ class OnlineReader:
             out.append(row)
         if missing:
             raw = self.store.read([key for _, _, key in missing])
+            if self._fetched is not None:
+                self._fetched(sum(len(value) for value in raw if value is not None))
             for (n, i, key), value in zip(missing, raw, strict=True):
                 p = prepared[n]
                 vector = p.table.decode(value) if value is not None else None

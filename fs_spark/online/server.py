@@ -84,8 +84,13 @@ class OnlineFeaturesRequest(BaseModel):
     full_feature_names: bool = False
 
 
-class _UnauthorizedError(Exception):
-    pass
+def _principal(tokens: dict[str, str], authorization: str) -> str:
+    """The principal whose token an `Authorization: Bearer <token>` header carries."""
+    scheme, _, token = authorization.partition(" ")
+    principal = tokens.get(token) if scheme.lower() == "bearer" else None
+    if principal is None:
+        raise UnauthorizedError()
+    return principal
 
 
 def _status_of(error: BaseException) -> int:
@@ -134,10 +139,7 @@ def create_app(store: FeatureStore) -> ASGIApp:
     def reader_for(authorization: str) -> OnlineReader:
         if not settings.tokens:
             return base
-        scheme, _, token = authorization.partition(" ")
-        principal = settings.tokens.get(token) if scheme.lower() == "bearer" else None
-        if principal is None:
-            raise _UnauthorizedError()
+        principal = _principal(settings.tokens, authorization)
         found = readers.get(principal)
         if found is None:
             found = readers[principal] = base.for_principal(access.as_principal(principal))
@@ -151,7 +153,7 @@ def create_app(store: FeatureStore) -> ASGIApp:
             body = OnlineFeaturesRequest.model_validate_json(await _body(receive))
             status, payload = 200, _answer(service_lookups, reader, body)
             entities.inc(len(next(iter(body.entities.values()), [])))
-        except _UnauthorizedError:
+        except UnauthorizedError:
             status, payload = 401, {"error": "Unauthorized", "detail": "a valid bearer token is required"}
         except Exception as error:  # every failure is one JSON line with its class
             status = _status_of(error) if isinstance(error, FsSparkError | ValueError) else 500
@@ -180,11 +182,7 @@ def create_app(store: FeatureStore) -> ASGIApp:
         """The UI's caller: the principal of the request's token, as for feature reads."""
         if not settings.tokens:
             return store.user
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        principal = settings.tokens.get(token) if scheme.lower() == "bearer" else None
-        if principal is None:
-            raise UnauthorizedError()
-        return principal
+        return _principal(settings.tokens, request.headers.get("authorization", ""))
 
     others = Starlette(
         routes=[

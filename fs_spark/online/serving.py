@@ -31,7 +31,7 @@ from fs_spark.lineage.openlineage import LineageEvents
 from fs_spark.online.base import OnlineStoreError
 from fs_spark.online.cache import VectorCache
 from fs_spark.online.factory import OnlineStoreSpec, online_store_spec
-from fs_spark.online.materialize import refresh_keys, write_latest
+from fs_spark.online.materialize import Written, refresh_keys, write_latest
 from fs_spark.online.reader import OnlineReader
 from fs_spark.online.state import (
     TableState,
@@ -65,6 +65,7 @@ class Materialization:
     keys_removed: int
     withheld_versions: tuple[int, ...]
     online_store: str
+    bytes_sent: int = 0  # keys and values sent to the online store, encoded
 
 
 class OnlineServing:
@@ -81,6 +82,7 @@ class OnlineServing:
         settings: OnlineSettings,
         user: str,
         table_lock: Callable[[str], AbstractContextManager[None]],
+        fetched: Callable[[int], None] | None = None,
     ):
         self._session = session
         self._paths = paths
@@ -95,6 +97,7 @@ class OnlineServing:
         # One lock per table's online state: a materialization and a quarantine's withholding
         # never interleave, so neither overwrites the other's withheld versions.
         self._table_lock = table_lock
+        self._fetched = fetched  # told the bytes each online read fetched from the store
         self._reader: OnlineReader | None = None
 
     @property
@@ -114,20 +117,20 @@ class OnlineServing:
             served = served_version(every, table, definition.definition_version, quarantined(self._catalog))
             state = TableState.from_bytes(store.state([state_name(table)])[0])
             todo = plan(every, definition, applied.revision, served, state)
-            written = removed = 0
+            done = Written(0, 0, 0)
             inputs = []
             if todo.kind != "none":
                 frame, delta_version = self._served_rows(table, served, every)
                 inputs.append((applied.storage_path, delta_version))
             with self._events.job(f"materialize.{table}", run=run, inputs=inputs) as job:
                 if todo.kind == "full":
-                    written, removed = write_latest(frame, definition, spec, newer_only=False)
+                    done = write_latest(frame, definition, spec, newer_only=False)
                 elif todo.kind == "incremental":
                     changed = frame.where(F.col(VERSION_COLUMN).isin(sorted(todo.versions)))
-                    written, removed = write_latest(changed, definition, spec, newer_only=True)
+                    done = write_latest(changed, definition, spec, newer_only=True)
                 elif todo.kind == "refresh":
                     touched = self._rows_of(table, every, todo.versions)
-                    written, removed = refresh_keys(frame, touched, definition, spec)
+                    done = refresh_keys(frame, touched, definition, spec)
                 withheld = withheld_versions(every, served, table, definition.definition_version)
                 new_state = state.changed(
                     definition_version=definition.definition_version,
@@ -152,10 +155,11 @@ class OnlineServing:
             todo.kind,
             served.version_number if served else None,
             served.version_id if served else None,
-            written,
-            removed,
+            done.keys,
+            done.removed,
             tuple(sorted(withheld)),
             spec.name,
+            done.bytes,
         )
         self._catalog.append(
             MATERIALIZATIONS,
@@ -170,8 +174,8 @@ class OnlineServing:
                     "withheld_versions": [str(n) for n in record.withheld_versions],
                     "online_store": spec.name,
                     "kind": todo.kind,
-                    "keys_written": written,
-                    "keys_removed": removed,
+                    "keys_written": done.keys,
+                    "keys_removed": done.removed,
                     "run_id": run.run_id if run else None,
                     "user": self._user,
                     "started_at": started,
@@ -270,5 +274,6 @@ class OnlineServing:
                 VectorCache(cache.max_entries, cache.ttl_seconds) if cache.enabled else None,
                 cache.check_interval_ms,
                 self.settings.server.max_entities,
+                fetched=self._fetched,
             )
         return self._reader
