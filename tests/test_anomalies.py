@@ -75,6 +75,7 @@ def _batch(spark, day: int, n: int, basket_mean: float, seed: int):
     return rows, spark.createDataFrame(rows, SCHEMA)
 
 
+@pytest.mark.slow
 def test_a_shifted_mean_and_a_short_version_are_alerted_with_their_figures(spark, tmp_path):
     settings = Settings(store=StoreSettings(root=str(tmp_path / "store"), user="tester"),
                         quality=QualitySettings(anomalies=AnomalySettings(min_history=5)))

@@ -52,6 +52,7 @@ def test_the_lineage_oracle_on_a_hand_worked_catalog():
     assert lineage_oracle(Catalog()) == pytest.approx(1 / 3)
 
 
+@pytest.mark.slow
 def test_a_healthy_store_reports_each_figure(experiment):
     report = check_health(experiment.store)
     assert report.status == "ok" and report.exit_code == 0, report.to_text()
@@ -74,6 +75,7 @@ def _store(spark, root, **health) -> FeatureStore:
     return store
 
 
+@pytest.mark.slow
 def test_an_online_table_behind_its_latest_version_is_stale(spark, tmp_path):
     store = _store(spark, tmp_path / "store", online_staleness_seconds=0.001)
     store.write("customer_activity", spark.createDataFrame(activity_rows(5), ACTIVITY_SCHEMA))

@@ -96,6 +96,7 @@ def stored_vector_sizes(store) -> dict[bytes, tuple[int, int]]:
         return {k: (len(k), len(v)) for k, v in db.execute("SELECT key, value FROM vectors")}
 
 
+@pytest.mark.slow
 def test_training_sets_materializations_drift_and_online_reads_are_measured(store, activity, spark):
     store.write("customer_activity", activity(activity_rows(40)))
     store.write("customer_activity", activity(activity_rows(20, start=40)))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
 from conftest import ACTIVITY_SCHEMA, activity_rows, activity_table
 
 from fs_spark import FeatureLookup
@@ -23,6 +24,7 @@ from fs_spark.observability.watch import watch
 from fs_spark.store import FeatureStore
 
 
+@pytest.mark.slow
 def test_churn_staleness_and_lineage_are_alerted_once_each(spark, tmp_path):
     sent = tmp_path / "alerts.jsonl"
     settings = Settings(
