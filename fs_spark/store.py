@@ -630,11 +630,20 @@ class FeatureStore:
         """`read` without Spark or a JVM: the same rows, through delta-rs, as Arrow, pandas,
         polars or batches (`TableRows`). Access policies apply as to `read`."""
         applied, resolved, delta_version, dropped = self._resolve_read(
-            table, version, as_of, features, allow_quarantined, None, latest_delta_version
+            table,
+            version,
+            as_of,
+            features,
+            allow_quarantined,
+            None,
+            partial(latest_delta_version, s3=self.settings.s3),
         )
         label = resolved.version_id if resolved else "0 (empty)"
         dataset = version_dataset(
-            applied.storage_path, delta_version, lambda detail: VersionExpiredError(table, label, detail)
+            applied.storage_path,
+            delta_version,
+            lambda detail: VersionExpiredError(table, label, detail),
+            self.settings.s3,
         )
         return table_rows(
             applied.definition, resolved, delta_version, dataset, features, include_version_column, dropped
@@ -652,6 +661,7 @@ class FeatureStore:
             lambda detail: TrainingSetInputExpiredError(
                 training_set_id, "training set data", manifest.output_delta_version, detail
             ),
+            self.settings.s3,
         )
         return TrainingSetRows(manifest, dataset, verify)
 

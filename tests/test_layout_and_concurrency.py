@@ -25,6 +25,7 @@ def files_read(frame) -> tuple[int, int]:
     return int(scans[0].metrics().apply("numFiles").value()), len(rows)
 
 
+@pytest.mark.slow
 def test_reads_filtered_by_key_time_or_version_skip_files(store, activity, spark):
     # Version 1: 2000 keys in January (range-partitioned into files of disjoint key ranges);
     # versions 2 and 3: other keys, in later months.

@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from fs_spark import (
     Entity,
@@ -128,6 +129,8 @@ def test_a_changed_file_is_a_digest_mismatch_and_a_missing_one_is_named(built, t
             store.open_training_set(training.id).to_arrow()
         with pytest.raises(ReplayMismatchError):
             list(store.open_training_set(training.id).to_batches())
+        with pytest.raises(ReplayMismatchError):  # checked before sharded readers each see a part
+            store.open_training_set(training.id).to_torch()
         assert store.open_training_set(training.id, verify=False).to_arrow().num_rows == 400
         part.unlink()
         with pytest.raises(TrainingSetInputExpiredError, match="a data file is missing"):
@@ -192,3 +195,47 @@ def test_reading_needs_no_java_at_all(built, tmp_path):
     labels = store.training_set(training.id).to_arrow()["label"].to_pylist()
     assert found == {"rows": 400, "label": sum(v or 0 for v in labels),
                      "usage": store.read("usage", version=2).count()}
+
+
+def test_a_torch_dataset_shards_every_row_to_exactly_one_worker_and_rank(built):
+    from torch.utils.data import DataLoader
+
+    from fs_spark.local.torch_dataset import TensorConversionError
+
+    store, training = built
+    rows = store.open_training_set(training.id)
+    expected = rows.to_arrow()  # itself checked against the Spark read above
+    epoch = T0.replace(year=1970, month=1, day=1, hour=0)
+    oracle = sorted(
+        (a, (t - epoch) // timedelta(microseconds=1), label, "NaN" if m is None else m, p)
+        for a, t, label, m, p in zip(*(expected.column(c).to_pylist() for c in ("account", "ts", "label", "minutes", "plan")),
+                                     strict=True))
+    columns = ["account", "ts", "label", "minutes", "plan"]
+
+    def read(loader) -> list[tuple]:
+        got = []
+        for batch in loader:
+            assert set(batch) == set(columns) and len(batch["account"]) <= 32
+            assert (batch["account"].dtype, batch["ts"].dtype, batch["label"].dtype) == (torch.int32, torch.int64, torch.float64)
+            minutes = ["NaN" if m != m else m for m in batch["minutes"].tolist()]  # a null double is NaN
+            got += zip(batch["account"].tolist(), batch["ts"].tolist(), batch["label"].tolist(), minutes, batch["plan"],
+                       strict=True)
+        return got
+
+    assert len(oracle) == 400 and len(rows.to_torch(columns=columns).units) >= 2  # row groups to share out
+    assert sorted(read(rows.to_torch(batch_size=32, columns=columns))) == oracle  # one process: all of it
+    # two ranks: each reads a part, no row twice, every row once
+    ranks = [read(rows.to_torch(batch_size=32, columns=columns, rank=r, world_size=2)) for r in (0, 1)]
+    assert ranks[0] and ranks[1] and sorted(ranks[0] + ranks[1]) == oracle
+    # two ranks of two DataLoader workers each (spawned processes): four shards, every row once
+    workers = []
+    for rank in (0, 1):
+        dataset = rows.to_torch(batch_size=32, columns=columns, rank=rank, world_size=2)
+        workers += read(DataLoader(dataset, batch_size=None, num_workers=2, multiprocessing_context="spawn"))
+    assert sorted(workers) == oracle
+
+    # a null in an int column has no tensor value: refused, naming the column; unknown columns too
+    with pytest.raises(TensorConversionError, match="column 'seats' holds .* null"):
+        list(rows.to_torch(columns=["seats"]))
+    with pytest.raises(ValueError, match=r"no column\(s\) \['nope'\]"):
+        rows.to_torch(columns=["nope"])

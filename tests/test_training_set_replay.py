@@ -41,6 +41,7 @@ def test_manifest_records_inputs_digests_and_versions(store, built, spark):
     assert [tuple(r) for r in stored.drop("ts").collect()] == [(1, 3.0, "c", True), (2, 2.0, "b", False), (3, None, None, True)]
 
 
+@pytest.mark.slow
 def test_rebuild_is_identical_after_later_writes_and_definition_changes(store, built, spark):
     original = [tuple(r) for r in built.load_df().collect()]
     store.write("spend", spark.createDataFrame([(1, T0 + DAY, 9.0, "late"), (2, T0, 7.0, "tie")], SPEND_SCHEMA))

@@ -229,6 +229,7 @@ def test_lookup_definitions_are_validated():
         FeatureLookup(table_name="../spend")
 
 
+@pytest.mark.slow
 def test_the_readme_worked_example(store, spark, spend):
     at = lambda h, m=0: T0 + timedelta(hours=h, minutes=m)  # noqa: E731
     spend([(1, at(9), 10.0, None), (1, at(12), None, None), (2, at(9), 5.0, None)])

@@ -159,6 +159,7 @@ def _spend_at(built) -> list[float]:
     return [r.spend_7d for r in built.load_df().orderBy("customer_id").collect()]
 
 
+@pytest.mark.slow
 def test_reads_and_builds_see_only_recorded_versions_while_a_writer_is_between_its_commits(store, activity, spark,
                                                                                           monkeypatch):
     store.write("customer_activity", activity(activity_rows(10)))
@@ -189,6 +190,7 @@ def test_reads_and_builds_see_only_recorded_versions_while_a_writer_is_between_i
     assert store.read("customer_activity", version=1).count() == 10
 
 
+@pytest.mark.slow
 def test_a_killed_writer_s_rows_stay_invisible_until_recovered(store, activity, monkeypatch):
     store.write("customer_activity", activity(activity_rows(10)))
     _killed_between_commits(store, monkeypatch, activity(activity_rows(10, start=10)))

@@ -25,6 +25,8 @@ from fs_spark.training.pit_join import ROW_COLUMN
 if TYPE_CHECKING:
     import pandas as pd
 
+    from fs_spark.local.torch_dataset import TrainingSetDataset
+
 BATCH_ROWS = 65_536
 
 
@@ -120,6 +122,39 @@ class TrainingSetRows(ArrowRows):
             self._check(digest)
         ordered = rows.take(pc.sort_indices(rows, sort_keys=[(ROW_COLUMN, "ascending")]))
         return ordered.drop_columns([ROW_COLUMN])
+
+    def verified(self) -> TrainingSetRows:
+        """Check the digest in one streaming pass (no more than a batch in memory); raises
+        ReplayMismatchError when the files no longer hold the rows the build wrote."""
+        digest = ArrowDigest()
+        for batch in ArrowRows.to_batches(self):
+            digest.add(batch)
+        self._check(digest)
+        return self
+
+    def to_torch(
+        self,
+        batch_size: int = 1024,
+        columns: list[str] | None = None,
+        *,
+        rank: int | None = None,
+        world_size: int | None = None,
+    ) -> TrainingSetDataset:
+        """A PyTorch IterableDataset of batches of tensors, sharded by DataLoader worker and
+        rank (`pip install 'fs_spark[torch]'`; see `fs_spark.local.torch_dataset`). With
+        `verify`, the digest is checked here, in one pass before training: sharded readers
+        each see only a part of the set."""
+        try:
+            from fs_spark.local.torch_dataset import TrainingSetDataset
+        except ImportError:
+            raise ImportError("to_torch needs PyTorch: pip install 'fs_spark[torch]'") from None
+        names = [n for n in self.schema.names if n != ROW_COLUMN]
+        unknown = [c for c in columns or [] if c not in names]
+        if unknown:
+            raise ValueError(f"training set {self.id} has no column(s) {unknown}; it has {names}")
+        if self.verify:
+            self.verified()
+        return TrainingSetDataset(self.id, self._dataset, columns or names, batch_size, rank, world_size)
 
     def __repr__(self) -> str:
         return f"TrainingSetRows(id={self.id!r}, rows={self.manifest.row_count})"
