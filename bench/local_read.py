@@ -11,7 +11,9 @@ is timed from the process's start:
   in full (reading, the digest check against the manifest, the entity rows' order);
 - Spark: a local Spark session started, then the first row of the training set's Delta table
   (`toLocalIterator`, storage order as delta-rs's first batch), and `load_df().toPandas()` in
-  full (the entity rows' order, with Arrow, as Spark does by default).
+  full (the entity rows' order, with Arrow, as Spark does by default);
+- to tensors: `to_torch()` through a PyTorch DataLoader (digest check, then every batch), against
+  Spark's `toPandas()` turned into one tensor per column.
 
 Best of 2 runs each; ratios are Spark's time over delta-rs's.
 """
@@ -42,6 +44,10 @@ import fs_spark
 rows = fs_spark.open_training_set(sys.argv[1], root=sys.argv[2])
 if sys.argv[3] == "first":
     next(iter(rows.to_batches(batch_rows=65536)))
+elif sys.argv[3] == "tensors":  # the digest checked first, then batches of tensors through a DataLoader
+    from torch.utils.data import DataLoader
+    batches = DataLoader(rows.to_torch(batch_size=65536), batch_size=None)
+    assert sum(len(batch["label"]) for batch in batches) == int(sys.argv[4])
 else:
     frame = rows.to_pandas()
     assert len(frame) == int(sys.argv[4])
@@ -63,6 +69,10 @@ if sys.argv[3] == "first":  # storage order, as delta-rs's first batch: no sort
 else:
     pandas = training_set.load_df().toPandas()
     assert len(pandas) == int(sys.argv[4])
+    if sys.argv[3] == "tensors":
+        import torch
+        numeric = pandas.drop(columns=["ts"])
+        tensors = {name: torch.from_numpy(numeric[name].to_numpy()) for name in numeric.columns}
 print(json.dumps({"seconds": time.perf_counter() - started}))
 """
 
@@ -110,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         training_set_id = build(root, args.rows)
         print(f"training set of {args.rows:,} rows x {FEATURES} features built in "
               f"{time.perf_counter() - started:.1f} s; each reader in a fresh process, best of 2:", flush=True)
-        for what, label in (("first", "first batch"), ("full", "full read to pandas")):
+        for what, label in (("first", "first batch"), ("full", "full read to pandas"),
+                            ("tensors", "full read to tensors")):
             local = timed(_DELTA_RS, training_set_id, root, what, args.rows)
             spark = timed(_SPARK, training_set_id, root, what, args.rows)
             print(f"  {label:<22} delta-rs {local:6.2f} s   Spark session + read {spark:6.2f} s   "

@@ -6,7 +6,10 @@ whose tasks are known."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -17,6 +20,8 @@ from servers import pushgateway
 from fs_spark import FeatureLookup, FeatureNotFoundError, ValidationError
 from fs_spark.config import ObservabilitySettings, Settings, StoreSettings
 from fs_spark.store import FeatureStore
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def sample(store, name: str, **labels) -> float:
@@ -119,6 +124,9 @@ def test_training_sets_materializations_drift_and_online_reads_are_measured(stor
     sizes = stored_vector_sizes(store)
     assert rows["materialize"]["bytes"] == materialized.bytes_sent == sum(k + v for k, v in sizes.values()) > 0
     assert rows["drift"]["rows"] == 40 + 20 and rows["drift"]["table_name"] == "customer_activity"
+    # the bytes compared: the files the two versions' commits added, sized on disk
+    first, second = store.versions("customer_activity")
+    assert rows["drift"]["bytes"] == sum(added_bytes_on_disk(v.storage_path, v.delta_version) for v in (first, second))
     assert "online_read" not in rows  # in the registry only
     assert sample(store, "fs_spark_online_read_rows_total") == 3
     assert sample(store, "fs_spark_online_read_seconds_count") == 1
@@ -156,3 +164,45 @@ def test_batch_figures_are_pushed_to_a_pushgateway(spark, tmp_path):
     ingest = [line for line in lines if 'operation="ingest"' in line]
     assert len(ingest) == 1 and 'job="nightly_ingest"' in ingest[0], lines
     assert float(ingest[0].rsplit(" ", 1)[1]) == 17
+
+
+_FLAKY = """
+import json, sys
+from pyspark import TaskContext
+from pyspark.sql import functions as F
+from pyspark.sql.types import LongType
+from fs_spark import FeatureStore
+from fs_spark.config import Settings, SparkSettings, StoreSettings
+
+# local[2,2]: two cores, and a task may fail once and be run again (Spark's maxFailures)
+settings = Settings(store=StoreSettings(root=sys.argv[1], user="tester"),
+                    spark=SparkSettings(master="local[2,2]", shuffle_partitions=2, driver_memory="1g"))
+store = FeatureStore(settings=settings)
+
+@F.udf(LongType())
+def flaky(x):
+    task = TaskContext.get()
+    if task.partitionId() == 0 and task.attemptNumber() == 0:
+        raise RuntimeError("the first attempt of partition 0 is lost")
+    return x
+
+with store.metrics.measure("drift", "flaky") as measure:
+    measure.add(rows=store.spark.range(0, 100, numPartitions=4).agg(F.sum(flaky("id"))).first()[0])
+row = store.catalog.rows("metrics")[-1]
+print(json.dumps({k: row[k] for k in ("rows", "retries", "spark_tasks", "spark_failed_tasks")}
+                 | {"counter": store.metrics.registry.get_sample_value("fs_spark_operation_retries_total",
+                                                                      {"operation": "drift"})}))
+"""
+
+
+@pytest.mark.slow
+def test_a_task_spark_ran_again_is_a_retry(tmp_path):
+    """A real task failure and Spark's own retry of it, in a session that allows one (its own
+    process: the shared session's master allows none): counted as a failed attempt and a retry."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", _FLAKY, str(tmp_path / "store")], capture_output=True, text=True,
+                          env=env, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    # sum(0..99) = 4950; four partitions and the final sum completed, one attempt failed and was retried
+    assert figures == {"rows": 4950, "retries": 1, "spark_tasks": 5, "spark_failed_tasks": 1, "counter": 1.0}
