@@ -123,15 +123,6 @@ class TrainingSetRows(ArrowRows):
         ordered = rows.take(pc.sort_indices(rows, sort_keys=[(ROW_COLUMN, "ascending")]))
         return ordered.drop_columns([ROW_COLUMN])
 
-    def verified(self) -> TrainingSetRows:
-        """Check the digest in one streaming pass (no more than a batch in memory); raises
-        ReplayMismatchError when the files no longer hold the rows the build wrote."""
-        digest = ArrowDigest()
-        for batch in ArrowRows.to_batches(self):
-            digest.add(batch)
-        self._check(digest)
-        return self
-
     def to_torch(
         self,
         batch_size: int = 1024,
@@ -152,8 +143,9 @@ class TrainingSetRows(ArrowRows):
         unknown = [c for c in columns or [] if c not in names]
         if unknown:
             raise ValueError(f"training set {self.id} has no column(s) {unknown}; it has {names}")
-        if self.verify:
-            self.verified()
+        if self.verify:  # one streaming pass: `to_batches` checks the digest when it ends
+            for _ in self.to_batches():
+                pass
         return TrainingSetDataset(self.id, self._dataset, columns or names, batch_size, rank, world_size)
 
     def __repr__(self) -> str:
