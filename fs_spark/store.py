@@ -176,7 +176,9 @@ class FeatureStore:
         )
         self.tracking = Tracking(self, self._catalog, self.mlflow)
         self.models = Models(self._catalog, self._training, self.mlflow, self.events, self.user)
-        self.lineage = Lineage(self._session, self._catalog, self.user, lambda: self.models.live_everywhere())
+        self.lineage = Lineage(
+            self._session, self._catalog, self.user, lambda: self.models.live_everywhere(), self.metrics
+        )
         self._online = OnlineServing(
             self._session,
             self.paths,

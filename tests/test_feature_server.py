@@ -144,6 +144,11 @@ def test_callers_need_a_token_and_the_policy_applies_to_them(profile_store, spar
     assert ("alice", "profile:email", "deny") in audit and ("alice", "profile:age", "allow") in audit
 
 
+def _gauge(page: str, name: str) -> float:
+    (line,) = [line for line in page.splitlines() if line.startswith(name + " ")]
+    return float(line.split()[1])
+
+
 def test_health_and_metrics_report_figures(profile_store):
     store, _ = profile_store
     with serving(store) as url:
@@ -152,6 +157,11 @@ def test_health_and_metrics_report_figures(profile_store):
         call(url, "/get-online-features", {"features": ["profile:x"], "entities": {"customer_id": [1]}})
         status, health = call(url, "/health")
         status_metrics, metrics = call(url, "/metrics")
+        deadline = time.monotonic() + 30  # the first health check, made at start in a thread, is timed
+        while (warm_up := _gauge(call(url, "/metrics")[1], "fs_spark_health_warm_up_seconds")) == 0:
+            assert time.monotonic() < deadline, "the server's first health check did not finish"
+            time.sleep(0.05)
+    assert 0 < warm_up < 30
     assert status == 200 and health["status"] == "ok", health
     online = health["checks"]["online_store"]
     assert online["status"] == "ok" and online["figure"] == 0  # it serves the latest version

@@ -43,6 +43,24 @@ def added_bytes_on_disk(table_path: str, delta_version: int) -> int:
     return sum((Path(table_path) / name).stat().st_size for name in names)
 
 
+def feature_chunk_bytes(table_path: str, delta_version: int, columns: list[str]) -> int:
+    """The compressed sizes of `columns`' chunks in the files one Delta commit added, from the
+    Parquet footers: what any scan of those columns must read at least once."""
+    import pyarrow.parquet as pq
+
+    log = Path(table_path) / "_delta_log" / f"{delta_version:020d}.json"
+    names = [json.loads(line)["add"]["path"] for line in log.read_text().splitlines() if '"add"' in line]
+    total = 0
+    for name in names:
+        meta = pq.ParquetFile(Path(table_path) / name).metadata
+        for group in range(meta.num_row_groups):
+            for index in range(meta.num_columns):
+                chunk = meta.row_group(group).column(index)
+                if chunk.path_in_schema in columns:
+                    total += chunk.total_compressed_size
+    return total
+
+
 def test_a_write_counts_its_rows_bytes_and_spark_tasks(store, activity, spark):
     version = store.write("customer_activity", activity(activity_rows(30)), write_id="w1")
     on_disk = added_bytes_on_disk(version.storage_path, version.delta_version)
@@ -87,7 +105,7 @@ def test_spark_figures_are_spark_own_task_counts(store, spark):
         measure.add(rows=spark.range(0, 1000, numPartitions=7).count())
     (row,) = metrics_rows(spark, store)
     assert (row["rows"], row["spark_jobs"], row["spark_tasks"], row["spark_failed_tasks"]) == (1000, 2, 8, 0)
-    assert row["spark_stages"] == 2
+    assert row["spark_stages"] == 2 and row["spark_input_bytes"] == 0  # a range reads no input
     # a job outside the measured block is not counted in it
     spark.range(0, 10, numPartitions=3).count()
     with store.metrics.measure("drift", "nothing"):
@@ -124,9 +142,17 @@ def test_training_sets_materializations_drift_and_online_reads_are_measured(stor
     sizes = stored_vector_sizes(store)
     assert rows["materialize"]["bytes"] == materialized.bytes_sent == sum(k + v for k, v in sizes.values()) > 0
     assert rows["drift"]["rows"] == 40 + 20 and rows["drift"]["table_name"] == "customer_activity"
-    # the bytes compared: the files the two versions' commits added, sized on disk
+    # the bytes compared are what Spark's scans read (its stages' input metrics): at least every
+    # column chunk of the compared features in the two versions' files once (their sizes read with
+    # pyarrow from the Parquet footers), at most each of those files whole once per scanning stage
     first, second = store.versions("customer_activity")
-    assert rows["drift"]["bytes"] == sum(added_bytes_on_disk(v.storage_path, v.delta_version) for v in (first, second))
+    features = [f.name for f in activity_table().features]
+    chunks = sum(feature_chunk_bytes(v.storage_path, v.delta_version, features) for v in (first, second))
+    whole = sum(added_bytes_on_disk(v.storage_path, v.delta_version) for v in (first, second))
+    drift = rows["drift"]
+    assert drift["bytes"] == drift["spark_input_bytes"]
+    assert chunks <= drift["bytes"] <= whole * drift["spark_stages"], (chunks, drift["bytes"], whole)
+    assert chunks > 0 and rows["training_set"]["spark_input_bytes"] > 0
     assert "online_read" not in rows  # in the registry only
     assert sample(store, "fs_spark_online_read_rows_total") == 3
     assert sample(store, "fs_spark_online_read_seconds_count") == 1

@@ -17,6 +17,8 @@ from experiment_scenario import SPEND, T0
 from fs_spark.catalog.schema import MAINTENANCE_EVENTS, MODEL_VERSIONS
 from fs_spark.cli import run
 from fs_spark.ids import new_id
+from fs_spark.observability.health import check_health
+from fs_spark.observability.watch import watch
 from fs_spark.session import submit_args
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +53,9 @@ def test_forced_vacuum_is_an_authorised_removal(store, built, spark):
     assert link.holder == f"training_set:{built.id}" and link.target == f"feature_version:{built.manifest.feature_version_ids[0]}"
     assert "missing" in link.problem and link.authorised_by == event["event_id"]
     assert report.ok
+    # health reports the run: one dangling link, authorised, so nothing to degrade for
+    reconciled = check_health(store).check("lineage").detail["last_reconcile"]
+    assert (reconciled["links_checked"], reconciled["dangling"], reconciled["unauthorised"]) == (report.checked, 1, 0)
 
 
 def _delete_a_data_file(spark, path: str) -> None:
@@ -74,6 +79,15 @@ def test_files_deleted_by_hand_and_records_that_point_nowhere_are_unauthorised(s
     assert ("feature_version", "unreadable at Delta version 2") in problems
     assert ("training_set", "no such training set record") in problems
     assert not report.ok
+    lineage = check_health(store).check("lineage")
+    assert lineage.status == "degraded"
+    assert lineage.detail["last_reconcile"]["unauthorised"] == len(report.unauthorised) >= 2
+    assert lineage.detail["last_reconcile"]["unauthorised_links"] == [str(d) for d in report.unauthorised]
+    unreconciled = [a["baseline"] for a in watch(store).alerts if a["metric"] == "lineage_unreconciled"]
+    assert len(unreconciled) == len(report.unauthorised) and any(ghost in a for a in unreconciled)
+    # the anomaly check of the table with the deleted file failed without stopping watch's other rules
+    failed = check_health(store).check("last_failed_job")
+    assert (failed.status, failed.detail["operation"], failed.detail["table"]) == ("degraded", "anomalies", "spend")
     out = io.StringIO()
     assert run(["--root", store.root, "reconcile"], out=out) == 1
     assert "UNAUTHORISED" in out.getvalue() and ghost in out.getvalue()

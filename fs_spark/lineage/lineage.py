@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from fs_spark.lineage.graph import KINDS, GraphCache, LineageGraph
 from fs_spark.lineage.reconcile import ReconcileReport, reconcile
 from fs_spark.lineage.render import to_dot, to_html
 from fs_spark.names import check_name
+from fs_spark.observability.metrics import StoreMetrics
 from fs_spark.session import SessionSource
 from fs_spark.tracking.records import Deployment
 
@@ -57,12 +59,19 @@ class Lineage:
         catalog: where the records and hand-made links are.
         user: who records links.
         live_deployments: the deployments live now, in every environment.
+        metrics: records each reconciliation with what it found (health reports the last one).
     """
 
     def __init__(
-        self, session: SessionSource, catalog: Catalog, user: str, live_deployments: Callable[[], list[Deployment]]
+        self,
+        session: SessionSource,
+        catalog: Catalog,
+        user: str,
+        live_deployments: Callable[[], list[Deployment]],
+        metrics: StoreMetrics,
     ):
         self._session = session
+        self._metrics = metrics
         self._catalog = catalog
         self._user = user
         self._live_deployments = live_deployments
@@ -183,8 +192,17 @@ class Lineage:
 
     def reconcile(self) -> ReconcileReport:
         """Check that every feature version, training set and model version the catalog refers to
-        exists and is readable at its recorded Delta version; report each dangling link."""
-        return reconcile(self._session(), self._catalog, self._live_deployments())
+        exists and is readable at its recorded Delta version; report each dangling link. The
+        `metrics` row of the run keeps the counts and the first unauthorised links."""
+        with self._metrics.measure("reconcile") as measure:
+            report = reconcile(self._session(), self._catalog, self._live_deployments())
+            measure.add(rows=report.checked)
+            measure.tags.update(
+                dangling=str(len(report.dangling)),
+                unauthorised=str(len(report.unauthorised)),
+                unauthorised_links=json.dumps([str(link) for link in report.unauthorised[:20]]),
+            )
+        return report
 
     # --- pictures -----------------------------------------------------------------------------
 

@@ -9,7 +9,10 @@ and one status: ok, degraded (something needs a look) or down (the store cannot 
 - cache: the online cache's hit rate, where this process has a cache (the feature server).
 - lineage: the share of model versions and deployments whose upstream reaches a feature version,
   a source and a transformation, and the catalog links that point at no record (what
-  `reconcile` would flag without reading data); degraded below `min_lineage_completeness`.
+  `reconcile` would flag without reading data); with the last `reconcile` run's findings, which
+  also read each Delta version a link names (a health check cannot afford those reads); degraded
+  below `min_lineage_completeness`, on a dangling record link, or when the last reconcile found
+  unauthorised links.
 - replication: each region's lag in versions and seconds, where regions are configured.
 - last_failed_job: the latest operation of the `metrics` table that failed; degraded when it
   failed within `failed_job_window_hours`.
@@ -19,6 +22,7 @@ tables and 10,000 versions answers in well under 100 ms (`bench/health.py`).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -231,6 +235,23 @@ def dangling_records(store: FeatureStore) -> list[str]:
     return sorted(set(found))
 
 
+def last_reconcile(store: FeatureStore) -> dict[str, Any] | None:
+    """What the latest finished `reconcile` found (its `metrics` row), or None if none ran."""
+    runs = [r for r in store._catalog.rows(METRICS.name) if r["operation"] == "reconcile" and not r["error_class"]]
+    if not runs:
+        return None
+    last = max(runs, key=lambda r: r["started_at"])
+    tags = json.loads(last["tags_json"] or "{}")
+    return {
+        "at": last["started_at"].isoformat(),
+        "links_checked": last["rows"],
+        "dangling": int(tags.get("dangling", 0)),
+        "unauthorised": int(tags.get("unauthorised", 0)),
+        "unauthorised_links": json.loads(tags.get("unauthorised_links", "[]")),
+        "operation_id": last["operation_id"],
+    }
+
+
 def _lineage(store: FeatureStore) -> Check:
     least = store.settings.observability.health.min_lineage_completeness
 
@@ -239,10 +260,17 @@ def _lineage(store: FeatureStore) -> Check:
         keys = [n.key for n in graph.nodes.values() if n.kind in ("model_version", "deployment")]
         share, incomplete = lineage_completeness(graph, keys)
         dangling = dangling_records(store)
+        reconciled = last_reconcile(store)
         low = share is not None and share < least
-        status: Status = "degraded" if low or dangling else "ok"
+        unauthorised = reconciled is not None and reconciled["unauthorised"] > 0
+        status: Status = "degraded" if low or dangling or unauthorised else "ok"
         figure = round(share, 4) if share is not None else None
-        detail = {"judged": len(keys), "incomplete": incomplete[:20], "dangling_links": dangling[:20]}
+        detail = {
+            "judged": len(keys),
+            "incomplete": incomplete[:20],
+            "dangling_links": dangling[:20],
+            "last_reconcile": reconciled,
+        }
         return Check("lineage", status, figure, least, detail)
 
     return _guarded("lineage", "degraded", body)

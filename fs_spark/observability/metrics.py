@@ -10,7 +10,9 @@ The Spark side comes from Spark: the jobs an operation started (those of its thr
 that were not there before it) and, per stage, Spark's own task counts, failed task attempts and
 stage attempts from the status tracker; a stream's rates, batch times and offsets behind from its
 query progress reports. Bytes written to Delta come from its commit (`numOutputBytes`); bytes
-to and from the online store are the encoded keys and values sent, and the values fetched.
+read are what the operation's stages read, from their input metrics (a drift check counts these
+as its bytes); bytes to and from the online store are the encoded keys and values sent, and the
+values fetched.
 Recording never fails the operation it measures: a figure that cannot be kept is logged.
 """
 
@@ -39,7 +41,8 @@ from fs_spark.provenance import RunRef
 
 log = logging.getLogger("fs_spark.metrics")
 
-OPERATIONS = ("ingest", "stream", "training_set", "materialize", "replicate", "drift", "anomalies")
+OPERATIONS = ("ingest", "stream", "training_set", "materialize", "replicate", "drift", "anomalies", "reconcile")
+_BUS_WAIT_MS = 2000
 _SECONDS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 
 
@@ -55,6 +58,7 @@ class Measure:
     retries: int = 0
     tags: dict[str, str] = field(default_factory=dict)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    bytes_are_read: bool = False  # its bytes are what its Spark stages read, not what it wrote
 
     def add(self, rows: int = 0, bytes: int = 0) -> None:
         self.rows += rows
@@ -73,6 +77,7 @@ class SparkFigures:
     tasks: int = 0
     failed_tasks: int = 0
     stage_retries: int = 0
+    input_bytes: int = 0
 
 
 class StoreMetrics:
@@ -104,7 +109,15 @@ class StoreMetrics:
             "fs_spark_operation_seconds", "Latency of each operation", labels, buckets=_SECONDS, registry=self.registry
         )
         self.rows = Counter("fs_spark_operation_rows", "Rows moved", labels, registry=self.registry)
-        self.bytes = Counter("fs_spark_operation_bytes", "Bytes written", labels, registry=self.registry)
+        self.bytes = Counter(
+            "fs_spark_operation_bytes", "Bytes written (bytes read, for a drift check)", labels, registry=self.registry
+        )
+        self.spark_input_bytes = Counter(
+            "fs_spark_operation_spark_input_bytes",
+            "Bytes the operation's Spark stages read",
+            labels,
+            registry=self.registry,
+        )
         self.errors = Counter(
             "fs_spark_operation_errors", "Failed operations by error class", [*labels, "error"], registry=self.registry
         )
@@ -118,7 +131,7 @@ class StoreMetrics:
             "fs_spark_operation_spark_tasks", "Spark tasks the operation ran", labels, registry=self.registry
         )
         for operation in OPERATIONS:  # every series exists from the start, at zero
-            for metric in (self.seconds, self.rows, self.bytes, self.retries, self.spark_tasks):
+            for metric in (self.seconds, self.rows, self.bytes, self.retries, self.spark_tasks, self.spark_input_bytes):
                 metric.labels(operation)
         self.online_reads = OnlineReads()
         self.registry.register(self.online_reads)
@@ -163,9 +176,11 @@ class StoreMetrics:
         spark = _spark_figures(context, before) if context is not None else SparkFigures()
         operation = measure.operation
         retries = measure.retries + spark.failed_tasks + spark.stage_retries
+        moved = measure.bytes + (spark.input_bytes if measure.bytes_are_read else 0)
         self.seconds.labels(operation).observe(seconds)
         self.rows.labels(operation).inc(measure.rows)
-        self.bytes.labels(operation).inc(measure.bytes)
+        self.bytes.labels(operation).inc(moved)
+        self.spark_input_bytes.labels(operation).inc(spark.input_bytes)
         self.retries.labels(operation).inc(retries)
         self.spark_tasks.labels(operation).inc(spark.tasks)
         if error is not None:
@@ -179,7 +194,7 @@ class StoreMetrics:
                     "started_at": measure.started_at,
                     "seconds": seconds,
                     "rows": measure.rows,
-                    "bytes": measure.bytes,
+                    "bytes": moved,
                     "retries": retries,
                     "error_class": type(error).__name__ if error is not None else None,
                     "error": str(error)[:2000] if error is not None else None,
@@ -187,6 +202,7 @@ class StoreMetrics:
                     "spark_stages": spark.stages,
                     "spark_tasks": spark.tasks,
                     "spark_failed_tasks": spark.failed_tasks,
+                    "spark_input_bytes": spark.input_bytes,
                     "run_id": measure.run.run_id if measure.run else None,
                     "experiment_id": measure.run.experiment_id if measure.run else None,
                     "user": self._user,
@@ -315,7 +331,15 @@ def _group_jobs(context: Any) -> set[int]:
 
 
 def _spark_figures(context: Any, before: set[int]) -> SparkFigures:
-    """Spark's counts for the jobs of this thread's group that started since `before`."""
+    """Spark's counts for the jobs of this thread's group that started since `before`. Spark's
+    status store is fed by its listener bus, asynchronously: the bus is drained first (at most
+    `_BUS_WAIT_MS`), so the last tasks' figures are in."""
+    jvm_context = context._jsc.sc()
+    try:
+        jvm_context.listenerBus().waitUntilEmpty(_BUS_WAIT_MS)
+    except Exception as failure:  # a figure may then miss the last tasks; the operation goes on
+        log.warning("Spark's listener bus did not drain in %d ms: %s", _BUS_WAIT_MS, failure)
+    status = jvm_context.statusStore()
     tracker = context.statusTracker()
     stages: set[int] = set()
     jobs = _group_jobs(context) - before
@@ -323,7 +347,7 @@ def _spark_figures(context: Any, before: set[int]) -> SparkFigures:
         info = tracker.getJobInfo(job)
         if info is not None:
             stages.update(info.stageIds)
-    tasks = failed = retried = run = 0
+    tasks = failed = retried = run = read = 0
     for stage in stages:
         info = tracker.getStageInfo(stage)
         if info is None or info.numCompletedTasks + info.numFailedTasks == 0:  # skipped: its output was reused
@@ -332,4 +356,5 @@ def _spark_figures(context: Any, before: set[int]) -> SparkFigures:
         tasks += info.numCompletedTasks
         failed += info.numFailedTasks
         retried += info.currentAttemptId
-    return SparkFigures(len(jobs), run, tasks, failed, retried)
+        read += status.lastStageAttempt(stage).inputBytes()
+    return SparkFigures(len(jobs), run, tasks, failed, retried, read)

@@ -15,6 +15,7 @@ threshold. The same alert (rule, table, feature, version) is not sent again with
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,9 @@ from fs_spark.catalog.schema import ALERTS, VERSION_PROFILES
 from fs_spark.ids import new_id
 from fs_spark.observability.health import HealthReport, check_health
 from fs_spark.quality.alerts import raise_alerts
+from fs_spark.quality.checks import AnomalyReport
+
+log = logging.getLogger("fs_spark.watch")
 
 if TYPE_CHECKING:
     from fs_spark.store import FeatureStore
@@ -42,7 +46,7 @@ def watch(store: FeatureStore) -> WatchResult:
     notify = store.settings.observability.notify
     health = check_health(store)
     found = [*_churn(store, now), *_lineage(health), *_staleness(health), *_lag(store, health)]
-    judged = [store.quality.check_anomalies(t) for t in store.list_tables() if _latest_unjudged(store, t)]
+    judged = [r for t in store.list_tables() if _latest_unjudged(store, t) and (r := _anomalies(store, t))]
     recent = {
         _key(r) for r in store._catalog.rows(ALERTS.name) if r["at"] >= now - timedelta(hours=notify.renotify_hours)
     }
@@ -54,6 +58,16 @@ def watch(store: FeatureStore) -> WatchResult:
     anomaly_ids = {a for report in judged for a in report.alert_ids}  # each check sent its own
     anomalies = tuple(r for r in store._catalog.rows(ALERTS.name) if r["alert_id"] in anomaly_ids)
     return WatchResult(check_id, tuple(alerts) + anomalies, len(found) - len(fresh), health)
+
+
+def _anomalies(store: FeatureStore, table: str) -> AnomalyReport | None:
+    """The table's anomaly check, or None when it failed: one unreadable table does not stop the
+    other rules, and its failure is a `metrics` row that health's last failed job reports."""
+    try:
+        return store.quality.check_anomalies(table)
+    except Exception as failure:
+        log.warning("fs_spark watch: the anomaly check of %s failed: %s", table, str(failure).splitlines()[0])
+        return None
 
 
 def _key(alert: dict[str, Any]) -> tuple:
@@ -102,6 +116,17 @@ def _lineage(health: HealthReport) -> list[dict[str, Any]]:
                 "value": 1.0,
                 "threshold": 0.0,
                 "baseline": f"{link}: no such record",
+            }
+        )
+    reconciled = detail.get("last_reconcile") or {}
+    for link in reconciled.get("unauthorised_links", []):
+        found.append(
+            {
+                "table_name": None,
+                "metric": "lineage_unreconciled",
+                "value": 1.0,
+                "threshold": 0.0,
+                "baseline": f"{link} (reconcile at {reconciled['at']})",
             }
         )
     return found

@@ -23,6 +23,7 @@ the server refuses to start: there is no anonymous access to governed features.
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -55,6 +56,8 @@ from fs_spark.online.base import OnlineStoreError
 from fs_spark.online.reader import OnlineReader
 from fs_spark.training.lookups import FeatureLookup
 from fs_spark.ui.app import UnauthorizedError, create_ui, redirect_to_ui
+
+log = logging.getLogger("fs_spark.server")
 
 if TYPE_CHECKING:
     from fs_spark.store import FeatureStore
@@ -125,6 +128,11 @@ def create_app(store: FeatureStore) -> ASGIApp:
     entities = Counter("fs_spark_online_entities", "Entity rows served", registry=metrics)
     hits = Gauge("fs_spark_online_cache_hits", "Cache hits since start", registry=metrics)
     misses = Gauge("fs_spark_online_cache_misses", "Cache misses since start", registry=metrics)
+    warm_up = Gauge(
+        "fs_spark_health_warm_up_seconds",
+        "How long the process's first health check took (it reads the whole catalog); 0 until it is done",
+        registry=metrics,
+    )
 
     services: dict[str, tuple[float, list[FeatureLookup]]] = {}
 
@@ -202,17 +210,21 @@ def create_app(store: FeatureStore) -> ASGIApp:
             return await send({"type": "http.response.body", "body": content})
         return await others(scope, receive, send)
 
-    # The first health check of a process reads the whole catalog (1.2 s at 10,000 versions); do
+    # The first health check of a process reads the whole catalog (1.3 s at 10,000 versions); do
     # it now, beside the first requests, so that `/health` answers from warm caches.
-    threading.Thread(target=_warm, args=(store, base), name="fs_spark-health-warm-up", daemon=True).start()
+    threading.Thread(target=_warm, args=(store, base, warm_up), name="fs_spark-health-warm-up", daemon=True).start()
     return app
 
 
-def _warm(store: FeatureStore, reader: OnlineReader) -> None:
+def _warm(store: FeatureStore, reader: OnlineReader, took: Gauge) -> None:
+    started = time.perf_counter()
     try:
         check_health(store, reader)
     except Exception:  # a failing check is reported by the next /health, not here
         pass
+    seconds = time.perf_counter() - started
+    took.set(seconds)
+    log.info("fs_spark serve: the first health check (catalog read) took %.3f s", seconds)
 
 
 async def _body(receive) -> bytes:
