@@ -92,6 +92,48 @@ def test_a_later_run_writes_only_the_keys_whose_latest_row_changed(items):
     assert runs[0]["supplying_version_ids"] == [v1] and runs[1]["supplying_version_ids"] == [v2]
 
 
+@pytest.mark.parametrize("path", ["few rows", "many rows", "files vacuumed"])
+def test_an_incremental_run_over_several_writes_keeps_each_key_latest_row(items, spark, monkeypatch, path):
+    """Three writes in one incremental run, with a key in all three (the newest write holding
+    an older time), two rows of one key in one write, and ties: each way the new rows are
+    read (their commits' files, one task; the snapshot, a shuffle by key; the snapshot again
+    when compaction and VACUUM removed the files the commits added) serves the oracle's rows."""
+    from delta.tables import DeltaTable
+
+    import fs_spark.online.serving as serving
+
+    store, write, batches = items
+    write([("a", i, T0, float(i), f"l{i}") for i in range(5)])
+    assert store.materialize("items").kind == "full"
+    write([("a", 1, T0 + timedelta(hours=1), 11.0, "v2 early"), ("a", 1, T0 + timedelta(hours=3), 13.0, "v2 late"),
+           ("a", 2, T0 + timedelta(hours=1), 21.0, "v2"), ("a", 3, T0 + timedelta(hours=1), 31.0, "v2 tie")])
+    write([("a", 1, T0 + timedelta(hours=2), 12.0, "v3 older than v2"), ("a", 3, T0 + timedelta(hours=1), 32.0, "v3 tie"),
+           ("b", 9, T0, 90.0, "v3 new key")])
+    write([("a", 2, T0 + timedelta(hours=1), 22.0, "v4 tie"), ("a", 4, T0 - timedelta(hours=1), -4.0, "v4 too old")])
+    if path == "many rows":
+        monkeypatch.setattr(serving, "FEW_ROWS", 0)
+    if path == "files vacuumed":
+        spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+        try:
+            DeltaTable.forPath(spark, store.versions("items")[-1].storage_path).optimize().executeCompaction()
+            store.vacuum("items", retention_hours=0, force=True, reason="test: the commits' own files gone")
+        finally:
+            spark.conf.unset("spark.databricks.delta.retentionDurationCheck.enabled")
+    used = []
+    for name in ("write_few", "write_latest"):
+        monkeypatch.setattr(serving, name, lambda *a, _f=getattr(serving, name), _n=name, **k: used.append(_n) or _f(*a, **k))
+    done = store.materialize("items")
+    assert (done.kind, done.version_number) == ("incremental", 4)
+    assert used == (["write_few"] if path == "few rows" else ["write_latest"])
+    keys = [("a", i) for i in range(6)] + [("b", 9)]
+    expected = oracle(batches, {1, 2, 3, 4})
+    assert online(store, keys) == expected
+    assert expected[("a", 1)] == (13.0, "v2 late") and expected[("a", 2)] == (22.0, "v4 tie")
+    assert expected[("a", 3)] == (32.0, "v3 tie") and expected[("a", 4)] == (4.0, "l4")
+    # keys whose stored row changed: a1, a2, a3, b9 (a4's new row is older than the stored one)
+    assert done.keys_written == 4
+
+
 def test_a_quarantined_write_is_withheld_at_once_and_replaced_by_the_good_version(items):
     store, write, batches = items
     write([("a", 1, T0, 1.0, "one"), ("a", 2, T0, 2.0, "two")])

@@ -18,12 +18,13 @@ from functools import partial
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.records import FeatureVersion
 from fs_spark.catalog.schema import MATERIALIZATIONS
 from fs_spark.config import OnlineSettings
-from fs_spark.definitions.registry import Registry
+from fs_spark.definitions.registry import Applied, Registry
 from fs_spark.governance.access import AccessControl, Request
 from fs_spark.governance.deprecation import Deprecations
 from fs_spark.ids import new_id
@@ -31,7 +32,7 @@ from fs_spark.lineage.openlineage import LineageEvents
 from fs_spark.online.base import OnlineStoreError
 from fs_spark.online.cache import VectorCache
 from fs_spark.online.factory import OnlineStoreSpec, online_store_spec
-from fs_spark.online.materialize import Written, refresh_keys, write_latest
+from fs_spark.online.materialize import FEW_ROWS, Written, refresh_keys, write_few, write_latest
 from fs_spark.online.reader import OnlineReader
 from fs_spark.online.state import (
     TableState,
@@ -43,10 +44,10 @@ from fs_spark.online.state import (
 )
 from fs_spark.provenance import RunRef
 from fs_spark.session import SessionSource
-from fs_spark.storage.delta_log import latest_version
-from fs_spark.storage.layout import VERSION_COLUMN
+from fs_spark.storage.delta_log import added_files, latest_version
+from fs_spark.storage.layout import VERSION_COLUMN, data_columns
 from fs_spark.storage.paths import StorePaths
-from fs_spark.storage.reader import read_version, readable_delta_version
+from fs_spark.storage.reader import missing_files, read_version, readable_delta_version
 from fs_spark.versions.resolver import VersionResolver
 from fs_spark.versions.series import excluded, included
 from fs_spark.versions.status import quarantined
@@ -126,8 +127,12 @@ class OnlineServing:
                 if todo.kind == "full":
                     done = write_latest(frame, definition, spec, newer_only=False)
                 elif todo.kind == "incremental":
-                    changed = frame.where(F.col(VERSION_COLUMN).isin(sorted(todo.versions)))
-                    done = write_latest(changed, definition, spec, newer_only=True)
+                    few = self._few_written(applied, every, todo.versions)
+                    if few is not None:
+                        done = write_few(few, definition, spec)
+                    else:
+                        changed = frame.where(F.col(VERSION_COLUMN).isin(sorted(todo.versions)))
+                        done = write_latest(changed, definition, spec, newer_only=True)
                 elif todo.kind == "refresh":
                     touched = self._rows_of(table, every, todo.versions)
                     done = refresh_keys(frame, touched, definition, spec)
@@ -208,6 +213,22 @@ class OnlineServing:
             excluded(every, resolved),
         )
         return frame, delta_version
+
+    def _few_written(self, applied: Applied, every: list[FeatureVersion], numbers: frozenset[int]) -> DataFrame | None:
+        """The rows the writes `numbers` made, when they are few (a stream's micro-batches):
+        read as Parquet from the files their Delta commits added, which skips planning a Delta
+        snapshot (two thirds of a small incremental run). None when they are many, or a file
+        is gone (compacted, then vacuumed): then the caller reads the table's snapshot."""
+        new = [v for v in every if v.version_number in numbers and v.storage_path == applied.storage_path]
+        if len(new) != len(numbers) or sum(v.row_count or 0 for v in new) > FEW_ROWS:
+            return None
+        spark = self._session()
+        files = [f for v in new for f in added_files(spark, v.storage_path, v.delta_version)]
+        if not files or missing_files(spark, files):
+            return None
+        schema = T.StructType([T.StructField(n, t) for n, t in data_columns(applied.definition)])
+        rows = spark.read.schema(schema).parquet(*files)
+        return rows.where(F.col(VERSION_COLUMN).isin(sorted(numbers)))
 
     def _rows_of(self, table: str, every: list[FeatureVersion], numbers: frozenset[int]) -> DataFrame:
         """Every row the writes `numbers` wrote, whether served or not (to find their keys)."""

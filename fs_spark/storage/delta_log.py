@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 from pyspark.sql import SparkSession
 
@@ -91,6 +92,18 @@ def _commit_info(spark: SparkSession, path: str, version: int) -> dict[str, Any]
 
 def _metrics(info: dict[str, Any]) -> dict[str, int]:
     return {k: int(v) for k, v in (info.get("operationMetrics") or {}).items() if str(v).isdigit()}
+
+
+def added_files(spark: SparkSession, path: str, version: int) -> list[str]:
+    """The URIs of the data files one commit added (its `add` actions; their paths are
+    URL-encoded and relative to the table unless absolute)."""
+    found = []
+    for line in _commit_lines(spark, path, version):
+        add = json.loads(line).get("add")
+        if add:
+            relative = unquote(add["path"])
+            found.append(relative if "://" in relative else f"{path.rstrip('/')}/{relative}")
+    return found
 
 
 def added_file_stats(spark: SparkSession, path: str, version: int) -> dict[str, Any]:
