@@ -135,6 +135,33 @@ def test_writes_in_a_replica_are_refused_until_it_is_promoted(regions, spark):
     assert len(ids) == len(set(ids)) == 3  # the rows us had already were not appended again
 
 
+def test_of_two_promotions_from_one_epoch_the_second_is_refused_before_it_writes(tmp_path):
+    """`ap` read its role before `eu`'s promotion to epoch 2 and promotes itself to epoch 2 too:
+    the claim in the old home refuses it, and no region's record changes."""
+    from fs_spark.config import S3Settings
+    from fs_spark.errors import PromotionError
+    from fs_spark.replication.regions import ROLE, RegionRoles, Regions, Role
+
+    roots = {name: str(tmp_path / name) for name in ("us", "eu", "ap")}
+    roles = RegionRoles(Regions.model_validate({"version": 1, "home": "us",
+                                                "regions": {n: {"root": r} for n, r in roots.items()}}), S3Settings())
+    assert [(r.region, r.home, r.epoch) for r in roles.record()] == [("us", "us", 1), ("eu", "us", 1), ("ap", "us", 1)]
+    assert roles.promote("eu") == Role("eu", "eu", 2)
+    stale = Role("ap", "us", 1)  # what ap read before eu's promotion
+    roles.objects("ap").write(ROLE, stale.to_bytes())
+    with pytest.raises(PromotionError, match="region 'eu' was promoted to epoch 2 first"):
+        roles.promote("ap")
+    assert [roles.role(n) for n in roots] == [Role("us", "eu", 2), Role("eu", "eu", 2), stale]
+    # a promotion run again after it stopped half-way finds its own claim and finishes
+    roles.objects("us").write(ROLE, Role("us", "us", 1).to_bytes())
+    roles.objects("eu").write(ROLE, Role("eu", "us", 1).to_bytes())
+    assert roles.promote("eu") == Role("eu", "eu", 2)
+    assert [roles.role(n) for n in roots] == [Role("us", "eu", 2), Role("eu", "eu", 2), Role("ap", "eu", 2)]
+    # ap, its record up to date, is promoted from eu at epoch 3
+    assert roles.promote("ap") == Role("ap", "ap", 3)
+    assert {roles.role(n).home for n in roots} == {"ap"}
+
+
 def test_a_resident_table_stays_in_its_region(regions, spark, tmp_path):
     us, eu, _ = regions
     us.replicate()  # definitions reach eu; eu_health has no data anywhere yet

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ class LocalObjects(Objects):
         """The object's path, its folder made, and a temporary name beside it to write first."""
         path = self._path(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return path, path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        return path, path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
     def names_after(self, prefix: str, start: str) -> list[str]:
         folder = self._path(prefix)

@@ -11,9 +11,10 @@ The regions are declared in a versioned file (`conf/regions.yaml`, `store.region
 `fs-spark plan conf/regions.yaml` shows what `apply` records. Which region is home is recorded
 in every region's root (`_region.json`: the region, the home, an epoch), not only in the file,
 so that a promotion changes it for every writer at once: a write checks its own root's record
-and is refused in a replica (`ReplicaWriteError`). A promotion first turns the old home into a
-replica, then records the new home everywhere; the epoch counts promotions. Run one promotion
-at a time.
+and is refused in a replica (`ReplicaWriteError`). A promotion first claims its epoch in the
+old home (created once, so of two promotions racing one is refused), then turns the old home
+into a replica, then records the new home everywhere; the epoch counts promotions. A forced
+promotion, with the old home unreachable, cannot claim: run those one at a time.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from fs_spark.replication.objects import Objects, objects
 from fs_spark.storage.paths import absolute
 
 ROLE = "_region.json"
+EPOCHS = "_region_epochs"  # one object per promotion, in the home it left: who won that epoch
 
 
 class RegionSpec(BaseModel):
@@ -152,7 +154,10 @@ class RegionRoles:
             return current
         old_home, epoch = current.home, current.epoch + 1
         try:
+            self._claim(old_home, region, epoch)
             self.objects(old_home).write(ROLE, Role(old_home, region, epoch).to_bytes())
+        except PromotionError:
+            raise
         except Exception as exc:
             if not force:
                 raise PromotionError(
@@ -164,3 +169,19 @@ class RegionRoles:
             if name != old_home:
                 self.objects(name).write(ROLE, Role(name, region, epoch).to_bytes())
         return Role(region, region, epoch)
+
+    def _claim(self, old_home: str, region: str, epoch: int) -> None:
+        """Claim `epoch` for `region` in the old home's root, created once (a conditional PUT on
+        S3): of two promotions racing from one epoch, one wins and the other is refused before
+        it writes anything. A claim of our own (a promotion run again) stands."""
+        name = f"{EPOCHS}/{epoch:010d}.json"
+        root = self.objects(old_home)
+        if root.create(name, json.dumps({"epoch": epoch, "home": region}).encode()):
+            return
+        winner = json.loads(root.read(name))["home"]
+        if winner != region:
+            raise PromotionError(
+                region,
+                f"region {winner!r} was promoted to epoch {epoch} first (from home {old_home!r}); "
+                f"it is the home region now",
+            )
