@@ -6,6 +6,7 @@ equal to the home's at that version, no version may be skipped, and the next pas
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 import random
 import statistics
 import time
@@ -220,3 +221,65 @@ def test_hundreds_of_faulty_cycles_leave_every_replica_watermark_readable(tmp_pa
           f"{flaky.failures} home outages; {vacuumed} files vacuumed on the replica; 0 unreadable snapshots. "
           f"RPO after each pass, in commits behind home: median {statistics.median(lags):.0f}, "
           f"p95 {sorted(lags)[int(0.95 * len(lags))]}, max {max(lags)}")
+
+
+class KilledCatalog:
+    """The replica's catalog, with the replicator killed at random just before or just after an
+    append of rows (before the pass records how far it got)."""
+
+    def __init__(self, inner, rng: random.Random, rate: float):
+        self.inner, self.rng, self.rate = inner, rng, rate
+        self.kills = 0
+
+    def rows(self, name):
+        return self.inner.rows(name)
+
+    def append(self, spec, rows):
+        killed = self.rng.random() < self.rate
+        before = killed and self.rng.random() < 0.5
+        if before:
+            self.kills += 1
+            raise Killed(spec.name)
+        self.inner.append(spec, rows)
+        if killed:
+            self.kills += 1
+            raise Killed(spec.name)
+
+
+def test_catalog_rows_replicate_once_each_through_killed_passes(spark, tmp_path):
+    """200 seeded cycles of home catalog rows and a replication pass killed at random steps
+    (the rows appended or not, the pass's record of them written or not): after every cycle
+    the replica holds no row twice and only rows of the home, in the home's order; once the
+    faults stop, one pass leaves it holding exactly the home's rows."""
+    from conftest import make_store
+
+    from fs_spark.catalog.schema import RUN_METRICS
+    from fs_spark.replication.replicator import Replicator
+
+    rng = random.Random(20261202)
+    home_store, replica_store = make_store(spark, tmp_path / "home"), make_store(spark, tmp_path / "replica")
+    faulty = FaultyReplica(LocalObjects(str(tmp_path / "replica")), rng, rate=0.05)
+    killing = KilledCatalog(replica_store._catalog, rng, rate=0.15)
+    replicator = Replicator(home_store._catalog, LocalObjects(str(tmp_path / "home")), killing, faulty, "eu",
+                            lambda tables, audit=True: set())
+    home_catalog, stopped = home_store._catalog, 0
+
+    def key(row):
+        return (row["run_id"], row["key"], row["step"])
+
+    for cycle in range(200):
+        if rng.random() < 0.6:
+            home_catalog.append(RUN_METRICS, [{"run_id": f"run-{cycle}", "key": "auc", "value": rng.random(), "step": s,
+                                               "at": datetime.now(UTC)} for s in range(rng.randint(1, 3))])
+        try:
+            replicator.replicate()
+        except Killed:
+            stopped += 1
+        home = [key(r) for r in home_catalog.rows(RUN_METRICS.name)]
+        held = [key(r) for r in replica_store._catalog.rows(RUN_METRICS.name)]
+        assert len(held) == len(set(held)), f"cycle {cycle}: a row appended twice"
+        assert held == home[: len(held)], f"cycle {cycle}: the replica's rows are not the home's, in order"
+    Replicator(home_catalog, LocalObjects(str(tmp_path / "home")), replica_store._catalog,
+               LocalObjects(str(tmp_path / "replica")), "eu", lambda tables, audit=True: set()).replicate()
+    assert replica_store._catalog.rows(RUN_METRICS.name) == home_catalog.rows(RUN_METRICS.name)
+    assert stopped > 20 and killing.kills > 10 and sum(faulty.injected.values()) > 5

@@ -356,5 +356,13 @@ def _spark_figures(context: Any, before: set[int]) -> SparkFigures:
         tasks += info.numCompletedTasks
         failed += info.numFailedTasks
         retried += info.currentAttemptId
-        read += status.lastStageAttempt(stage).inputBytes()
+        read += _input_bytes(status, stage)
     return SparkFigures(len(jobs), run, tasks, failed, retried, read)
+
+
+def _input_bytes(status: Any, stage: int) -> int:
+    """What the stage's last attempt read (0 once Spark no longer keeps the stage)."""
+    try:
+        return int(status.lastStageAttempt(stage).inputBytes())
+    except Exception:
+        return 0
