@@ -92,8 +92,19 @@ def test_a_later_run_writes_only_the_keys_whose_latest_row_changed(items):
     assert runs[0]["supplying_version_ids"] == [v1] and runs[1]["supplying_version_ids"] == [v2]
 
 
-@pytest.mark.parametrize("path", ["few rows", "many rows", "files vacuumed"])
-def test_an_incremental_run_over_several_writes_keeps_each_key_latest_row(items, spark, monkeypatch, path):
+def test_an_incremental_run_over_several_writes_keeps_each_key_latest_row(items, spark, monkeypatch):
+    """The path a stream's micro-batches take (their commits' files, one task), on each store."""
+    _incremental_over_several_writes(items, spark, monkeypatch, "few rows")
+
+
+@pytest.mark.parametrize("path", ["many rows", "files vacuumed"])
+def test_an_incremental_run_that_reads_the_snapshot_keeps_each_key_latest_row(embedded_items, spark, monkeypatch,
+                                                                              path):
+    """The other two paths (the stores' writes are the ones the test above checks)."""
+    _incremental_over_several_writes(embedded_items, spark, monkeypatch, path)
+
+
+def _incremental_over_several_writes(items, spark, monkeypatch, path):
     """Three writes in one incremental run, with a key in all three (the newest write holding
     an older time), two rows of one key in one write, and ties: each way the new rows are
     read (their commits' files, one task; the snapshot, a shuffle by key; the snapshot again
