@@ -149,18 +149,24 @@ def _gauge(page: str, name: str) -> float:
     return float(line.split()[1])
 
 
+def _warmed(url: str) -> float:
+    """Wait for the server's first health check, made at start in a thread; its seconds."""
+    deadline = time.monotonic() + 30
+    while (seconds := _gauge(call(url, "/metrics")[1], "fs_spark_health_warm_up_seconds")) == 0:
+        assert time.monotonic() < deadline, "the server's first health check did not finish"
+        time.sleep(0.05)
+    return seconds
+
+
 def test_health_and_metrics_report_figures(profile_store):
     store, _ = profile_store
     with serving(store) as url:
         for _ in range(3):
             call(url, "/get-online-features", {"features": ["profile:age"], "entities": {"customer_id": [1]}})
         call(url, "/get-online-features", {"features": ["profile:x"], "entities": {"customer_id": [1]}})
+        warm_up = _warmed(url)
         status, health = call(url, "/health")
         status_metrics, metrics = call(url, "/metrics")
-        deadline = time.monotonic() + 30  # the first health check, made at start in a thread, is timed
-        while (warm_up := _gauge(call(url, "/metrics")[1], "fs_spark_health_warm_up_seconds")) == 0:
-            assert time.monotonic() < deadline, "the server's first health check did not finish"
-            time.sleep(0.05)
     assert 0 < warm_up < 30
     assert status == 200 and health["status"] == "ok", health
     online = health["checks"]["online_store"]
@@ -176,6 +182,32 @@ def test_health_and_metrics_report_figures(profile_store):
     assert "fs_spark_online_request_seconds_bucket" in metrics
 
 
+def test_health_answers_at_once_while_the_first_check_warms_up(profile_store, monkeypatch):
+    """Until the server's first health check (its catalog read) is done, `/health` says so
+    instead of making the same read in the request: the warm-up is held here until released."""
+    import fs_spark.online.server as server
+
+    release, real = threading.Event(), server.check_health
+
+    def held_while_warming(*args, **kwargs):
+        if threading.current_thread().name == "fs_spark-health-warm-up":
+            release.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(server, "check_health", held_while_warming)
+    store, _ = profile_store
+    with serving(store) as url:
+        status, warming = call(url, "/health")
+        assert _gauge(call(url, "/metrics")[1], "fs_spark_health_warm_up_seconds") == 0
+        release.set()
+        _warmed(url)
+        status_after, health = call(url, "/health")
+    assert status == 200 and warming["status"] == "degraded" and list(warming["checks"]) == ["warm_up"]
+    assert "reading the catalog" in warming["checks"]["warm_up"]["detail"]["note"]
+    assert status_after == 200 and health["status"] == "ok" and "warm_up" not in health["checks"]
+    assert health["checks"]["online_store"]["status"] == "ok"
+
+
 def test_a_redis_that_is_down_gives_503_fast_not_a_hang(profile_store, spark):
     store, folder = profile_store
     settings = Settings(store=StoreSettings(root=str(folder / "store")),
@@ -186,6 +218,7 @@ def test_a_redis_that_is_down_gives_503_fast_not_a_hang(profile_store, spark):
         started = time.monotonic()
         status, body = call(url, "/get-online-features", {"features": ["profile:age"], "entities": {"customer_id": [1]}})
         assert (status, body["error"]) == (503, "OnlineStoreError") and "redis://127.0.0.1" in body["detail"]
+        _warmed(url)
         status, health = call(url, "/health")
         assert status == 503 and health["status"] == "down"
         assert health["checks"]["online_store"]["status"] == "down" and "redis" in health["checks"]["online_store"]["detail"]["error"]

@@ -51,7 +51,7 @@ from fs_spark.errors import (
     RetiredFeatureError,
     TableNotFoundError,
 )
-from fs_spark.observability.health import check_health
+from fs_spark.observability.health import Check, HealthReport, check_health
 from fs_spark.online.base import OnlineStoreError
 from fs_spark.online.reader import OnlineReader
 from fs_spark.training.lookups import FeatureLookup
@@ -174,8 +174,17 @@ def create_app(store: FeatureStore) -> ASGIApp:
         (answered if status == 200 else requests.labels("get-online-features", str(status))).inc()
         timing.observe(time.perf_counter() - started)
 
+    started = time.monotonic()
+    warmed = threading.Event()
+
     async def health(request: Request) -> Response:
-        report = check_health(store, base, base.cache.stats if base.cache is not None else None)
+        if not warmed.is_set():  # answer at once, not after the catalog read the warm-up is doing
+            waited = round(time.monotonic() - started, 3)
+            note = "the server is reading the catalog for its first health check"
+            check = Check("warm_up", "degraded", waited, None, {"note": note})
+            report = HealthReport((check,), datetime.now(UTC), 0.0)
+        else:
+            report = check_health(store, base, base.cache.stats if base.cache is not None else None)
         return JSONResponse(report.to_dict(), 503 if report.status == "down" else 200)
 
     async def prometheus(request: Request) -> Response:
@@ -211,19 +220,25 @@ def create_app(store: FeatureStore) -> ASGIApp:
         return await others(scope, receive, send)
 
     # The first health check of a process reads the whole catalog (1.3 s at 10,000 versions); do
-    # it now, beside the first requests, so that `/health` answers from warm caches.
-    threading.Thread(target=_warm, args=(store, base, warm_up), name="fs_spark-health-warm-up", daemon=True).start()
+    # it now, beside the first requests, so that `/health` answers from warm caches (and, until
+    # then, answers at once that it is warming up).
+    threading.Thread(
+        target=_warm, args=(store, base, warm_up, warmed), name="fs_spark-health-warm-up", daemon=True
+    ).start()
     return app
 
 
-def _warm(store: FeatureStore, reader: OnlineReader, took: Gauge) -> None:
+def _warm(store: FeatureStore, reader: OnlineReader, took: Gauge, done: threading.Event) -> None:
+    """The process's first health check; until it is done, `/health` says so (degraded) at once."""
     started = time.perf_counter()
     try:
         check_health(store, reader)
     except Exception:  # a failing check is reported by the next /health, not here
         pass
-    seconds = time.perf_counter() - started
-    took.set(seconds)
+    finally:
+        seconds = time.perf_counter() - started
+        took.set(seconds)
+        done.set()
     log.info("fs_spark serve: the first health check (catalog read) took %.3f s", seconds)
 
 
