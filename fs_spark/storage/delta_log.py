@@ -98,12 +98,15 @@ def added_files(spark: SparkSession, path: str, version: int) -> list[str]:
     """The URIs of the data files one commit added (its `add` actions; their paths are
     URL-encoded and relative to the table unless absolute)."""
     found = []
-    for line in _commit_lines(spark, path, version):
-        add = json.loads(line).get("add")
-        if add:
-            relative = unquote(add["path"])
-            found.append(relative if "://" in relative else f"{path.rstrip('/')}/{relative}")
+    for add in _adds(spark, path, version):
+        relative = unquote(add["path"])
+        found.append(relative if "://" in relative else f"{path.rstrip('/')}/{relative}")
     return found
+
+
+def _adds(spark: SparkSession, path: str, version: int) -> list[dict[str, Any]]:
+    """The `add` actions of one commit."""
+    return [add for line in _commit_lines(spark, path, version) if (add := json.loads(line).get("add"))]
 
 
 def added_file_stats(spark: SparkSession, path: str, version: int) -> dict[str, Any]:
@@ -116,9 +119,8 @@ def added_file_stats(spark: SparkSession, path: str, version: int) -> dict[str, 
     low: dict[str, Any] = {}
     high: dict[str, Any] = {}
     nulls: dict[str, int] = {}
-    for line in _commit_lines(spark, path, version):
-        add = json.loads(line).get("add")
-        if not add or not add.get("stats"):
+    for add in _adds(spark, path, version):
+        if not add.get("stats"):
             continue
         stats = json.loads(add["stats"])
         rows += stats.get("numRecords", 0)
