@@ -73,6 +73,7 @@ from fs_spark.replication.replicator import ReplicationResult, TableLag
 from fs_spark.replication.service import StoreRegions
 from fs_spark.scoring.scoring import Scoring
 from fs_spark.session import LazySession
+from fs_spark.storage.checkpoints import Checkpointer
 from fs_spark.storage.delta_log import Commit, commit_metrics, latest_version
 from fs_spark.storage.paths import StorePaths, absolute
 from fs_spark.storage.reader import read_version, readable_delta_version
@@ -179,6 +180,7 @@ class FeatureStore:
         self.lineage = Lineage(
             self._session, self._catalog, self.user, lambda: self.models.live_everywhere(), self.metrics
         )
+        self._checkpoints = Checkpointer()
         self._online = OnlineServing(
             self._session,
             self.paths,
@@ -399,6 +401,9 @@ class FeatureStore:
             elif (commit := commits[0]) is not None:  # a write of no rows made no Delta commit
                 measure.add(rows=version.row_count, bytes=commit.metrics.get("numOutputBytes", 0))
                 measure.tags["quarantined_rows"] = str(version.quarantined_row_count)
+                # A stream's next micro-batch does not wait for the checkpoint; a batch write does.
+                wait = operation != "stream"
+                self._checkpoints.after_commit(self.spark, version.storage_path, commit.version, wait=wait)
         if self.settings.quality.anomalies.after_write and commits:
             try:
                 self.quality.check_anomalies(table, version=version.version_id)

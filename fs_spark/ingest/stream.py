@@ -55,8 +55,7 @@ from fs_spark.ids import new_id
 from fs_spark.ingest.writer import MODES, Mode
 from fs_spark.names import check_name
 from fs_spark.provenance import RunRef, SourceInfo
-from fs_spark.session import hadoop_conf, jvm
-from fs_spark.storage.paths import local_path
+from fs_spark.storage.delta_log import read_text
 
 DEFAULT_TRIGGER = "1 minute"
 WRITE_ID_PREFIX = "stream:"
@@ -82,27 +81,6 @@ def batch_of(version: FeatureVersion) -> tuple[str, int] | None:
         return None
     name, _, batch = version.write_id[len(WRITE_ID_PREFIX) :].rpartition(":")
     return (name, int(batch)) if batch.isdigit() else None
-
-
-def read_text(spark: SparkSession, uri: str) -> str | None:
-    """A small file's text through Hadoop's FileSystem (any store Spark reaches); None if absent."""
-    local = local_path(uri)
-    if local is not None:
-        try:
-            with open(local, encoding="utf-8") as handle:
-                return handle.read()
-        except FileNotFoundError:
-            return None
-    view = jvm(spark)
-    path = view.org.apache.hadoop.fs.Path(uri)
-    fs = path.getFileSystem(hadoop_conf(spark))
-    if not fs.exists(path):
-        return None
-    stream = fs.open(path)
-    try:
-        return str(view.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
-    finally:
-        stream.close()
 
 
 def logged_offsets(spark: SparkSession, checkpoint: str, batch_id: int) -> list[Any]:

@@ -53,6 +53,27 @@ def _log_files(spark: SparkSession) -> Any:
     return jvm(spark).fs_spark.DeltaLogFiles
 
 
+def read_text(spark: SparkSession, uri: str) -> str | None:
+    """A small file's text through Hadoop's FileSystem (any store Spark reaches); None if absent."""
+    local = local_path(uri)
+    if local is not None:
+        try:
+            with open(local, encoding="utf-8") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+    view = jvm(spark)
+    path = view.org.apache.hadoop.fs.Path(uri)
+    fs = path.getFileSystem(hadoop_conf(spark))
+    if not fs.exists(path):
+        return None
+    stream = fs.open(path)
+    try:
+        return str(view.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
+    finally:
+        stream.close()
+
+
 @dataclass(frozen=True)
 class Commit:
     version: int

@@ -19,6 +19,7 @@ from pyspark.sql import types as T
 
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.definitions.types import FeatureType
+from fs_spark.storage.checkpoints import TABLE_CHECKPOINT_INTERVAL
 
 VERSION_COLUMN = "_fs_version"
 TIME_BUCKET_COLUMN = "_fs_time_bucket"
@@ -60,9 +61,6 @@ def stats_columns(table: FeatureTable, sensitive_tags: frozenset[str]) -> str | 
     return ",".join(name for name, _ in data_columns(table) if name not in withheld)
 
 
-CHECKPOINT_INTERVAL = 100
-
-
 def create_table(
     spark: SparkSession, path: str, table: FeatureTable, sensitive_tags: frozenset[str] = frozenset()
 ) -> None:
@@ -75,10 +73,9 @@ def create_table(
         builder = builder.addColumn(TIME_BUCKET_COLUMN, dtype, generatedAlwaysAs=sql.format(ts=table.event_time))
         builder = builder.partitionedBy(TIME_BUCKET_COLUMN)
     builder = builder.property("delta.appendOnly", "true").property("delta.enableTypeWidening", "true")
-    # A Delta checkpoint every 100 commits, not 10: writing one took 1 to 3 s inside the commit
-    # that made it, the freshness of every tenth micro-batch of a stream; readers replay at most
-    # 99 small JSON commits instead of 9.
-    builder = builder.property("delta.checkpointInterval", str(CHECKPOINT_INTERVAL))
+    # fs_spark writes the checkpoints after its commits (fs_spark.storage.checkpoints); Delta's
+    # own, inside a commit, is a backstop for other writers.
+    builder = builder.property("delta.checkpointInterval", str(TABLE_CHECKPOINT_INTERVAL))
     # Statistics on every column: they prune reads and give each version its feature stats.
     builder = builder.property("delta.dataSkippingNumIndexedCols", "-1")
     columns = stats_columns(table, sensitive_tags)
