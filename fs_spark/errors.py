@@ -93,6 +93,29 @@ class ReplicaWriteError(FsSparkError):
         )
 
 
+class StaleHomeError(FsSparkError):
+    """A write in a region whose role still says home, while another region records a newer
+    epoch: it was promoted by force while this one could not be reached."""
+
+    def __init__(self, region: str, home: str, epoch: int, what: str):
+        self.region = region
+        self.home = home
+        self.epoch = epoch
+        super().__init__(
+            f"{what} refused: region {home!r} was promoted to epoch {epoch} while {region!r} could not be "
+            f"reached, so {region!r} is no longer the home region; make it a replica with `fs-spark rejoin {region}` "
+            f"(what it wrote alone is kept under _diverged/), then write in {home!r}"
+        )
+
+
+class RejoinError(FsSparkError):
+    """A rejoin asked of a region that is not a home left behind by a forced promotion."""
+
+    def __init__(self, region: str, problem: str):
+        self.region = region
+        super().__init__(f"cannot rejoin {region!r}: {problem}")
+
+
 # --- set-up -------------------------------------------------------------------------------
 
 

@@ -69,6 +69,7 @@ from fs_spark.provenance import RunRef, SourceInfo, as_run_ref
 from fs_spark.quality.checks import QualityChecks
 from fs_spark.quality.recovery import Recall, recall
 from fs_spark.replication.regions import Role
+from fs_spark.replication.rejoin import RejoinResult
 from fs_spark.replication.replicator import ReplicationResult, TableLag
 from fs_spark.replication.service import StoreRegions
 from fs_spark.scoring.scoring import Scoring
@@ -1246,6 +1247,12 @@ class FeatureStore:
         """Make `region` the home region: the old home becomes a replica first (with `force`,
         even when it cannot be reached; stop its writers first), so two regions never write."""
         return self._require_regions().roles.promote(region, force=force)
+
+    def rejoin(self) -> RejoinResult:
+        """Make this store's region a replica of the current home after a forced promotion left
+        it behind (its writes are refused until then): what it wrote alone is moved under
+        `_diverged/`, then the home's next `replicate` brings it level."""
+        return self._require_regions().rejoin()
 
     def _require_regions(self) -> StoreRegions:
         if self._regions is None:

@@ -1,6 +1,6 @@
 """Regions: the home region's store copied to a replica in commit order, data before the
-catalog rows that name it; writes refused in a replica until it is promoted; tables resident in
-one region never copied out of it."""
+catalog rows that name it; writes refused in a replica until it is promoted, and in a home a
+forced promotion left behind until it rejoins; tables resident in one region never copied out of it."""
 
 from __future__ import annotations
 
@@ -220,3 +220,55 @@ def test_command_line_and_job_plan_apply_replicate_and_promote(spark, tmp_path, 
     assert replicate_job(["--root", eu]) == 2  # a replica does not replicate
     assert cli("--root", us, "promote", "eu") == "eu is the home region (epoch 2)\n"
     assert "! home: the file says 'us', the regions record 'eu'" in cli("--root", us, "plan", str(regions_file))
+
+
+def test_a_home_left_behind_by_a_forced_promotion_stops_writing_and_rejoins_as_a_replica(regions, spark, tmp_path):
+    from fs_spark.errors import PromotionError, RejoinError, StaleHomeError
+    import pyarrow.parquet as pq
+
+    us, eu, _ = regions
+    us.replicate()  # eu holds us's two versions
+    alone = us.write("spend", spark.createDataFrame([(3, T0 + timedelta(days=2), 30.0)], ROWS))  # never replicated
+    (tmp_path / "us").rename(tmp_path / "us_away")  # us cannot be reached: its root is not a folder
+    (tmp_path / "us").write_text("unreachable")
+    try:
+        with pytest.raises(PromotionError, match="the home region 'us' cannot be reached.*--force"):
+            eu.promote("eu")
+        assert (eu.promote("eu", force=True).home, eu.promote("eu").epoch) == ("eu", 2)
+    finally:
+        (tmp_path / "us").unlink()
+        (tmp_path / "us_away").rename(tmp_path / "us")
+    eu.write("spend", spark.createDataFrame([(4, T0 + timedelta(days=2), 40.0)], ROWS))
+
+    # us's role still says home, but eu records a newer epoch: every write and pass is refused.
+    batch = spark.createDataFrame([(5, T0, 5.0)], ROWS)
+    stale = r"region 'eu' was promoted to epoch 2 while 'us' could not be reached.*fs-spark rejoin us"
+    for refused in (lambda: us.write("spend", batch), lambda: us.replicate(),
+                    lambda: us.rollback("spend", 1, reason="from us")):
+        with pytest.raises(StaleHomeError, match=stale):
+            refused()
+    with pytest.raises(RejoinError, match="'eu' is home at epoch 2 and no region records a newer epoch"):
+        eu.rejoin()
+
+    result = us.rejoin()
+    assert (result.region, result.home, result.epoch) == ("us", "eu", 2)
+    assert result.commits == {"tables/spend/v1": [3]}
+    assert result.catalog_rows[FEATURE_VERSIONS.name] == 1
+    # Nothing is lost: us's lone commit, its data file and its catalog row are kept aside.
+    aside = tmp_path / "us" / result.folder
+    assert (aside / "tables/spend/v1/_delta_log/00000000000000000003.json").is_file()
+    [data] = [f for f in (aside / "tables/spend/v1").rglob("*.parquet")]
+    assert pq.read_table(data).column("customer_id").to_pylist() == [3]
+    kept = pq.read_table(aside / "_catalog" / f"{FEATURE_VERSIONS.name}.parquet").to_pylist()
+    assert [r["version_id"] for r in kept] == [alone.version_id]
+    assert alone.version_id not in {v.version_id for v in us.versions("spend")}
+
+    [back] = eu.replicate(to="us")  # us is level with its new home
+    assert {t.table: t.commits for t in back.tables}["tables/spend/v1"] == 1
+    assert _rows(us.read("spend")) == _rows(eu.read("spend"))
+    assert [r[0] for r in _rows(us.read("spend"))] == [1, 1, 2, 4]  # customer 3 was us's alone
+    assert [v.version_id for v in us.versions("spend")] == [v.version_id for v in eu.versions("spend")]
+    with pytest.raises(ReplicaWriteError, match="'us' is a replica and 'eu' is the home"):
+        us.write("spend", batch)
+    with pytest.raises(RejoinError, match="its role says 'eu' is home"):
+        us.rejoin()

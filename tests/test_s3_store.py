@@ -1,6 +1,6 @@
 """A store on S3 (`s3a://`, a real S3 server on loopback): every capability that touches storage
 works there as on a local folder: writes, reads, time travel, training sets and their replay,
-the VACUUM guard, retention, exports, drift and reconciliation."""
+the VACUUM guard, retention, exports, drift and reconciliation; and two regions in two buckets."""
 
 from __future__ import annotations
 
@@ -159,3 +159,46 @@ def test_reconcile_on_s3_reports_a_file_deleted_by_hand(spend, spark, s3):
     report = store.lineage.reconcile()
     assert not report.ok and any("unreadable at Delta version" in d.problem for d in report.unauthorised)
     assert any(r["table_name"] == "spend" for r in store.catalog.rows(FEATURE_VERSIONS.name))
+
+
+def test_two_regions_in_two_buckets_replicate_promote_and_rejoin(spark, s3, tmp_path):
+    """Regions on S3: us's store copied to eu's bucket, read there; then the state a forced
+    promotion leaves (eu home at epoch 2, us never told), us's writes refused, and us rejoining."""
+    from fs_spark.config import Settings, StoreSettings
+    from fs_spark.errors import ReplicaWriteError, StaleHomeError
+    from fs_spark.replication.regions import ROLE, Role
+
+    roots = {name: f"s3a://{new_bucket(s3)}/store" for name in ("us", "eu")}
+    regions_file = tmp_path / "regions.yaml"
+    regions_file.write_text("version: 1\nhome: us\nregions:\n" + "".join(f"  {n}: {{root: '{r}'}}\n" for n, r in roots.items()))
+
+    def open_region(name):
+        return FeatureStore(spark=spark, settings=Settings(
+            store=StoreSettings(root=roots[name], user="tester", regions_file=str(regions_file)), s3=s3))
+
+    us, eu = open_region("us"), open_region("eu")
+    us.apply(SPEND)
+    us.write("spend", spark.createDataFrame([(1, T0, 1.0), (2, T0, 2.0)], ROWS))
+    [result] = us.replicate()
+    assert result.region == "eu" and {t.table: t.watermark for t in result.tables}["tables/spend/v1"] == 1
+    assert sorted(tuple(r) for r in eu.read("spend").collect()) == sorted(tuple(r) for r in us.read("spend").collect())
+    assert eu.version("spend").storage_path.startswith(roots["eu"])
+    with pytest.raises(ReplicaWriteError, match="'eu' is a replica"):
+        eu.write("spend", spark.createDataFrame([(9, T0, 9.0)], ROWS))
+
+    lone = us.write("spend", spark.createDataFrame([(3, T0 + timedelta(days=1), 3.0)], ROWS))  # us alone
+    # What `promote eu --force` records when us cannot be reached: eu's role, not us's.
+    client(s3).put_object(Bucket=split(roots["eu"])[0], Key=f"{split(roots['eu'])[1]}/{ROLE}",
+                          Body=Role("eu", "eu", 2).to_bytes())
+    eu.write("spend", spark.createDataFrame([(4, T0 + timedelta(days=1), 4.0)], ROWS))
+    with pytest.raises(StaleHomeError, match="region 'eu' was promoted to epoch 2"):
+        us.write("spend", spark.createDataFrame([(5, T0, 5.0)], ROWS))
+    rejoined = us.rejoin()
+    assert rejoined.commits == {"tables/spend/v1": [2]} and rejoined.catalog_rows[FEATURE_VERSIONS.name] == 1
+    aside = _keys(s3, roots["us"])
+    assert f"{rejoined.folder}/tables/spend/v1/_delta_log/00000000000000000002.json" in aside
+    assert f"{rejoined.folder}/_catalog/{FEATURE_VERSIONS.name}.parquet" in aside
+    eu.replicate(to="us")
+    assert sorted(r.customer_id for r in us.read("spend").collect()) == [1, 2, 4]
+    assert lone.version_id not in {v.version_id for v in us.versions("spend")}
+    assert [v.version_id for v in us.versions("spend")] == [v.version_id for v in eu.versions("spend")]

@@ -34,7 +34,7 @@ from fs_spark.catalog import files
 from fs_spark.catalog.records import FeatureVersion
 from fs_spark.catalog.schema import ALL_TABLES, FEATURE_TABLES, FEATURE_VERSIONS, CatalogTable
 from fs_spark.config import S3Settings
-from fs_spark.errors import CatalogRowError
+from fs_spark.errors import CatalogRowError, FsSparkError
 from fs_spark.locks import Locks
 from fs_spark.provenance import from_spark
 from fs_spark.session import SessionSource
@@ -225,6 +225,19 @@ class Catalog:
             cached = self._cache.get(table.name)
             if cached and cached[0] == before and after == before + 1:
                 self._cache[table.name] = (after, cached[1] + [_plain(dict(r)) for r in rows])
+
+    def replace_rows(self, table: CatalogTable, rows: list[Row]) -> None:
+        """Replace every row of catalog table `table` with `rows` (see `files.replace_rows`)."""
+        names = [n for n, _, _ in table.columns]
+        self._ensure(table)
+        where = self._files(self.path(table.name))
+        if where is None:
+            raise FsSparkError(
+                f"the catalog table {table.name} is read through Spark here; its rows cannot be replaced"
+            )
+        data = pa.Table.from_pylist([{n: r.get(n) for n in names} for r in rows], schema=_arrow_schema(table))
+        with self.locks.hold("_catalog"), self._open_lock:
+            files.replace_rows(where, self._loaded(where), data)
 
     # --- definitions --------------------------------------------------------------------------
 

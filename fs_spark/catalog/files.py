@@ -136,14 +136,38 @@ def compact(files: TableFiles, table: deltalake.DeltaTable, limit: int) -> None:
     _commit_file(files, table, rows, max(a["modification_time"] for a in added), removes)
 
 
+def replace_rows(files: TableFiles, table: deltalake.DeltaTable, rows: pa.Table) -> None:
+    """Replace every row of `table` (loaded at its latest version) with `rows`, in one file
+    timed after every file before it: a data change, for which the table's append-only
+    property is lifted for that one commit and set again. Only a region rejoining after a
+    forced promotion removes catalog rows (those it wrote alone). Run under the catalog lock."""
+    added = _added(table)
+    newest = max((a["modification_time"] for a in added), default=0)
+    now = int(time.time() * 1000)
+    removes = [RemoveAction(a["path"], True, now, a["size_bytes"]) for a in added]
+    table.alter.set_table_properties({"delta.appendOnly": "false"})
+    try:
+        _commit_file(files, table, rows, max(now, newest + 1), removes, data_change=True)
+    finally:
+        table.alter.set_table_properties({"delta.appendOnly": "true"})
+        table.update_incremental()
+
+
 def _commit_file(
-    files: TableFiles, table: deltalake.DeltaTable, rows: pa.Table, millis: int, removes: list[RemoveAction]
+    files: TableFiles,
+    table: deltalake.DeltaTable,
+    rows: pa.Table,
+    millis: int,
+    removes: list[RemoveAction],
+    data_change: bool | None = None,
 ) -> None:
+    """Commit `rows` as one new file, removing `removes`; a data change unless it only
+    rewrites files (a compaction)."""
     name = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
     pq.write_table(rows, files.file(name), filesystem=files.filesystem)
     size = files.filesystem.get_file_info(files.file(name)).size
     stats = json.dumps({"numRecords": rows.num_rows})
-    data_change = not removes
+    data_change = not removes if data_change is None else data_change
     actions: list[AddAction | RemoveAction] = [AddAction(name, size, {}, millis, data_change, stats), *removes]
     table.create_write_transaction(actions, "append", rows.schema)
     table.update_incremental()

@@ -1,4 +1,4 @@
-"""Commands on regions: replicate, replication, promote."""
+"""Commands on regions: replicate, replication, promote, rejoin."""
 
 from __future__ import annotations
 
@@ -54,4 +54,24 @@ def promote(cli: Cli, region: str, force: bool) -> None:
     cli.echo(f"{role.region} is the home region (epoch {role.epoch})")
 
 
-COMMANDS = (replicate, replication, promote)
+@command("rejoin", "Regions")
+@click.pass_obj
+def rejoin(cli: Cli) -> None:
+    """Make this store's region, a home left behind by a forced promotion, a replica of the new
+    home; what it wrote alone is moved under _diverged/. Prints what was set aside as JSON."""
+    result = cli.store().rejoin()
+    cli.echo(
+        json.dumps(
+            {
+                "region": result.region,
+                "home": result.home,
+                "epoch": result.epoch,
+                "set_aside": result.folder,
+                "commits": result.commits,
+                "catalog_rows": result.catalog_rows,
+            }
+        )
+    )
+
+
+COMMANDS = (replicate, replication, promote, rejoin)

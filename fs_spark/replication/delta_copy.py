@@ -51,7 +51,7 @@ def read_watermark(replica: Objects, table: str) -> int | None:
     return int(json.loads(replica.read(watermark_name(table)))["version"])
 
 
-def _advance(replica: Objects, table: str, version: int) -> None:
+def advance_watermark(replica: Objects, table: str, version: int) -> None:
     record = {"version": version, "at": datetime.now(UTC).isoformat()}
     replica.write(watermark_name(table), json.dumps(record).encode())
 
@@ -145,7 +145,7 @@ def replicate_table(home: Objects, replica: Objects, table: str, upto: int | Non
         data = home.read(name)
         copied, size = _copy_files(home, replica, dict(_files_of_checkpoint(table, data)), present)
         _copy_checkpoint(home, replica, table, start, present)
-        _advance(replica, table, start)
+        advance_watermark(replica, table, start)
         pending = [v for v in pending if v > start]
         files, size_sum = files + copied, size_sum + size
     for version in pending:
@@ -157,6 +157,6 @@ def replicate_table(home: Objects, replica: Objects, table: str, upto: int | Non
             raise ReplicationError(table, f"the replica's commit {version} differs from the home region's")
         if version in checkpoints:
             _copy_checkpoint(home, replica, table, version, present)
-        _advance(replica, table, version)
+        advance_watermark(replica, table, version)
         done, files, size_sum = done + created, files + copied, size_sum + size
     return TableCopy(table, read_watermark(replica, table), done, files, size_sum)

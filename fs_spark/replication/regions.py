@@ -20,6 +20,7 @@ promotion, with the old home unreachable, cannot claim: run those one at a time.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,8 @@ from fs_spark.config import S3Settings
 from fs_spark.errors import ConfigError, PromotionError, UnknownRegionError
 from fs_spark.replication.objects import Objects, objects
 from fs_spark.storage.paths import absolute
+
+log = logging.getLogger(__name__)
 
 ROLE = "_region.json"
 EPOCHS = "_region_epochs"  # one object per promotion, in the home it left: who won that epoch
@@ -111,6 +114,23 @@ class RegionRoles:
 
     def role(self, region: str) -> Role | None:
         return read_role(self.objects(region))
+
+    def newer_than(self, role: Role) -> Role | None:
+        """The newest role another region records past `role`'s epoch: `role`'s region was
+        left behind by a forced promotion. A region that cannot be read is passed over, so a
+        home stays writable while a replica is down."""
+        newest = None
+        for name in self.regions.regions:
+            if name == role.region:
+                continue
+            try:
+                other = self.role(name)
+            except Exception as error:
+                log.warning("fs_spark: the role of region %s could not be read: %s", name, error)
+                continue
+            if other is not None and other.epoch > role.epoch and (newest is None or other.epoch > newest.epoch):
+                newest = other
+        return newest
 
     def record(self) -> list[Role]:
         """Record each region's role where none is recorded yet (the file's home, epoch 1);

@@ -67,7 +67,7 @@ class TableLag:
     seconds_behind: float  # since the oldest commit the replica lacks was made; 0 when none
 
 
-def _digest(row: Row) -> str:
+def digest(row: Row) -> str:
     return hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -144,9 +144,9 @@ class Replicator:
         rows = self._rows(name, version)
         new = [r for r in rows[done["rows"] :] if r.get("table_name") not in kept_out]
         if new:
-            held = {_digest(r) for r in self.replica_catalog.rows(name)}
-            moved = [self._moved(r) for r in new]
-            fresh = [r for r in moved if _digest(r) not in held]
+            held = {digest(r) for r in self.replica_catalog.rows(name)}
+            moved = [self.moved(r) for r in new]
+            fresh = [r for r in moved if digest(r) not in held]
             spec = next(t for t in REPLICATED if t.name == name)
             self.replica_catalog.append(spec, fresh)
         else:
@@ -155,7 +155,7 @@ class Replicator:
         self.replica.write(mark, json.dumps(record).encode())
         return len(fresh)
 
-    def _moved(self, row: Row) -> Row:
+    def moved(self, row: Row) -> Row:
         """The row with every path under the home root rewritten under the replica's root."""
         home, replica = self.home.root.rstrip("/") + "/", self.replica.root.rstrip("/") + "/"
 
@@ -168,12 +168,20 @@ class Replicator:
 
         return {k: move(v) for k, v in row.items()}
 
+    def data_tables(self) -> list[str]:
+        """The Delta tables a pass would copy now (residents of other regions left out)."""
+        snapshot = {t.name: self.home_catalog.latest_version(t.name) for t in REPLICATED}
+        return self._data_tables(snapshot, self.kept_out())
+
+    def kept_out(self) -> set[str]:
+        """The feature tables residency keeps out of the replica (not audited: only asked)."""
+        names = {r["table_name"] for r in self.home_catalog.rows(FEATURE_TABLES.name)}
+        return set(self._keeps_out(sorted(names), audit=False))
+
     def lag(self) -> list[TableLag]:
         """Each table's distance from home: commits the replica lacks, and for how long."""
-        snapshot = {t.name: self.home_catalog.latest_version(t.name) for t in REPLICATED}
-        names = sorted({r["table_name"] for r in self._rows(FEATURE_TABLES.name, snapshot[FEATURE_TABLES.name])})
         out = []
-        for table in self._data_tables(snapshot, self._keeps_out(names, audit=False)):
+        for table in self.data_tables():
             mark = read_watermark(self.replica, table)
             missing, _ = commit_versions(self.home, table, mark)
             seconds = 0.0

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from fs_spark.catalog.catalog import Catalog
 from fs_spark.config import S3Settings
-from fs_spark.errors import ReplicaWriteError, UnknownRegionError
+from fs_spark.errors import ReplicaWriteError, StaleHomeError, UnknownRegionError
 from fs_spark.governance.access import AccessControl
 from fs_spark.locks import store_locks
 from fs_spark.replication.objects import objects
 from fs_spark.replication.regions import RegionRoles, Regions, Role, load_regions
+from fs_spark.replication.rejoin import Rejoin, RejoinResult, newest_role
 from fs_spark.replication.replicator import ReplicationResult, Replicator, TableLag
 from fs_spark.session import SessionSource
 from fs_spark.storage.paths import StorePaths
@@ -30,9 +31,10 @@ class StoreRegions:
     ):
         self.regions: Regions = load_regions(regions_file)
         self.roles = RegionRoles(self.regions, s3)
-        self.region = self.regions.region_of(paths.root)
-        if self.region is None:
+        region = self.regions.region_of(paths.root)
+        if region is None:
             raise UnknownRegionError(paths.root, sorted(self.regions.regions))
+        self.region: str = region
         self._paths = paths
         self._catalog = catalog
         self._access = access
@@ -41,26 +43,36 @@ class StoreRegions:
         self._lock_timeout = lock_timeout
 
     def role(self) -> Role | None:
-        return self.roles.role(self.region)  # type: ignore[arg-type]
+        return self.roles.role(self.region)
 
     def check_writable(self, what: str, table: str | None = None) -> None:
-        """Refuse a write here unless this region is home, or `table` is resident here."""
+        """Refuse a write here unless this region is home (and no forced promotion left it
+        behind), or `table` is resident here."""
         role = self.role()
-        if role is None or role.is_home:
+        if role is None:
+            return
+        if role.is_home:
+            newer = self.roles.newer_than(role)
+            if newer is not None:
+                raise StaleHomeError(role.region, newer.home, newer.epoch, what)
             return
         if table is not None and self._access.resident_in(table, role.region):
             return
         raise ReplicaWriteError(role.region, role.home, what)
 
-    def _replicator(self, region: str) -> Replicator:
-        root = self.regions.root(region)
-        paths = StorePaths(root)
-        replica_catalog = Catalog(self._session, paths, store_locks(paths, self._s3, self._lock_timeout), self._s3)
+    def _catalog_of(self, region: str) -> Catalog:
+        paths = StorePaths(self.regions.root(region))
+        return Catalog(self._session, paths, store_locks(paths, self._s3, self._lock_timeout), self._s3)
+
+    def _replicator(self, region: str, source: str | None = None) -> Replicator:
+        """The replicator from `source` (default: this region) to `region`."""
+        source = source or self.region
+        home_catalog = self._catalog if source == self.region else self._catalog_of(source)
         return Replicator(
-            self._catalog,
-            objects(self._paths.root, self._s3),
-            replica_catalog,
-            objects(root, self._s3),
+            home_catalog,
+            objects(self.regions.root(source), self._s3),
+            self._catalog if region == self.region else self._catalog_of(region),
+            objects(self.regions.root(region), self._s3),
             region,
             lambda tables, audit=True: self._access.kept_out_of(region, tables, audit=audit),
         )
@@ -76,6 +88,12 @@ class StoreRegions:
         self.check_writable("replication from this region")
         self.roles.record()
         return [self._replicator(region).replicate() for region in self._targets(to)]
+
+    def rejoin(self) -> RejoinResult:
+        """Make this region, a home left behind by a forced promotion, a replica of the new
+        home (see `fs_spark.replication.rejoin`)."""
+        home = newest_role(self.roles).home
+        return Rejoin(self.roles, self.region, self._replicator(home), self._replicator(self.region, home)).run()
 
     def status(self) -> dict[str, list[TableLag]]:
         """Each other region's lag, table by table."""
