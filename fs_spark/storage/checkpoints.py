@@ -10,7 +10,9 @@ since its last checkpoint: a batch write waits for it, as it waited for Delta's;
 it to a thread of its own and goes on with the next micro-batch.
 
 A checkpoint only summarises commits already in the log, so one written late, twice or by two
-processes at once changes no reader's answer; readers replay the commits after it.
+processes at once changes no reader's answer; readers replay the commits after it. Tables made
+by an older fs_spark keep Delta's interval of 100 (changing it would be a commit of no feature
+version), so Delta still checkpoints inside their commits.
 """
 
 from __future__ import annotations
