@@ -22,8 +22,8 @@ from fs_spark.replication.objects import LocalObjects, Objects
 
 pytestmark = pytest.mark.slow  # hundreds of replication passes
 
-# 500 seeded cycles keep the suite within its time; FS_SPARK_TEST_FAULT_CYCLES=1000 runs more.
-CYCLES = int(os.environ.get("FS_SPARK_TEST_FAULT_CYCLES", "500"))
+# 1,000 seeded cycles (about 20 s); FS_SPARK_TEST_FAULT_CYCLES sets another count.
+CYCLES = int(os.environ.get("FS_SPARK_TEST_FAULT_CYCLES", "1000"))
 TABLE = "tables/spend/v1"
 
 

@@ -24,9 +24,9 @@ from fs_spark.storage.s3_lease import S3Leases
 pytestmark = pytest.mark.slow  # an S3 server, and writer processes with Spark sessions of their own
 
 ROOT = Path(__file__).resolve().parent.parent
-# Writes per host: the writes to one table are serialised by its lock, about 1-2 s each on this
-# S3 server, so 2 x 12 keep the suite within its time; FS_SPARK_TEST_HOST_WRITES=50 runs 2 x 50.
-WRITES = int(os.environ.get("FS_SPARK_TEST_HOST_WRITES", "12"))
+# Writes per host, as the issue asks: the writes to one table are serialised by its lock, about
+# 1 s each on this S3 server with two hosts on 2 cores.
+WRITES = int(os.environ.get("FS_SPARK_TEST_HOST_WRITES", "50"))
 
 # One "host": a process with its own Spark session, its own settings and no lock folder shared
 # with the other; it writes WRITES batches of 3 rows, each with its own write identity.
@@ -34,10 +34,13 @@ _HOST = """
 import sys
 from datetime import datetime, timedelta, timezone
 from fs_spark import FeatureStore
-from fs_spark.config import S3Settings, Settings, SparkSettings, StoreSettings
+from fs_spark.config import ObservabilitySettings, S3Settings, Settings, SparkSettings, StoreSettings
 root, endpoint, host, writes = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+# No `metrics` rows: each would be one more catalog commit under the catalog's lock, a third of a
+# write's time here, and they are not what this test checks.
 settings = Settings(store=StoreSettings(root=root, user=f"host{host}"),
                     spark=SparkSettings(master="local[1]", shuffle_partitions=1, driver_memory="1g"),
+                    observability=ObservabilitySettings(metrics_table=False),
                     s3=S3Settings(endpoint=endpoint, region="us-east-1", path_style_access=True))
 store = FeatureStore(settings=settings)
 t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
