@@ -1233,6 +1233,7 @@ class FeatureStore:
         Example: ``store.replicate(to="eu")``, or ``fs-spark replicate --to eu`` from cron.
         """
         with self.metrics.measure("replicate") as measure:
+            self._access.require_catalog()  # it copies every table and the whole catalog
             results = self._require_regions().replicate(to if to is None or isinstance(to, str) else list(to))
             for result in results:
                 measure.add(rows=result.catalog_rows, bytes=sum(copy.bytes for copy in result.tables))
@@ -1246,12 +1247,14 @@ class FeatureStore:
     def promote(self, region: str, *, force: bool = False) -> Role:
         """Make `region` the home region: the old home becomes a replica first (with `force`,
         even when it cannot be reached; stop its writers first), so two regions never write."""
+        self._access.require_catalog()
         return self._require_regions().roles.promote(region, force=force)
 
     def rejoin(self) -> RejoinResult:
         """Make this store's region a replica of the current home after a forced promotion left
         it behind (its writes are refused until then): what it wrote alone is moved under
         `_diverged/`, then the home's next `replicate` brings it level."""
+        self._access.require_catalog()  # it moves data and catalog rows aside
         return self._require_regions().rejoin()
 
     def _require_regions(self) -> StoreRegions:

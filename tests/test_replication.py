@@ -4,6 +4,7 @@ forced promotion left behind until it rejoins; tables resident in one region nev
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -31,8 +32,10 @@ EU_ONLY = FeatureTable(
 POLICY = """
 principals:
   tester: {roles: [admin]}
+  analyst: {roles: [analyst]}
 rules:
   - {name: everything, roles: [admin], actions: [read, write, deprecate, admin]}
+  - {name: reading, roles: [analyst], actions: [read]}
 regions:
   eu_health: [eu]
 """
@@ -49,9 +52,9 @@ def regions(spark, tmp_path):
         f"version: 1\nhome: us\nregions:\n  us: {{root: '{tmp_path / 'us'}'}}\n  eu: {{root: '{tmp_path / 'eu'}'}}\n")
     (tmp_path / "policy.yaml").write_text(POLICY)
 
-    def open_region(name):
+    def open_region(name, user="tester"):
         settings = Settings(
-            store=StoreSettings(root=str(tmp_path / name), user="tester", regions_file=str(tmp_path / "regions.yaml")),
+            store=StoreSettings(root=str(tmp_path / name), user=user, regions_file=str(tmp_path / "regions.yaml")),
             governance=GovernanceSettings(policy_file=str(tmp_path / "policy.yaml"), region=name))
         return FeatureStore(spark=spark, settings=settings)
 
@@ -272,3 +275,16 @@ def test_a_home_left_behind_by_a_forced_promotion_stops_writing_and_rejoins_as_a
         us.write("spend", batch)
     with pytest.raises(RejoinError, match="its role says 'eu' is home"):
         us.rejoin()
+
+
+def test_only_a_principal_who_administers_every_table_replicates_promotes_or_rejoins(regions, tmp_path):
+    us, eu, open_region = regions
+    us.replicate()
+    analyst = open_region("us", user="analyst")
+    assert analyst.read("spend").count() == 3  # a reader still reads
+    for call in (lambda: analyst.replicate(), lambda: analyst.promote("eu"), lambda: analyst.rejoin(),
+                 lambda: open_region("eu", user="analyst").promote("eu")):
+        with pytest.raises(AccessDeniedError, match="analyst.*admin"):
+            call()
+    roles = {name: json.loads((tmp_path / name / "_region.json").read_text()) for name in ("us", "eu")}
+    assert roles == {"us": {"region": "us", "home": "us", "epoch": 1}, "eu": {"region": "eu", "home": "us", "epoch": 1}}
