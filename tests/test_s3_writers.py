@@ -37,9 +37,11 @@ from fs_spark import FeatureStore
 from fs_spark.config import ObservabilitySettings, S3Settings, Settings, SparkSettings, StoreSettings
 root, endpoint, host, writes = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 # No `metrics` rows: each would be one more catalog commit under the catalog's lock, a third of a
-# write's time here, and they are not what this test checks.
+# write's time here, and they are not what this test checks. The plans of the tests' own session
+# (conftest.TEST_PLANS): on 3-row batches, planning costs more than running.
 settings = Settings(store=StoreSettings(root=root, user=f"host{host}"),
-                    spark=SparkSettings(master="local[1]", shuffle_partitions=1, driver_memory="1g"),
+                    spark=SparkSettings(master="local[1]", shuffle_partitions=1, driver_memory="1g",
+                                        conf={"spark.sql.codegen.wholeStage": "false", "spark.sql.adaptive.enabled": "false"}),
                     observability=ObservabilitySettings(metrics_table=False),
                     s3=S3Settings(endpoint=endpoint, region="us-east-1", path_style_access=True))
 store = FeatureStore(settings=settings)
