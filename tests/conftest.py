@@ -67,6 +67,18 @@ def make_store(spark, root, s3: S3Settings | None = None) -> FeatureStore:
     return FeatureStore(spark=spark, settings=settings)
 
 
+def mlflow_store(folder, *experiments: str) -> str:
+    """A sqlite MLflow tracking store in `folder`, with `experiments` made beforehand so their
+    artifacts stay in `folder` too: a store of a sqlite URI keeps them under ./mlruns."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    for name in experiments:
+        client.create_experiment(name, artifact_location=(folder / "artifacts" / name).as_uri())
+    return uri
+
+
 @pytest.fixture(scope="session")
 def s3(spark, tmp_path_factory) -> S3Settings:
     """An S3 server (moto) for the run, and the shared session's S3A pointed at it."""

@@ -8,6 +8,9 @@ import runpy
 from pathlib import Path
 
 from fs_spark.notebook import local_dbutils
+from fs_spark.scoring.scoring import MODELS_EXPERIMENT
+
+from conftest import mlflow_store
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 CONF = Path(__file__).resolve().parent.parent / "conf" / "features"
@@ -45,7 +48,7 @@ def test_experiment_notebook_runs_end_to_end(spark, tmp_path, capsys):
     import mlflow
 
     widgets = {"store_root": str(tmp_path / "store"), "definitions": str(NOTEBOOKS.parent / "conf" / "features"),
-               "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "lineage_html": str(tmp_path / "l.html")}
+               "mlflow_tracking_uri": mlflow_store(tmp_path, "churn_notebook"), "lineage_html": str(tmp_path / "l.html")}
     before = mlflow.get_tracking_uri()
     try:
         runpy.run_path(str(NOTEBOOKS / "experiment.py"), init_globals={"spark": spark, "dbutils": local_dbutils(widgets)})
@@ -66,7 +69,7 @@ def test_score_batch_notebook_trains_logs_and_scores_from_keys(spark, tmp_path, 
     import mlflow
 
     widgets = {"store_root": str(tmp_path / "store"), "definitions": str(CONF),
-               "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "predictions": str(tmp_path / "p")}
+               "mlflow_tracking_uri": mlflow_store(tmp_path, MODELS_EXPERIMENT), "predictions": str(tmp_path / "p")}
     before = mlflow.get_tracking_uri()
     try:
         space = runpy.run_path(str(NOTEBOOKS / "score_batch.py"),

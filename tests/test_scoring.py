@@ -21,7 +21,7 @@ from fs_spark.errors import StaleModelFeaturesError
 from fs_spark.scoring.scoring import StaleModelFeaturesWarning
 from fs_spark.scoring.spec import FeatureSpec
 
-from conftest import T0
+from conftest import T0, mlflow_store
 
 pytestmark = pytest.mark.slow  # a real MLflow tracking store and Spark UDFs, every test
 
@@ -45,7 +45,7 @@ def demand(price: float, stock: int) -> float:
 @pytest.fixture(scope="module")
 def trained(spark, tmp_path_factory):
     folder = tmp_path_factory.mktemp("scoring")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    uri = mlflow_store(folder, "demand")
     settings = Settings(store=StoreSettings(root=str(folder / "store"), user="tester"),
                         mlflow=MlflowSettings(tracking_uri=uri, start_runs=True))
     store = FeatureStore(spark=spark, settings=settings)
@@ -79,6 +79,11 @@ def test_the_model_carries_its_feature_spec_and_is_registered_in_both_places(tra
     assert registered.tags["fs_spark.model_version_id"] == version.model_version_id
     assert registered.run_id == store.tracking.run(version.run_id).mlflow_run_id
     assert [v.model_version_id for v in store.models.versions("demand")] == [version.model_version_id]
+    # the logged model sits in its run's experiment, with its artifacts there, not in MLflow's Default one
+    logged = MlflowClient(uri).get_logged_model(info.model_id)
+    run_experiment = MlflowClient(uri).get_run(registered.run_id).info.experiment_id
+    assert logged.experiment_id == run_experiment != "0" and logged.source_run_id == registered.run_id
+    assert logged.artifact_location.startswith(MlflowClient(uri).get_experiment(run_experiment).artifact_location)
 
 
 def test_score_batch_looks_features_up_from_keys_and_scores_on_the_executors(trained, spark):

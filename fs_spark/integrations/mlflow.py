@@ -167,6 +167,17 @@ class MlflowBridge:
             raise
         client.set_terminated(started, "FINISHED")
 
+    def logged_model(self, run_id: str, name: str) -> str:
+        """A logged model in the run's own experiment, for a flavor's `log_model(model_id=...)`
+        to fill: given only `run_id`, MLflow puts the model in the process's active experiment
+        (its Default one), with its artifacts under that experiment's location."""
+        client = self.client()
+        run = client.get_run(run_id)
+        made = client.create_logged_model(
+            run.info.experiment_id, name=name, source_run_id=run_id, params=dict(run.data.params)
+        )
+        return str(made.model_id)
+
     def tag_model(self, name: str, info: Any, model_version_id: str, training_set_id: str) -> None:
         """Our IDs on a logged model and its registered version."""
         tags = {"fs_spark.model_version_id": model_version_id, "fs_spark.training_set_ids": training_set_id}

@@ -95,6 +95,8 @@ class Scoring:
             flavor_options["signature"] = self._signature(model, manifest.training_set_id, spec)
         linked = (run.mlflow_run_id if run else None) or self._mlflow.active_run_id()
         with self._mlflow.tracking(), self._mlflow.logging_run(linked, MODELS_EXPERIMENT) as run_id:
+            if "model_id" not in flavor_options:
+                flavor_options["model_id"] = self._mlflow.logged_model(run_id, name)
             info = flavor.log_model(
                 model,
                 name=name,
