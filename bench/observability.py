@@ -11,6 +11,9 @@
   health       check_health on a catalog of 100 tables and 10,000 versions (generated here), with
                models, deployments and a materialized table: the first call of a new process
                (catalog read cold) and the p50/p99 of 50 calls after it (as a server answers)
+  history      the last-failed-job check over a `metrics` table of --operations rows (a stream
+               with a 1-second trigger adds 86,400 a day), the first call of a new process,
+               against reading the whole table as `Catalog.rows` holds it, in the same run
 """
 
 from __future__ import annotations
@@ -135,12 +138,49 @@ def bench_health(root: Path, spark, tables: int, versions: int) -> None:
           f"status {first.status}; target < 100 ms)")
 
 
+def bench_health_history(root: Path, operations: int) -> None:
+    import pyarrow as pa
+
+    from fs_spark.catalog import files
+    from fs_spark.catalog.catalog import Catalog, _arrow_schema
+    from fs_spark.catalog.schema import METRICS
+    from fs_spark.observability.health import _last_failure
+
+    settings = Settings(store=StoreSettings(root=str(root), user="bench"))
+    store = FeatureStore(settings=settings)
+    store._catalog.ensure()
+    started = [T0 + timedelta(seconds=i) for i in range(operations)]
+    failed = ["ValidationError" if i % 50_000 == 7 else None for i in range(operations)]
+    columns = {name: pa.nulls(operations, type=field.type) for name, field in zip(
+        _arrow_schema(METRICS).names, _arrow_schema(METRICS), strict=True)}
+    columns |= {"operation_id": pa.array([f"op{i}" for i in range(operations)]),
+                "operation": pa.array(["stream"] * operations), "table_name": pa.array(["activity"] * operations),
+                "started_at": pa.array(started, type=columns["started_at"].type),
+                "seconds": pa.array([0.6] * operations), "rows": pa.array([20_000] * operations, type=pa.int64()),
+                "error_class": pa.array(failed, type=pa.string()), "user": pa.array(["bench"] * operations)}
+    where = store._catalog._files(store._catalog.path(METRICS.name))
+    files.append(where, store._catalog._loaded(where), pa.table(columns, schema=_arrow_schema(METRICS)))
+
+    fresh = FeatureStore(settings=settings)  # a new process: nothing read yet
+    began = time.perf_counter()
+    check = _last_failure(fresh, datetime.now(UTC))
+    selected = time.perf_counter() - began
+    whole = Catalog(fresh._session, fresh.paths, fresh._catalog.locks)
+    began = time.perf_counter()
+    newest = max((r for r in whole.rows(METRICS.name) if r["error_class"]), key=lambda r: r["started_at"])
+    read_all = time.perf_counter() - began
+    assert check.detail["operation_id"] == newest["operation_id"], (check.detail, newest)
+    print(f"history       last_failed_job over {operations:,} operations: {selected * 1000:7.1f} ms   "
+          f"the whole table read as rows: {read_all * 1000:8.1f} ms   ({read_all / selected:.0f}x)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--reads", type=int, default=20_000)
     parser.add_argument("--tables", type=int, default=100)
     parser.add_argument("--versions", type=int, default=10_000)
+    parser.add_argument("--operations", type=int, default=1_000_000)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="fs_bench_observability_"))
     spark = build_local_session(SparkSettings(master="local[2]", shuffle_partitions=4, driver_memory="8g"))
@@ -152,6 +192,7 @@ def main() -> None:
     bench_online(store, args.reads)
     bench_write(store, spark, args.rows)
     bench_health(folder / "health", spark, args.tables, args.versions)
+    bench_health_history(folder / "history", args.operations)
     spark.stop()
 
 

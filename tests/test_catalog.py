@@ -99,3 +99,51 @@ def test_a_long_history_is_compacted_in_commit_order_and_spark_reads_the_same(st
     assert sorted(r[0] for r in in_spark.collect()) == [f"e{i:03d}" for i in range(30)]
     history = spark.sql(f"DESCRIBE HISTORY delta.`{store.catalog.path(EXPERIMENTS.name)}`").collect()
     assert len(history) == table.version() + 1  # Delta's own reader accepts every commit
+
+
+def _operation(i: int, error_class: str | None, started_at: datetime) -> dict:
+    return {"operation_id": f"op{i:03d}", "operation": "ingest" if i % 3 else "reconcile", "table_name": "t",
+            "started_at": started_at, "seconds": 0.1, "rows": i, "bytes": 0, "retries": 0,
+            "error_class": error_class, "error": None, "spark_jobs": 0, "spark_stages": 0, "spark_tasks": 0,
+            "spark_failed_tasks": 0, "spark_input_bytes": 0, "run_id": None, "experiment_id": None,
+            "user": "tester", "instance": "h:1", "tags_json": None}
+
+
+def test_select_answers_as_the_rows_do_filtered_projected_and_newest_first(store, spark):
+    import pyarrow.compute as pc
+
+    from fs_spark.catalog.catalog import Catalog
+    from fs_spark.catalog.schema import METRICS
+
+    assert store.catalog.select(METRICS.name, ["operation_id"], pc.scalar(True)) == []  # before any row
+    store.catalog.compact_after = 8
+    base = datetime(2026, 3, 1, tzinfo=UTC)
+    # Start times out of commit order, failures scattered, some commits of several rows.
+    order = [17, 3, 29, 11, 0, 23, 5, 8, 26, 14, 2, 20, 9, 27, 1, 18, 12, 6, 24, 15]
+    for n, i in enumerate(order):
+        error = ("ValidationError" if i % 4 == 0 else None)
+        rows = [_operation(i, error, base.replace(hour=i % 24, minute=i))]
+        if n % 5 == 0:
+            rows.append(_operation(100 + i, "WriteConflictError", base.replace(day=2, minute=i)))
+        store.catalog.append(METRICS, rows)
+    fresh = Catalog(lambda: spark, store.paths, store._catalog.locks)  # no cache: reads the files
+    every = fresh.rows(METRICS.name)
+    assert len(every) == 24
+
+    failed = pc.field("error_class").is_valid()
+    columns = ["operation_id", "started_at", "error_class"]
+    got = fresh.select(METRICS.name, columns, failed)
+    oracle = [{c: r[c] for c in columns} for r in every if r["error_class"] is not None]
+    key = lambda r: r["operation_id"]  # noqa: E731
+    assert sorted(got, key=key) == sorted(oracle, key=key) and len(oracle) == 9
+    assert all(r["started_at"].tzinfo is not None for r in got)
+
+    newest = fresh.select(METRICS.name, columns, failed, newest=("started_at", 3))
+    assert newest == sorted(oracle, key=lambda r: r["started_at"], reverse=True)[:3]
+    assert [r["operation_id"] for r in newest] == ["op123", "op118", "op117"]  # day 2, by minute
+
+    reconciles = fresh.select(METRICS.name, ["operation_id"], (pc.field("operation") == "reconcile") & ~failed)
+    assert sorted(r["operation_id"] for r in reconciles) == sorted(
+        r["operation_id"] for r in every if r["operation"] == "reconcile" and r["error_class"] is None
+    ) == ["op003", "op006", "op009", "op015", "op018", "op027"]
+    assert fresh.select(METRICS.name, columns, pc.field("table_name") == "nothing") == []

@@ -118,6 +118,32 @@ def test_a_failed_write_degrades_the_store_until_it_is_old(spark, tmp_path):
     assert check_health(lenient).check("last_failed_job").status == "ok"
 
 
+def test_the_newest_failure_is_reported_even_one_with_no_message(spark, tmp_path):
+    store = _store(spark, tmp_path / "store")
+    with pytest.raises(ValueError), store.metrics.measure("drift", "customer_activity"):
+        raise ValueError("first line\nsecond line")
+    with store.metrics.measure("materialize", "customer_activity") as done:
+        done.add(rows=7)
+    with pytest.raises(RuntimeError), store.metrics.measure("ingest", "customer_activity"):
+        raise RuntimeError()  # str() of it is ""
+    for _ in range(3):
+        with store.metrics.measure("reconcile"):
+            pass
+    failed = check_health(store).check("last_failed_job")
+    assert failed.status == "degraded"
+    assert (failed.detail["operation"], failed.detail["error_class"], failed.detail["error"]) == (
+        "ingest", "RuntimeError", "")
+
+    out = io.StringIO()
+    assert run(["--root", store.root, "operations", "--failed", "--last", "2"], out=out) == 0
+    lines = out.getvalue().splitlines()
+    assert [line.split()[2] for line in lines] == ["drift", "ingest"]  # the newest two, oldest first
+    assert [line.split()[-1] for line in lines] == ["ValueError", "RuntimeError"]
+    out = io.StringIO()
+    assert run(["--root", store.root, "operations", "--last", "4"], out=out) == 0
+    assert [line.split()[2] for line in out.getvalue().splitlines()] == ["ingest", "reconcile", "reconcile", "reconcile"]
+
+
 def test_incomplete_lineage_and_a_dangling_deployment_degrade_lineage(spark, tmp_path):
     store = _store(spark, tmp_path / "store")
     store.write("customer_activity", spark.createDataFrame(activity_rows(6), ACTIVITY_SCHEMA))  # no source, no transformation

@@ -8,6 +8,7 @@ import io
 from datetime import datetime, timedelta
 
 import numpy as np
+import pyarrow.compute as pc
 import pytest
 from conftest import make_store, new_bucket, short_retention
 from delta.tables import DeltaTable
@@ -144,8 +145,12 @@ def test_drift_between_versions_on_s3(s3_store, spark):
     # the figures and the health of a store on S3: bytes from Delta's commits, a probe written there
     written = [r["bytes"] for r in store.catalog.rows("metrics") if r["operation"] == "ingest"]
     assert len(written) == 3 and all(b > 0 for b in written)
-    storage = check_health(store).check("storage")
+    selected = store.catalog.select("metrics", ["bytes", "started_at"], pc.field("operation") == "ingest")
+    assert sorted(r["bytes"] for r in selected) == sorted(written)  # the filtered read of S3's files
+    report = check_health(store)
+    storage = report.check("storage")
     assert storage.status == "ok" and storage.detail["write_probe"] is True
+    assert report.check("last_failed_job").detail == {"note": "no operation has failed"}
 
 
 def test_reconcile_on_s3_reports_a_file_deleted_by_hand(spend, spark, s3):

@@ -7,9 +7,11 @@ a read in milliseconds; a Spark job for a one-row commit cost about 0.3 s locall
 S3, paid by every write, build and audited request. The tables themselves are created by
 Spark, with their column comments.
 
-Catalog tables are small, and the library asks them many questions per operation, so each
+Most catalog tables are small, and the library asks them many questions per operation, so each
 table's rows are held in memory keyed by the table's Delta version: a question costs a listing
-of the Delta log, and a read only when another writer has committed since.
+of the Delta log, and a read only when another writer has committed since. The tables that gain a
+row with every operation or micro-batch (`metrics`, `stream_progress`) are asked by `select`
+instead, which reads only the columns and row groups a question needs.
 
 One commit per row would leave a table of thousands of one-row files, and a fresh process (a
 command-line answer) reads them all; so once a table holds `COMPACT_AFTER` files, the append
@@ -25,6 +27,7 @@ from typing import Any
 
 import deltalake
 import pyarrow as pa
+import pyarrow.compute as pc
 from delta.tables import DeltaTable
 from deltalake import write_deltalake
 from pyspark.sql import DataFrame, SparkSession
@@ -159,6 +162,35 @@ class Catalog:
         with self._cache_lock:
             self._cache[name] = (version, rows)
         return rows
+
+    def select(
+        self, name: str, columns: list[str], where: pc.Expression, *, newest: tuple[str, int] | None = None
+    ) -> list[Row]:
+        """The `columns` of the rows of catalog table `name` that match `where` (a pyarrow
+        expression), in no set order; with `newest=(column, n)`, only the n with the greatest
+        `column`, greatest first. For the tables that grow with every operation (`metrics`,
+        `stream_progress`): `rows` would hold their whole history in memory, where this reads only
+        the columns asked for and skips the Parquet row groups whose statistics rule `where` out.
+
+        Example:
+            >>> failed = pc.field("error_class").is_valid()  # doctest: +SKIP
+            >>> catalog.select("metrics", ["operation", "started_at"], failed, newest=("started_at", 1))
+        """
+        table = self._spec(name)
+        version = self._ensure(table)
+        if version == 0:
+            return []
+        where_files = self._files(self.path(name))
+        if where_files is None:  # read through Spark: filter the cached rows instead
+            every = pa.Table.from_pylist(self.rows(name), schema=_arrow_schema(table))
+            found = every.filter(where).select(columns)
+        else:
+            with self._open_lock:
+                found = files.select(where_files, self._loaded(where_files, version), columns, where)
+        if newest is not None:
+            column, count = newest
+            found = found.take(pc.sort_indices(found, sort_keys=[(column, "descending")])[:count])
+        return [_plain(r) for r in found.to_pylist()]
 
     def latest_version(self, name: str) -> int:
         """The Delta version of catalog table `name` now."""

@@ -97,20 +97,29 @@ def _added(table: deltalake.DeltaTable) -> list[dict[str, Any]]:
     return pa.table(table.get_add_actions(flatten=True)).select(columns).to_pylist()
 
 
+def _dataset(files: TableFiles, table: deltalake.DeltaTable, paths: list[str]) -> ds.Dataset:
+    """The table's files `paths` as one pyarrow dataset. Read by pyarrow, not through
+    delta-rs's dataset, whose filesystem handler can abort the interpreter at exit
+    (delta-io/delta-rs#2184)."""
+    schema = pa.schema(table.schema().to_arrow())
+    return ds.dataset([files.file(p) for p in paths], schema=schema, format="parquet", filesystem=files.filesystem)
+
+
+def select(files: TableFiles, table: deltalake.DeltaTable, columns: list[str], where: pc.Expression) -> pa.Table:
+    """The `columns` of the rows of `table` (as loaded) that match `where`, in no set order.
+    The filter and the projection go to the Parquet reader, which skips row groups by their
+    statistics: a question about a few rows of a long history reads little of it."""
+    return _dataset(files, table, [a["path"] for a in _added(table)]).to_table(columns=columns, filter=where)
+
+
 def rows_in_commit_order(files: TableFiles, table: deltalake.DeltaTable) -> pa.Table:
     """The rows of `table` (as loaded, at some version) in the order they were appended: files by the time they
     were added, rows in file order. Ties within a millisecond (files of an older fs_spark) keep
-    the log's order, newest file first, reversed.
-
-    The files are read by pyarrow, not through delta-rs's dataset, whose filesystem handler can
-    abort the interpreter at exit (delta-io/delta-rs#2184)."""
+    the log's order, newest file first, reversed."""
     added = _added(table)
     ranked = sorted(range(len(added)), key=lambda i: (added[i]["modification_time"], -i))
-    schema = pa.schema(table.schema().to_arrow())
-    dataset = ds.dataset(
-        [files.file(added[i]["path"]) for i in ranked], schema=schema, format="parquet", filesystem=files.filesystem
-    )
-    rows = dataset.to_table(columns=[*schema.names, "__fragment_index"])
+    dataset = _dataset(files, table, [added[i]["path"] for i in ranked])
+    rows = dataset.to_table(columns=[*dataset.schema.names, "__fragment_index"])
     order = pc.sort_indices(rows, sort_keys=[("__fragment_index", "ascending")])  # stable: rows keep file order
     return rows.take(order).drop_columns(["__fragment_index"])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import click
+import pyarrow.compute as pc
 
 from fs_spark.cli.app import Cli
 from fs_spark.cli.params import command
@@ -29,8 +30,9 @@ def health(cli: Cli, as_json: bool) -> int:
 @click.pass_obj
 def operations(cli: Cli, last: int, failed: bool) -> None:
     """The latest operations of the catalog's `metrics` table: what ran, its rows, bytes, time and error."""
-    rows = sorted(cli.store().catalog.rows("metrics"), key=lambda r: r["started_at"])
-    rows = [r for r in rows if r["error_class"] or not failed][-last:]
+    columns = ["started_at", "operation", "table_name", "rows", "bytes", "seconds", "error_class"]
+    where = pc.field("error_class").is_valid() if failed else pc.scalar(True)
+    rows = cli.store().catalog.select("metrics", columns, where, newest=("started_at", last))[::-1]
     for r in rows:
         outcome = f"FAILED {r['error_class']}" if r["error_class"] else "ok"
         cli.echo(

@@ -17,7 +17,9 @@ and one status: ok, degraded (something needs a look) or down (the store cannot 
 - last_failed_job: the latest operation of the `metrics` table that failed; degraded when it
   failed within `failed_job_window_hours`.
 Every figure comes from the catalog's rows in memory and one request per store: a store of 100
-tables and 10,000 versions answers in well under 100 ms (`bench/health.py`).
+tables and 10,000 versions answers in well under 100 ms (`bench/health.py`). The `metrics` table
+gains a row with every operation and micro-batch, so it is not held in memory: it is asked for its
+newest failure and its newest reconcile alone (`Catalog.select`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
+
+import pyarrow.compute as pc
 
 from fs_spark.catalog.schema import (
     DEPLOYMENTS,
@@ -237,10 +241,12 @@ def dangling_records(store: FeatureStore) -> list[str]:
 
 def last_reconcile(store: FeatureStore) -> dict[str, Any] | None:
     """What the latest finished `reconcile` found (its `metrics` row), or None if none ran."""
-    runs = [r for r in store._catalog.rows(METRICS.name) if r["operation"] == "reconcile" and not r["error_class"]]
+    columns = ["operation_id", "started_at", "rows", "tags_json"]
+    finished = (pc.field("operation") == "reconcile") & pc.field("error_class").is_null()
+    runs = store._catalog.select(METRICS.name, columns, finished, newest=("started_at", 1))
     if not runs:
         return None
-    last = max(runs, key=lambda r: r["started_at"])
+    last = runs[0]
     tags = json.loads(last["tags_json"] or "{}")
     return {
         "at": last["started_at"].isoformat(),
@@ -304,18 +310,24 @@ def _replication(store: FeatureStore) -> Check:
 
 def _last_failure(store: FeatureStore, now: datetime) -> Check:
     window = timedelta(hours=store.settings.observability.health.failed_job_window_hours)
-    failed = [r for r in store._catalog.rows(METRICS.name) if r["error_class"]]
-    if not failed:
-        return Check("last_failed_job", "ok", None, None, {"note": "no operation has failed"})
-    last = max(failed, key=lambda r: r["started_at"])
-    age = (now - last["started_at"]).total_seconds()
-    detail = {
-        "operation": last["operation"],
-        "table": last["table_name"],
-        "error_class": last["error_class"],
-        "error": (last["error"] or "").splitlines()[0][:300],
-        "at": last["started_at"].isoformat(),
-        "operation_id": last["operation_id"],
-    }
-    status: Status = "degraded" if age <= window.total_seconds() else "ok"
-    return Check("last_failed_job", status, round(age, 1), window.total_seconds(), detail)
+    columns = ["operation_id", "operation", "table_name", "started_at", "error_class", "error"]
+    failed_rows = pc.field("error_class").is_valid()
+
+    def body() -> Check:
+        failed = store._catalog.select(METRICS.name, columns, failed_rows, newest=("started_at", 1))
+        if not failed:
+            return Check("last_failed_job", "ok", None, None, {"note": "no operation has failed"})
+        last = failed[0]
+        age = (now - last["started_at"]).total_seconds()
+        detail = {
+            "operation": last["operation"],
+            "table": last["table_name"],
+            "error_class": last["error_class"],
+            "error": next(iter((last["error"] or "").splitlines()), "")[:300],  # an error may have no message
+            "at": last["started_at"].isoformat(),
+            "operation_id": last["operation_id"],
+        }
+        status: Status = "degraded" if age <= window.total_seconds() else "ok"
+        return Check("last_failed_job", status, round(age, 1), window.total_seconds(), detail)
+
+    return _guarded("last_failed_job", "degraded", body)
