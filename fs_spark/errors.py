@@ -14,6 +14,10 @@ from collections.abc import Sequence
 class FsSparkError(Exception):
     """Root of every error fs_spark raises on purpose."""
 
+    def without_values(self) -> str:
+        """The message with no feature value in it, for what leaves the process (lineage events)."""
+        return str(self)
+
 
 class CatalogRowError(FsSparkError):
     """fs_spark built a catalog row that does not fit its table: a bug in fs_spark, caught
@@ -282,8 +286,9 @@ class Violation:
     def __repr__(self) -> str:
         return f"Violation({self.feature!r}, {self.rule!r}, count={self.count}, example={self.example!r})"
 
-    def describe(self) -> str:
-        return f"{self.feature}: rule {self.rule} broken by {self.count} row(s), e.g. {self.example}"
+    def describe(self, example: bool = True) -> str:
+        shown = f", e.g. {self.example}" if example else ""
+        return f"{self.feature}: rule {self.rule} broken by {self.count} row(s){shown}"
 
 
 class DuplicateBatchWarning(UserWarning):
@@ -309,12 +314,18 @@ class ValidationError(FsSparkError):
     def __init__(self, table: str, violations: Sequence[Violation]):
         self.table = table
         self.violations = list(violations)
-        lines = "\n  ".join(v.describe() for v in self.violations)
-        super().__init__(
-            f"batch refused for feature table {table!r}, nothing was written; "
+        super().__init__(self._message(example=True))
+
+    def _message(self, example: bool) -> str:
+        lines = "\n  ".join(v.describe(example) for v in self.violations)
+        return (
+            f"batch refused for feature table {self.table!r}, nothing was written; "
             f"{len(self.violations)} rule(s) broken:\n  {lines}\n"
             "Fix the data, or write with mode='quarantine' to keep the good rows."
         )
+
+    def without_values(self) -> str:
+        return self._message(example=False)
 
     def rules(self) -> set[tuple[str, str]]:
         return {(v.feature, v.rule) for v in self.violations}

@@ -21,7 +21,7 @@ from fs_spark import (
 from fs_spark.catalog.schema import AUDIT_LOG
 from fs_spark.cli import main
 from fs_spark.config import GovernanceSettings, Settings, StoreSettings
-from fs_spark.errors import AccessDeniedError, ConfigError
+from fs_spark.errors import AccessDeniedError, ConfigError, ValidationError
 from fs_spark.governance.policies import load_policy
 
 pytestmark = pytest.mark.slow  # every path to data under a policy, end to end
@@ -280,6 +280,44 @@ def test_statistics_of_a_feature_are_its_data(governed, spark):
     worst = {who: [r.worst_psi for r in store.quality.scoreboard("customers").rows if r.version_id == second.version_id]
              for who, store in (("root", root), ("alice", alice))}
     assert worst == {"root": [max(psi.values())], "alice": [psi["spend"]]} and psi["email"] != psi["spend"]
+
+
+def test_a_refused_write_shows_no_value_of_a_sensitive_feature(governed, spark):
+    """A validation error's examples are values: those of a pii feature are withheld, in the
+    error and in the `metrics` row that keeps it, as its statistics are."""
+    as_user, *_ = governed
+    root = as_user("root")
+    salaries = FeatureTable(
+        name="salaries", entity=Entity(name="customer", keys={"customer_id": "long"}), event_time="ts",
+        features=[Feature(name="salary", dtype="double", min_value=0, max_value=500_000, tags=("pii",)),
+                  Feature(name="bonus", dtype="double", min_value=0, max_value=100_000)],
+        rules=[{"name": "bonus_below_salary", "expression": "bonus <= salary"}])
+    root.apply(salaries)
+    rows = [(1, T0, 987_654.5, 12.5),   # salary out of range: a pii value
+            (2, T0, 1000.25, 4321.75),  # bonus above salary: the example would show both
+            (3, T0, 2000.0, -3.5)]      # bonus out of range: not sensitive, shown
+    with pytest.raises(ValidationError) as refused:
+        root.write("salaries", spark.createDataFrame(rows, "customer_id long, ts timestamp, salary double, bonus double"))
+    examples = {(v.feature, v.rule): v.example for v in refused.value.violations}
+    assert examples == {
+        ("salary", "range[0.0, 500000.0]"): "withheld (salary: tagged sensitive)",
+        ("bonus_below_salary", "rule[bonus <= salary]"): "withheld (salary: tagged sensitive)",
+        ("bonus", "range[0.0, 100000.0]"): "-3.5",
+    }
+    kept = [r["error"] for r in root.catalog.rows("metrics") if r["table_name"] == "salaries" and r["error_class"]]
+    for message in (str(refused.value), *kept):
+        assert "-3.5" in message and not any(value in message for value in ("987654", "1000.25", "4321.75"))
+    assert len(kept) == 1
+    assert "e.g." not in refused.value.without_values()  # what lineage events carry: no example at all
+    # a long that a double cannot hold exactly: the source value is the pii value
+    with pytest.raises(ValidationError) as inexact:
+        root.write("salaries", spark.createDataFrame([(4, T0, 2**53 + 1, 1.0)],
+                                                     "customer_id long, ts timestamp, salary long, bonus double"),
+                   cast="safe")
+    assert {(v.rule, v.example) for v in inexact.value.violations} == {
+        ("exact[long->double]", "withheld (salary: tagged sensitive)"),
+        ("range[0.0, 500000.0]", "withheld (salary: tagged sensitive)")}
+    assert str(2**53 + 1) not in str(inexact.value)
 
 
 @pytest.mark.slow

@@ -165,7 +165,10 @@ def test_a_refused_write_emits_fail_with_the_error(spark, tmp_path):
     states = [(e["eventType"], e["job"]["name"]) for e in _events(events)]
     assert states == [("START", "fs_spark.write.spend"), ("FAIL", "fs_spark.write.spend")]
     fail = _events(events)[1]
-    assert "customer_id" in fail["run"]["facets"]["errorMessage"]["message"]
+    error = fail["run"]["facets"]["errorMessage"]
+    assert "customer_id: rule key_not_null broken by 1 row(s)" in error["message"]
+    assert "e.g." not in error["message"] + error["stackTrace"]  # lineage carries no values, not even examples
+    assert error["stackTrace"].startswith("Traceback") and "ValidationError" in error["stackTrace"]
     assert make_store(spark, tmp_path / "quiet").events.enabled is False  # no config, no events
 
 

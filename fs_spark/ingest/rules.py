@@ -1,7 +1,9 @@
 """Row rules of a feature table as Spark column expressions, so all of them run in one pass.
 
 Each rule gives a boolean column that is true exactly when a row breaks it (never null), and a
-way to show the offending value, so an error can name the feature, the rule and an example.
+way to show the offending value, so an error can name the feature, the rule and an example. A rule
+also names the features whose values its example shows, so that the example of a feature tagged
+sensitive is withheld, as its statistics are.
 Duplicate (key, event time) rows are found with a window over a count; every other rule looks
 at one row alone.
 """
@@ -38,6 +40,7 @@ class RowRule:
     rule: str
     broken: Column
     example: Callable[[], Column]  # built only when a report needs it
+    shows: tuple[str, ...] = ()  # the features whose values the example shows (keys and time are not features)
 
     @property
     def label(self) -> str:
@@ -101,16 +104,16 @@ def row_rules(table: FeatureTable, now: datetime) -> list[RowRule]:
             rules.append(RowRule(name, "not_null", col.isNull(), _row_key(table)))
         if feature.dtype.is_floating and not feature.allow_nan:
             bad = F.isnan(col) | col.isin(float("inf"), float("-inf"))
-            rules.append(RowRule(name, "finite", F.coalesce(bad, F.lit(False)), _show(name)))
+            rules.append(RowRule(name, "finite", F.coalesce(bad, F.lit(False)), _show(name), (name,)))
         if feature.min_value is not None or feature.max_value is not None:
             low = F.lit(True) if feature.min_value is None else col >= F.lit(feature.min_value)
             high = F.lit(True) if feature.max_value is None else col <= F.lit(feature.max_value)
             finite = ~F.isnan(col) if feature.dtype.is_floating else F.lit(True)
             bad = col.isNotNull() & finite & ~(low & high)
-            rules.append(RowRule(name, f"range[{feature.min_value}, {feature.max_value}]", bad, _show(name)))
+            rules.append(RowRule(name, f"range[{feature.min_value}, {feature.max_value}]", bad, _show(name), (name,)))
         if feature.allowed_values is not None:
             bad = col.isNotNull() & ~col.isin(*feature.allowed_values)
-            rules.append(RowRule(name, "allowed_values", bad, _show(name)))
+            rules.append(RowRule(name, "allowed_values", bad, _show(name), (name,)))
     for rule in table.rules:
         rules.append(_cross_feature(rule))
     return rules
@@ -127,7 +130,8 @@ def _cross_feature(rule) -> RowRule:
         shown_right = _show(right)() if isinstance(right, str) else F.lit(str(right))
         return F.concat(F.lit(f"{left}="), _show(left)(), F.lit(f", {right}="), shown_right)
 
-    return RowRule(rule.name, f"rule[{rule.expression}]", F.coalesce(~holds, F.lit(False)), example)
+    shows = (left, right) if isinstance(right, str) else (left,)
+    return RowRule(rule.name, f"rule[{rule.expression}]", F.coalesce(~holds, F.lit(False)), example, shows)
 
 
 _EXACT_DOUBLE_LIMIT = 2**53  # every integer up to it in magnitude is exact in a double
@@ -153,7 +157,10 @@ def source_rules(batch: DataFrame, sources: dict[str, str]) -> list[RowRule]:
             .when(size <= F.lit(_EXACT_DOUBLE_LIMIT), True)
             .otherwise(size % F.pow(F.lit(2), dropped_bits).cast("long") == 0)
         )  # 2**(1..10): exact
-        rules.append(RowRule(feature, "exact[long->double]", F.coalesce(~exact, F.lit(False)), _show(source)))
+        exact_rule = RowRule(
+            feature, "exact[long->double]", F.coalesce(~exact, F.lit(False)), _show(source), (feature,)
+        )
+        rules.append(exact_rule)
     return rules
 
 
@@ -165,7 +172,7 @@ def _cast_rule(feature: str, source: str, source_type: T.DataType, declared: T.D
     cast_value = F.col(feature).try_cast(common)
     changed = F.col(source).isNotNull() & (cast_value.isNull() | (cast_value != F.col(source).cast(common)))
     label = f"cast[{source_type.simpleString()}->{declared.simpleString()}]"
-    return RowRule(feature, label, F.coalesce(changed, F.lit(False)), _show(source))
+    return RowRule(feature, label, F.coalesce(changed, F.lit(False)), _show(source), (feature,))
 
 
 def any_broken(rules: list[RowRule]) -> Column:

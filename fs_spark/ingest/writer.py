@@ -178,7 +178,8 @@ class FeatureWriter(StorePart):
             except Exception as exc:
                 if _MARKER in str(exc):
                     step("listing the broken rules")
-                    raise ValidationError(table.name, diagnose(batch, table, [*rules, duplicates])) from None
+                    withheld = set(table.tagged(self._sensitive_tags))
+                    raise ValidationError(table.name, diagnose(batch, table, [*rules, duplicates], withheld)) from None
                 raise
             batch_rows, counts = None, {}
         else:
@@ -370,12 +371,17 @@ class FeatureWriter(StorePart):
         return bool(missing)
 
 
-def diagnose(batch: DataFrame, table: FeatureTable, rules) -> list[Violation]:
-    """Every broken rule of a batch with its count and one example value, in one job."""
+def diagnose(batch: DataFrame, table: FeatureTable, rules, withheld: set[str]) -> list[Violation]:
+    """Every broken rule of a batch with its count and one example value, in one job. The example
+    of a rule that would show a `withheld` feature's value (one tagged sensitive) is not read:
+    the error travels on, into the `metrics` table, logs and lineage events, where such a value
+    must not go."""
     aggregates = []
     for i, rule in enumerate(rules):
         aggregates.append(F.sum(rule.broken.cast("long")).alias(f"n{i}"))
-        aggregates.append(F.first(F.when(rule.broken, _shortened(rule.example())), ignorenulls=True).alias(f"e{i}"))
+        hidden = sorted(withheld.intersection(rule.shows))
+        shown = F.lit(f"withheld ({', '.join(hidden)}: tagged sensitive)") if hidden else _shortened(rule.example())
+        aggregates.append(F.first(F.when(rule.broken, shown), ignorenulls=True).alias(f"e{i}"))
     row = with_duplicate_count(batch, table).agg(*aggregates).collect()[0]
     return [
         Violation(rule.subject, rule.rule, int(row[f"n{i}"]), row[f"e{i}"])

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from fs_spark.config import LineageSettings
+from fs_spark.errors import FsSparkError
 from fs_spark.ids import new_id
 from fs_spark.provenance import RunRef
 from fs_spark.version import __version__
@@ -128,10 +129,9 @@ class LineageEvents:
                 tags=[tags_run.TagsRunFacetFields(k, v, "fs_spark") for k, v in sorted(tags.items())]
             )
         if error is not None:
+            message, trace = _described(error)
             facets["errorMessage"] = error_message_run.ErrorMessageRunFacet(
-                message=str(error),
-                programmingLanguage="python",
-                stackTrace="".join(traceback.format_exception(error))[-8000:],
+                message=message, programmingLanguage="python", stackTrace=trace[-8000:]
             )
 
         def dataset(cls, path: str, version: int | None):
@@ -161,3 +161,16 @@ class LineageEvents:
         )
         self._get_client().emit(event)
         job.emit_seconds += time.perf_counter() - started
+
+
+def _described(error: BaseException) -> tuple[str, str]:
+    """The error's message and stack trace for a lineage event. fs_spark's own errors are told
+    without feature values (a validation error's examples): lineage carries names and IDs only."""
+    if not isinstance(error, FsSparkError):
+        return str(error), "".join(traceback.format_exception(error))
+    message = error.without_values()
+    frames = "".join(traceback.format_tb(error.__traceback__))
+    return (
+        message,
+        f"Traceback (most recent call last):\n{frames}{type(error).__module__}.{type(error).__name__}: {message}\n",
+    )
