@@ -8,7 +8,7 @@ import pytest
 from delta.tables import DeltaTable
 
 from experiment_scenario import SPEND, T0
-from fs_spark import RunRef
+from fs_spark import Feature, RunRef, ValidationError
 from fs_spark.errors import InvalidNameError, ModelNotFoundError, RunStateError
 
 pytestmark = pytest.mark.slow  # the experiment scenario end to end: experiments, runs, models
@@ -69,6 +69,18 @@ def test_a_failing_block_ends_the_run_as_failed_with_the_error(store):
     assert info.status == "failed" and "ZeroDivisionError" in info.error and info.params == {"depth": 3}
     with pytest.raises(RunStateError, match="is failed; cannot log metrics"):
         run.log_metric("auc", 0.5)
+
+
+def test_a_run_failed_by_a_refused_write_keeps_the_rules_but_no_values(store, spark):
+    payments = SPEND.with_(name="payments", features=[Feature(name="amount", dtype="double", min_value=0)])
+    store.apply(payments)
+    with pytest.raises(ValidationError) as refused:
+        with store.start_run("fails") as run:
+            run.write("payments", spark.createDataFrame([(1, T0, -123.25)], "customer_id long, ts timestamp, amount double"))
+    assert "-123.25" in str(refused.value)  # the writer sees the example
+    error = store.tracking.run(run.id).error  # anyone listing runs does not
+    assert error.startswith("ValidationError: batch refused for feature table 'payments'")
+    assert "amount: rule range[0.0, None] broken by 1 row(s)" in error and "-123.25" not in error
 
 
 def test_bad_run_arguments_are_refused(store):
