@@ -13,7 +13,8 @@
                (catalog read cold) and the p50/p99 of 50 calls after it (as a server answers)
   history      the last-failed-job check over a `metrics` table of --operations rows (a stream
                with a 1-second trigger adds 86,400 a day), the first call of a new process,
-               against reading the whole table as `Catalog.rows` holds it, in the same run
+               against reading the whole table as `Catalog.rows` holds it, in the same run; and
+               70 one-row appends (one compaction) after that history, against an empty table
 """
 
 from __future__ import annotations
@@ -172,6 +173,20 @@ def bench_health_history(root: Path, operations: int) -> None:
     assert check.detail["operation_id"] == newest["operation_id"], (check.detail, newest)
     print(f"history       last_failed_job over {operations:,} operations: {selected * 1000:7.1f} ms   "
           f"the whole table read as rows: {read_all * 1000:8.1f} ms   ({read_all / selected:.0f}x)")
+
+    def appends(catalog: Catalog) -> float:
+        """70 one-row appends, so the table reaches its compaction threshold once."""
+        row = pa.table(columns, schema=_arrow_schema(METRICS)).slice(0, 1).to_pylist()[0]
+        began = time.perf_counter()
+        for i in range(70):
+            catalog.append(METRICS, [row | {"operation_id": f"new{i}"}])
+        return time.perf_counter() - began
+
+    long_history = appends(fresh._catalog)
+    empty = FeatureStore(settings=Settings(store=StoreSettings(root=str(root / "empty"), user="bench")))
+    no_history = appends(empty._catalog)
+    print(f"history       70 appends (one compaction) after {operations:,} operations: {long_history:5.2f} s   "
+          f"into an empty table: {no_history:5.2f} s   ({long_history / no_history:.2f}x)")
 
 
 def main() -> None:

@@ -101,6 +101,35 @@ def test_a_long_history_is_compacted_in_commit_order_and_spark_reads_the_same(st
     assert len(history) == table.version() + 1  # Delta's own reader accepts every commit
 
 
+def test_compaction_is_tiered_an_old_large_file_is_not_rewritten_and_order_holds(store, spark):
+    import deltalake
+
+    from fs_spark.catalog.catalog import Catalog
+    from fs_spark.catalog.schema import EXPERIMENTS
+
+    def experiment(i: int) -> dict:
+        return {"experiment_id": f"e{i:04d}", "name": f"n{i}", "description": None, "user": "tester",
+                "created_at": datetime.now(UTC)}
+
+    store.catalog.compact_after = 6
+    store.catalog.append(EXPERIMENTS, [experiment(i) for i in range(500)])  # an old, large file
+    path = store.catalog.path(EXPERIMENTS.name)
+    large = deltalake.DeltaTable(path).file_uris()
+    written, counts = 500, []
+    for n in range(120):  # single rows, with a batch of 7 now and then
+        size = 7 if n % 25 == 0 else 1
+        store.catalog.append(EXPERIMENTS, [experiment(written + i) for i in range(size)])
+        written += size
+        counts.append(len(deltalake.DeltaTable(path).file_uris()))
+    files = deltalake.DeltaTable(path).file_uris()
+    assert large[0] in files  # 500 rows, more than twice all that came after: never rewritten
+    assert max(counts) <= 6 and len(files) >= 2
+    fresh = Catalog(lambda: spark, store.paths, store._catalog.locks)  # no cache: reads the files
+    assert [r["experiment_id"] for r in fresh.rows(EXPERIMENTS.name)] == [f"e{i:04d}" for i in range(written)]
+    in_spark = spark.read.format("delta").load(path).select("experiment_id")
+    assert sorted(r[0] for r in in_spark.collect()) == [f"e{i:04d}" for i in range(written)]
+
+
 def _operation(i: int, error_class: str | None, started_at: datetime) -> dict:
     return {"operation_id": f"op{i:03d}", "operation": "ingest" if i % 3 else "reconcile", "table_name": "t",
             "started_at": started_at, "seconds": 0.1, "rows": i, "bytes": 0, "retries": 0,

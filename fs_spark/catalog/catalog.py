@@ -15,7 +15,8 @@ instead, which reads only the columns and row groups a question needs.
 
 One commit per row would leave a table of thousands of one-row files, and a fresh process (a
 command-line answer) reads them all; so once a table holds `COMPACT_AFTER` files, the append
-rewrites them as one file, in commit order, and reads stay in milliseconds however long the history.
+rewrites its newest files as one, in commit order (tiered, so old rows are not rewritten every
+time: `files.compact`), and reads stay in milliseconds however long the history.
 """
 
 from __future__ import annotations

@@ -5,8 +5,11 @@ second or more (and a snapshot on S3, seconds).
 Rows keep the order they were appended in: every append is one new file whose add action
 carries a modification time later than every file before it (taken under the catalog lock,
 and never earlier than the newest file, whatever a host's clock says), and a read orders files
-by it. A long history of one-row files is compacted into one file, rows in commit order, in a
-commit that changes no data (which an append-only table allows).
+by it. A long history of one-row files is compacted, rows in commit order, in a commit that
+changes no data (which an append-only table allows). Compaction is tiered: it merges the newest
+files and leaves an older file alone while it holds more than twice their rows, so a row is
+rewritten a few times in the table's life (about log2 of its rows), not at every compaction,
+and a table keeps a few files per doubling of its history.
 """
 
 from __future__ import annotations
@@ -93,8 +96,14 @@ def create(files: TableFiles, schema: pa.Schema, description: str) -> None:
 
 
 def _added(table: deltalake.DeltaTable) -> list[dict[str, Any]]:
-    columns = ["path", "size_bytes", "modification_time"]
+    columns = ["path", "size_bytes", "modification_time", "num_records"]
     return pa.table(table.get_add_actions(flatten=True)).select(columns).to_pylist()
+
+
+def _in_commit_order(added: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Files in the order their rows were appended: by the time they were added. Ties within a
+    millisecond (files of an older fs_spark) keep the log's order, newest file first, reversed."""
+    return [added[i] for i in sorted(range(len(added)), key=lambda i: (added[i]["modification_time"], -i))]
 
 
 def _dataset(files: TableFiles, table: deltalake.DeltaTable, paths: list[str]) -> ds.Dataset:
@@ -113,12 +122,14 @@ def select(files: TableFiles, table: deltalake.DeltaTable, columns: list[str], w
 
 
 def rows_in_commit_order(files: TableFiles, table: deltalake.DeltaTable) -> pa.Table:
-    """The rows of `table` (as loaded, at some version) in the order they were appended: files by the time they
-    were added, rows in file order. Ties within a millisecond (files of an older fs_spark) keep
-    the log's order, newest file first, reversed."""
-    added = _added(table)
-    ranked = sorted(range(len(added)), key=lambda i: (added[i]["modification_time"], -i))
-    dataset = _dataset(files, table, [added[i]["path"] for i in ranked])
+    """The rows of `table` (as loaded, at some version) in the order they were appended: files
+    in commit order, rows in file order."""
+    return _rows_of(files, table, _in_commit_order(_added(table)))
+
+
+def _rows_of(files: TableFiles, table: deltalake.DeltaTable, ranked: list[dict[str, Any]]) -> pa.Table:
+    """The rows of the files `ranked`, in that order, each file's rows in file order."""
+    dataset = _dataset(files, table, [a["path"] for a in ranked])
     rows = dataset.to_table(columns=[*dataset.schema.names, "__fragment_index"])
     order = pc.sort_indices(rows, sort_keys=[("__fragment_index", "ascending")])  # stable: rows keep file order
     return rows.take(order).drop_columns(["__fragment_index"])
@@ -132,17 +143,28 @@ def append(files: TableFiles, table: deltalake.DeltaTable, data: pa.Table) -> No
 
 
 def compact(files: TableFiles, table: deltalake.DeltaTable, limit: int) -> None:
-    """Rewrite a table of `limit` files or more as one file, its rows in commit order,
-    committed with dataChange=false (the same rows: append-only allows it). The new file takes
-    the time of the newest file it replaces, so rows appended later still sort after it. Run
-    under the catalog lock."""
-    added = _added(table)
-    if len(added) < limit:
+    """Once a table holds `limit` files, rewrite its newest files as one, rows in commit order,
+    committed with dataChange=false (the same rows: append-only allows it). Going back from the
+    newest file, an older file joins while it holds at most twice the rows of those already
+    taken (see the module's docstring). The new file takes the time of the newest file it
+    replaces: it follows every file it does not replace, and rows appended later sort after it.
+    Run under the catalog lock."""
+    ranked = _in_commit_order(_added(table))
+    if len(ranked) < limit:
         return
-    rows = rows_in_commit_order(files, table)
+    start, rows_taken = len(ranked) - 1, _rows_in(ranked[-1])
+    while start > 0 and _rows_in(ranked[start - 1]) <= 2 * rows_taken:
+        start -= 1
+        rows_taken += _rows_in(ranked[start])
+    merged = ranked[min(start, len(ranked) - 2) :]
     now = int(time.time() * 1000)
-    removes = [RemoveAction(a["path"], False, now, a["size_bytes"]) for a in added]
-    _commit_file(files, table, rows, max(a["modification_time"] for a in added), removes)
+    removes = [RemoveAction(a["path"], False, now, a["size_bytes"]) for a in merged]
+    _commit_file(files, table, _rows_of(files, table, merged), merged[-1]["modification_time"], removes)
+
+
+def _rows_in(added: dict[str, Any]) -> int:
+    """A file's rows, from its add action's statistics (at least 1: an empty file costs a file)."""
+    return max(added["num_records"] or 0, 1)
 
 
 def replace_rows(files: TableFiles, table: deltalake.DeltaTable, rows: pa.Table) -> None:
