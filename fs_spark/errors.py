@@ -11,6 +11,11 @@ import difflib
 from collections.abc import Sequence
 
 
+def first_line(error: BaseException | str, limit: int = 300) -> str:
+    """The first line of an error's message (or of a kept message), cut to `limit` characters ("" when it has none)."""
+    return next(iter(str(error).strip().splitlines()), "").strip()[:limit]
+
+
 class FsSparkError(Exception):
     """Root of every error fs_spark raises on purpose."""
 

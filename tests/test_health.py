@@ -144,6 +144,14 @@ def test_the_newest_failure_is_reported_even_one_with_no_message(spark, tmp_path
     assert [line.split()[2] for line in out.getvalue().splitlines()] == ["ingest", "reconcile", "reconcile", "reconcile"]
 
 
+def test_first_line_of_an_error_with_no_message_or_many_lines():
+    from fs_spark.errors import first_line
+
+    assert first_line(RuntimeError()) == "" and first_line("") == ""
+    assert first_line(ValueError("\n  why it failed  \nthe trace")) == "why it failed"
+    assert first_line(ValueError("x" * 500)) == "x" * 300 and first_line(ValueError("abc"), limit=2) == "ab"
+
+
 def test_incomplete_lineage_and_a_dangling_deployment_degrade_lineage(spark, tmp_path):
     store = _store(spark, tmp_path / "store")
     store.write("customer_activity", spark.createDataFrame(activity_rows(6), ACTIVITY_SCHEMA))  # no source, no transformation

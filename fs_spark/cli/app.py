@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import click
 
 from fs_spark.config import Settings, load_settings
-from fs_spark.errors import FsSparkError, StoreNotFoundError
+from fs_spark.errors import FsSparkError, StoreNotFoundError, first_line
 from fs_spark.progress import progress_line
 from fs_spark.storage.paths import StorePaths
 from fs_spark.version import __version__
@@ -141,7 +141,7 @@ def failure_line(exc: BaseException) -> str:
     anything else (a Spark error keeps its error class, e.g. [PATH_NOT_FOUND])."""
     if isinstance(exc, FsSparkError):
         return f"{type(exc).__name__}: {exc}"
-    first = (str(exc).strip().splitlines() or [""])[0]
+    first = first_line(exc, 10_000)
     return f"{type(exc).__name__}: {first} (run with --debug for the whole trace)"
 
 

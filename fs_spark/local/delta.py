@@ -17,6 +17,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 
 from fs_spark.config import S3Settings
+from fs_spark.errors import first_line
 from fs_spark.storage.delta_log import local_latest_version
 from fs_spark.storage.paths import local_path
 
@@ -50,7 +51,7 @@ def version_dataset(
     try:
         table = deltalake.DeltaTable(local or path, version=delta_version, storage_options=options)
     except Exception as error:  # delta-rs raises its own kinds for a missing log or version
-        raise missing(f"the Delta log no longer holds version {delta_version} ({_first_line(error)})") from None
+        raise missing(f"the Delta log no longer holds version {delta_version} ({first_line(error)})") from None
     schema = pa.schema(table.schema().to_arrow())
     if local is not None:
         files, filesystem = [uri.removeprefix("file://") for uri in table.file_uris()], None
@@ -61,7 +62,7 @@ def version_dataset(
             return ds.dataset(schema.empty_table())
         return ds.dataset(files, schema=schema, format="parquet", filesystem=filesystem)
     except FileNotFoundError as error:
-        raise missing(f"a data file is missing (Delta version {delta_version}): {_first_line(error)}") from None
+        raise missing(f"a data file is missing (Delta version {delta_version}): {first_line(error)}") from None
 
 
 def s3_filesystem(s3: S3Settings) -> pafs.S3FileSystem:
@@ -74,10 +75,6 @@ def s3_filesystem(s3: S3Settings) -> pafs.S3FileSystem:
         scheme=scheme,
         force_virtual_addressing=not s3.path_style_access,
     )
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().split("\n")[0][:300]
 
 
 def latest_delta_version(path: str, s3: S3Settings | None = None) -> int | None:

@@ -42,6 +42,7 @@ from fs_spark.catalog.schema import (
     RUNS,
     TRAINING_SETS,
 )
+from fs_spark.errors import first_line
 from fs_spark.ids import new_id
 from fs_spark.lineage.graph import LineageGraph
 from fs_spark.online.state import TableState, served_version, state_name
@@ -323,7 +324,7 @@ def _last_failure(store: FeatureStore, now: datetime) -> Check:
             "operation": last["operation"],
             "table": last["table_name"],
             "error_class": last["error_class"],
-            "error": next(iter((last["error"] or "").splitlines()), "")[:300],  # an error may have no message
+            "error": first_line(last["error"] or ""),
             "at": last["started_at"].isoformat(),
             "operation_id": last["operation_id"],
         }

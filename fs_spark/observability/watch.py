@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from fs_spark.catalog.schema import ALERTS, VERSION_PROFILES
+from fs_spark.errors import first_line
 from fs_spark.ids import new_id
 from fs_spark.observability.health import HealthReport, check_health
 from fs_spark.quality.alerts import raise_alerts
@@ -66,7 +67,7 @@ def _anomalies(store: FeatureStore, table: str) -> AnomalyReport | None:
     try:
         return store.quality.check_anomalies(table)
     except Exception as failure:
-        log.warning("fs_spark watch: the anomaly check of %s failed: %s", table, str(failure).splitlines()[0])
+        log.warning("fs_spark watch: the anomaly check of %s failed: %s", table, first_line(failure))
         return None
 
 

@@ -50,6 +50,7 @@ from fs_spark.errors import (
     OnlineRequestError,
     RetiredFeatureError,
     TableNotFoundError,
+    first_line,
 )
 from fs_spark.observability.health import Check, HealthReport, check_health
 from fs_spark.online.base import OnlineStoreError
@@ -166,7 +167,7 @@ def create_app(store: FeatureStore) -> ASGIApp:
         except Exception as error:  # every failure is one JSON line with its class
             status = _status_of(error) if isinstance(error, FsSparkError | ValueError) else 500
             errors.labels(type(error).__name__).inc()
-            detail = str(error).splitlines()[0] if status != 500 else f"{type(error).__name__}: {error}"
+            detail = first_line(error, 2000) if status != 500 else f"{type(error).__name__}: {error}"
             payload = {"error": type(error).__name__, "detail": detail}
         content = orjson.dumps(payload, option=orjson.OPT_UTC_Z)
         await send({"type": "http.response.start", "status": status, "headers": _headers(content)})

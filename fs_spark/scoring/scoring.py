@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 
 from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.schema import SCORINGS
-from fs_spark.errors import ModelNotFoundError, StaleModelFeaturesError
+from fs_spark.errors import ModelNotFoundError, StaleModelFeaturesError, first_line
 from fs_spark.governance.deprecation import Deprecations
 from fs_spark.ids import is_id, new_id
 from fs_spark.integrations.mlflow import MlflowBridge
@@ -151,7 +151,7 @@ class Scoring:
         try:
             info = mlflow.models.get_model_info(uri)
         except Exception as error:  # MLflow's own kinds for a URI it cannot resolve
-            raise ModelNotFoundError(str(model), f"MLflow cannot open it: {str(error).splitlines()[0]}") from None
+            raise ModelNotFoundError(str(model), f"MLflow cannot open it: {first_line(error)}") from None
         spec = FeatureSpec.from_metadata(info.metadata)
         if spec is None:
             raise ModelNotFoundError(str(model), "it carries no fs_spark feature spec: log it with log_model")

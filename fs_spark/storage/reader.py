@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 
 from fs_spark.catalog.records import FeatureVersion
 from fs_spark.definitions.model import FeatureTable
-from fs_spark.errors import FeatureNotFoundError, VersionExpiredError
+from fs_spark.errors import FeatureNotFoundError, VersionExpiredError, first_line
 from fs_spark.session import hadoop_conf, jvm
 from fs_spark.storage.layout import VERSION_COLUMN
 from fs_spark.storage.paths import local_path
@@ -65,7 +65,7 @@ def load_delta_version(
         frame = spark.read.format("delta").option("versionAsOf", delta_version).load(path)
         files = _files_at(spark, frame, path, delta_version)
     except (AnalysisException, Py4JJavaError) as exc:
-        raise expired(f"the Delta log no longer holds version {delta_version} ({_first_line(exc)})") from None
+        raise expired(f"the Delta log no longer holds version {delta_version} ({first_line(exc)})") from None
     missing = missing_files(spark, files)
     if missing:
         raise expired(f"{len(missing)} data file(s) are missing (Delta version {delta_version}), e.g. {missing[0]}")
@@ -130,7 +130,3 @@ def _files_at(spark: SparkSession, frame: DataFrame, path: str, delta_version: i
         except Exception:  # a log or protocol delta-rs cannot read: Spark's snapshot says
             pass
     return frame.inputFiles()
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().split("\n")[0][:300]
