@@ -320,6 +320,37 @@ def test_a_refused_write_shows_no_value_of_a_sensitive_feature(governed, spark):
     assert str(2**53 + 1) not in str(inexact.value)
 
 
+def _delta_log_text(path: str) -> str:
+    log = os.path.join(path.removeprefix("file:"), "_delta_log")
+    return "".join(open(os.path.join(log, n)).read() for n in sorted(os.listdir(log)) if n.endswith(".json"))
+
+
+def test_quarantined_rows_keep_no_statistics_of_a_sensitive_feature_also_after_tagging(governed, spark):
+    as_user, *_ = governed
+    root = as_user("root")
+    bonuses = FeatureTable(
+        name="bonuses", entity=Entity(name="customer", keys={"customer_id": "long"}), event_time="ts",
+        features=[Feature(name="salary", dtype="double", min_value=0, tags=("pii",)),
+                  Feature(name="bonus", dtype="double", min_value=0)])
+    root.apply(bonuses)
+    schema = "customer_id long, ts timestamp, salary double, bonus double"
+    root.write("bonuses", spark.createDataFrame([(1, T0, -987_654.5, 10.0), (2, T0, 100.0, -3.5), (3, T0, 5.0, 1.0)],
+                                                schema), mode="quarantine")
+    quarantine = root.paths.quarantine("bonuses", 1)
+    held = spark.read.format("delta").load(quarantine)
+    assert sorted((r["customer_id"], r["salary"], r["bonus"]) for r in held.collect()) == [
+        (1, -987_654.5, 10.0), (2, 100.0, -3.5)]  # the bad rows are kept whole, as data
+    log = _delta_log_text(quarantine)
+    assert "987654" not in log and "-3.5" in log  # statistics of bonus, none of salary
+
+    root.apply(bonuses.with_(features=[bonuses.features[0], bonuses.features[1].model_copy(update={"tags": ("pii",)})]))
+    root.write("bonuses", spark.createDataFrame([(4, T0, 7.0, -777.25), (5, T0, 8.0, 4242.5)], schema),
+               mode="quarantine")
+    assert "777.25" not in _delta_log_text(quarantine)  # tagged now: no statistics of bonus from here on
+    assert "4242.5" not in _delta_log_text(root.paths.table("bonuses", 1))
+    assert root.versions("bonuses")[-1].stats["features"]["bonus"]["max"] is None
+
+
 @pytest.mark.slow
 def test_questions_answered_without_spark_are_under_the_same_policy(governed):
     """The command line answers catalog questions without starting Spark (here it cannot: no

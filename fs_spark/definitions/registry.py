@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from delta.tables import DeltaTable
+
 from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.schema import FEATURE_TABLES
 from fs_spark.definitions.compatibility import Change, diff
@@ -21,7 +23,7 @@ from fs_spark.errors import BreakingChangeError, DefinitionError, TableNotFoundE
 from fs_spark.governance.access import AccessControl, Request
 from fs_spark.ids import new_id
 from fs_spark.session import SessionSource
-from fs_spark.storage.layout import STATS_COLUMNS, create_table, stats_columns
+from fs_spark.storage.layout import create_table, quarantine_stats_columns, set_stats_columns, stats_columns
 from fs_spark.storage.paths import StorePaths
 from fs_spark.store_part import StorePart
 
@@ -193,8 +195,9 @@ class Registry(StorePart):
                 dtype = table.feature(change.subject).dtype.spark_type.simpleString()
                 self.spark.sql(f"ALTER TABLE {target} ALTER COLUMN {change.subject} TYPE {dtype}")
         if any(change.kind == "change_tags" for change in changes):  # which features keep no statistics
-            columns = stats_columns(table, self._access.sensitive_tags)
-            if columns is None:
-                self.spark.sql(f"ALTER TABLE {target} UNSET TBLPROPERTIES IF EXISTS ('{STATS_COLUMNS}')")
-            else:
-                self.spark.sql(f"ALTER TABLE {target} SET TBLPROPERTIES ('{STATS_COLUMNS}' = '{columns}')")
+            set_stats_columns(self.spark, path, stats_columns(table, self._access.sensitive_tags))
+            quarantine = self.paths.quarantine(table.name, table.definition_version)
+            if DeltaTable.isDeltaTable(self.spark, quarantine):  # its bad rows' statistics too
+                held = self.spark.read.format("delta").load(quarantine).schema
+                withheld = table.tagged(self._access.sensitive_tags)
+                set_stats_columns(self.spark, quarantine, quarantine_stats_columns(held, withheld))

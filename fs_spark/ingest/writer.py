@@ -58,7 +58,7 @@ from fs_spark.provenance import RunRef, SourceInfo, from_spark
 from fs_spark.session import SessionSource
 from fs_spark.spark_jobs import describe, described
 from fs_spark.storage.delta_log import Commit, added_file_stats, latest_commit, latest_version
-from fs_spark.storage.layout import VERSION_COLUMN, data_columns, layout
+from fs_spark.storage.layout import VERSION_COLUMN, create_quarantine, data_columns, layout
 from fs_spark.storage.orphans import remove_uncommitted
 from fs_spark.storage.paths import StorePaths
 from fs_spark.store_part import StorePart
@@ -248,6 +248,9 @@ class FeatureWriter(StorePart):
             F.lit(ctx.write_id).alias("_fs_write_id"),
             F.current_timestamp().alias("_fs_quarantined_at"),
         )
+        withheld = set(table.tagged(self._sensitive_tags))
+        if withheld and not DeltaTable.isDeltaTable(self.spark, path):
+            create_quarantine(self.spark, path, bad.schema, withheld)
         bad.write.format("delta").mode("append").option("mergeSchema", "true").save(path)
         return {
             "event_id": new_id(),

@@ -12,6 +12,8 @@ columns Delta collects statistics for.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from delta.tables import DeltaTable
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -59,6 +61,35 @@ def stats_columns(table: FeatureTable, sensitive_tags: frozenset[str]) -> str | 
     if not withheld:
         return None
     return ",".join(name for name, _ in data_columns(table) if name not in withheld)
+
+
+def quarantine_stats_columns(schema: T.StructType, withheld: Collection[str]) -> str | None:
+    """The columns a quarantine table keeps statistics of: all but the `withheld` features (None:
+    every column) and its list of broken rules, an array Delta keeps none of."""
+    if not withheld:
+        return None
+    plain = [f.name for f in schema.fields if not isinstance(f.dataType, T.ArrayType | T.MapType | T.StructType)]
+    return ",".join(name for name in plain if name not in set(withheld))
+
+
+def create_quarantine(spark: SparkSession, path: str, schema: T.StructType, withheld: Collection[str]) -> None:
+    """Create a quarantine table at `path` whose Delta log keeps no statistics of the `withheld`
+    features: the bad rows it holds are data, and so are their min and max (see `stats_columns`)."""
+    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema)
+    columns = quarantine_stats_columns(schema, withheld)
+    if columns is not None:
+        builder = builder.property(STATS_COLUMNS, columns)
+    builder.execute()
+
+
+def set_stats_columns(spark: SparkSession, path: str, columns: str | None) -> None:
+    """Set which columns the Delta table at `path` keeps statistics of (None: every column);
+    it applies to the files written from now on."""
+    target = "delta.`" + path.replace("`", "``") + "`"
+    if columns is None:
+        spark.sql(f"ALTER TABLE {target} UNSET TBLPROPERTIES IF EXISTS ('{STATS_COLUMNS}')")
+    else:
+        spark.sql(f"ALTER TABLE {target} SET TBLPROPERTIES ('{STATS_COLUMNS}' = '{columns}')")
 
 
 def create_table(
