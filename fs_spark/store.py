@@ -175,6 +175,7 @@ class FeatureStore:
             self.events,
             self.user,
             self.settings.training.partitions,
+            self._access.sensitive_tags,
         )
         self.tracking = Tracking(self, self._catalog, self.mlflow)
         self.models = Models(self._catalog, self._training, self.mlflow, self.events, self.user)

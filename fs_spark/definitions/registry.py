@@ -23,7 +23,7 @@ from fs_spark.errors import BreakingChangeError, DefinitionError, TableNotFoundE
 from fs_spark.governance.access import AccessControl, Request
 from fs_spark.ids import new_id
 from fs_spark.session import SessionSource
-from fs_spark.storage.layout import create_table, quarantine_stats_columns, set_stats_columns, stats_columns
+from fs_spark.storage.layout import create_table, kept_stats_columns, set_stats_columns, stats_columns
 from fs_spark.storage.paths import StorePaths
 from fs_spark.store_part import StorePart
 
@@ -200,4 +200,4 @@ class Registry(StorePart):
             if DeltaTable.isDeltaTable(self.spark, quarantine):  # its bad rows' statistics too
                 held = self.spark.read.format("delta").load(quarantine).schema
                 withheld = table.tagged(self._access.sensitive_tags)
-                set_stats_columns(self.spark, quarantine, quarantine_stats_columns(held, withheld))
+                set_stats_columns(self.spark, quarantine, kept_stats_columns(held, withheld))

@@ -63,9 +63,10 @@ def stats_columns(table: FeatureTable, sensitive_tags: frozenset[str]) -> str | 
     return ",".join(name for name, _ in data_columns(table) if name not in withheld)
 
 
-def quarantine_stats_columns(schema: T.StructType, withheld: Collection[str]) -> str | None:
-    """The columns a quarantine table keeps statistics of: all but the `withheld` features (None:
-    every column) and its list of broken rules, an array Delta keeps none of."""
+def kept_stats_columns(schema: T.StructType, withheld: Collection[str]) -> str | None:
+    """The columns a table of feature values other than a feature table (a quarantine table, a
+    training set) keeps statistics of: all but the `withheld` features and the nested columns,
+    which Delta keeps none of (None: nothing withheld, every column, Delta's default)."""
     if not withheld:
         return None
     plain = [f.name for f in schema.fields if not isinstance(f.dataType, T.ArrayType | T.MapType | T.StructType)]
@@ -76,7 +77,7 @@ def create_quarantine(spark: SparkSession, path: str, schema: T.StructType, with
     """Create a quarantine table at `path` whose Delta log keeps no statistics of the `withheld`
     features: the bad rows it holds are data, and so are their min and max (see `stats_columns`)."""
     builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema)
-    columns = quarantine_stats_columns(schema, withheld)
+    columns = kept_stats_columns(schema, withheld)
     if columns is not None:
         builder = builder.property(STATS_COLUMNS, columns)
     builder.execute()

@@ -42,7 +42,7 @@ from fs_spark.provenance import RunRef, require_utc
 from fs_spark.session import SessionSource
 from fs_spark.spark_jobs import describe, described
 from fs_spark.storage.delta_log import latest_version
-from fs_spark.storage.layout import VERSION_COLUMN
+from fs_spark.storage.layout import STATS_COLUMNS, VERSION_COLUMN, kept_stats_columns
 from fs_spark.storage.paths import StorePaths
 from fs_spark.storage.reader import load_delta_version, readable_delta_version, rows_up_to
 from fs_spark.training.entities import check_columns, check_zone, instants, numbered
@@ -110,8 +110,10 @@ class TrainingSets:
         events: LineageEvents,
         user: str,
         partitions: int | None,
+        sensitive_tags: frozenset[str] = frozenset(),
     ):
         self._session = session
+        self._sensitive_tags = sensitive_tags
         self._paths = paths
         self._catalog = catalog
         self._registry = registry
@@ -364,7 +366,7 @@ class TrainingSets:
             result = self._join(stored, resolved, labels, exclude, picked=True)
             step("joining and writing", rows=int(entity_metrics["rows"]))
             picks = [_picked(i) for i in range(len(resolved))]
-            metrics = self._write(result, output_path, commit_metadata, picks)
+            metrics = self._write(result, output_path, commit_metadata, picks, self._withheld(resolved))
             result = result.drop(*picks)
             resolved = [
                 r.model_copy(update={"supplied_by": self._suppliers(r, metrics[_picked(i)])})
@@ -433,9 +435,26 @@ class TrainingSets:
             if column in exclude:
                 raise EntityColumnError(column, "is both a label and excluded")
 
-    def _write(self, frame: DataFrame, path: str, commit_metadata: str, picks: Sequence[str] = ()) -> dict[str, Any]:
-        """Write `frame` as a new Delta table; return its digest metrics, observed on the way,
-        and for each column of `picks` (left out of the table) its distinct values, as text."""
+    def _withheld(self, resolved: Sequence[ResolvedLookup]) -> set[str]:
+        """The output columns of features tagged sensitive (now): the training set's Delta log
+        keeps no statistics of them, as their feature table's does not."""
+        out: set[str] = set()
+        for lookup in resolved:
+            tagged = set(self._registry.current(lookup.table_name).definition.tagged(self._sensitive_tags))
+            out.update(f.output for f in lookup.features if f.name in tagged)
+        return out
+
+    def _write(
+        self,
+        frame: DataFrame,
+        path: str,
+        commit_metadata: str,
+        picks: Sequence[str] = (),
+        withheld: set[str] | None = None,
+    ) -> dict[str, Any]:
+        """Write `frame` as a new Delta table, with no statistics of the `withheld` columns; return
+        its digest metrics, observed on the way, and for each column of `picks` (left out of the
+        table) its distinct values, as text."""
         observation = Observation("fs_spark_digest")
         columns = [c for c in frame.columns if c not in picks]
         observed = frame.observe(
@@ -443,7 +462,11 @@ class TrainingSets:
             *D.digest_aggregates(columns),
             *[F.concat_ws(",", F.collect_set(F.col(p).cast("string"))).alias(p) for p in picks],
         ).select(columns)
-        observed.write.format("delta").mode("errorifexists").option("userMetadata", commit_metadata).save(path)
+        writer = observed.write.format("delta").mode("errorifexists").option("userMetadata", commit_metadata)
+        kept = kept_stats_columns(observed.schema, withheld or set())
+        if kept is not None:  # set as the table's property by the write that creates it
+            writer = writer.option(STATS_COLUMNS, kept)
+        writer.save(path)
         return observation.get
 
     def _suppliers(self, lookup: ResolvedLookup, picked: str) -> tuple[str, ...]:
