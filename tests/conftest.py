@@ -237,3 +237,20 @@ def online_store(request, spark, tmp_path):
         online = OnlineSettings(kind="redis", redis_url=url)
     settings = Settings(store=StoreSettings(root=str(tmp_path / "store"), user="tester"), online=online)
     return FeatureStore(spark=spark, settings=settings)
+
+
+def delta_min_values(path) -> dict:
+    """Every column's smallest minimum in the statistics of the Delta log's add actions: the
+    columns the log keeps statistics of, read off the JSON commits, not through Delta."""
+    import json
+    import os
+
+    log = os.path.join(str(path).removeprefix("file:"), "_delta_log")
+    found: dict = {}
+    for name in sorted(n for n in os.listdir(log) if n.endswith(".json")):
+        for line in open(os.path.join(log, name)):
+            add = json.loads(line).get("add")
+            if add and add.get("stats"):
+                for column, value in json.loads(add["stats"]).get("minValues", {}).items():
+                    found[column] = min(found.get(column, value), value)
+    return found

@@ -7,6 +7,7 @@ import os
 from datetime import timedelta
 
 import pytest
+from conftest import delta_min_values
 from experiment_scenario import T0
 from pyspark.sql import functions as F
 
@@ -325,19 +326,6 @@ def _delta_log_text(path: str) -> str:
     return "".join(open(os.path.join(log, n)).read() for n in sorted(os.listdir(log)) if n.endswith(".json"))
 
 
-def _min_values(path: str) -> dict:
-    """Every column's smallest minimum over the Delta log's add actions."""
-    import json as json_module
-
-    found: dict = {}
-    for line in _delta_log_text(path).splitlines():
-        add = json_module.loads(line).get("add")
-        if add and add.get("stats"):
-            for column, value in json_module.loads(add["stats"]).get("minValues", {}).items():
-                found[column] = min(found.get(column, value), value)
-    return found
-
-
 def test_quarantined_rows_keep_no_statistics_of_a_sensitive_feature_also_after_tagging(governed, spark):
     as_user, *_ = governed
     root = as_user("root")
@@ -369,11 +357,11 @@ def test_a_training_set_keeps_no_statistics_of_a_sensitive_feature(governed, spa
     root = as_user("root")
     data = root.paths.training_set(built.id, "data")
     assert "a@x.org" not in _delta_log_text(data)
-    assert set(_min_values(data)) == {"_fs_row", "customer_id", "ts", "spend"} and _min_values(data)["spend"] == 5.0
+    assert set(delta_min_values(data)) == {"_fs_row", "customer_id", "ts", "spend"} and delta_min_values(data)["spend"] == 5.0
     renamed = root.create_training_set(entities, [FeatureLookup(
         table_name="customers", feature_names=["email", "spend"], rename_outputs={"email": "contact"})])
     data = root.paths.training_set(renamed.id, "data")
-    assert "a@x.org" not in _delta_log_text(data) and "contact" not in _min_values(data) and "spend" in _min_values(data)
+    assert "a@x.org" not in _delta_log_text(data) and "contact" not in delta_min_values(data) and "spend" in delta_min_values(data)
     assert renamed.load_df().first()["contact"] == "a@x.org"  # the value itself is the training set's data
 
 

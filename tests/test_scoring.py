@@ -21,7 +21,7 @@ from fs_spark.errors import StaleModelFeaturesError
 from fs_spark.scoring.scoring import StaleModelFeaturesWarning
 from fs_spark.scoring.spec import FeatureSpec
 
-from conftest import T0, mlflow_store
+from conftest import T0, delta_min_values, mlflow_store
 
 pytestmark = pytest.mark.slow  # a real MLflow tracking store and Spark UDFs, every test
 
@@ -167,3 +167,24 @@ def test_the_spark_submit_entry_point_scores_and_refuses_a_stale_model(trained, 
     assert sorted(r["item"] for r in written.collect()) == [1, 2] and "prediction" in written.columns
     assert score_batch.model_reference(version.artifact_uri) == version.artifact_uri
     assert score_batch.model_reference(version.model_version_id) == version.model_version_id
+
+
+def test_predictions_keep_no_statistics_of_a_feature_tagged_sensitive(trained, spark, tmp_path):
+    """Last in the module: it tags price pii. Scored with on_stale="warn": run after the rollback
+    above, the model is stale."""
+    import warnings
+
+    store, _, version, uri = trained
+    mlflow.set_tracking_uri(uri)
+    keys = spark.createDataFrame([("north", 2, T0 + DAY)], "shop string, item int, ts timestamp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StaleModelFeaturesWarning)
+        store.score_batch(version.model_version_id, keys, path=str(tmp_path / "before"), on_stale="warn")
+    assert {"price", "stock", "prediction"} <= set(delta_min_values(tmp_path / "before"))
+    store.apply(SALES.with_(features=[Feature(name="price", dtype="double", tags=("pii",)), SALES.features[1]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StaleModelFeaturesWarning)
+        scored = store.score_batch(version.model_version_id, keys, path=str(tmp_path / "after"), on_stale="warn")
+    stats = delta_min_values(tmp_path / "after")
+    assert "price" not in stats and {"shop", "item", "stock", "prediction"} <= set(stats)
+    assert scored.first()["price"] is not None  # the value is the predictions' data; its statistics are not kept

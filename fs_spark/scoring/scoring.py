@@ -31,6 +31,7 @@ from fs_spark.integrations.mlflow import MlflowBridge
 from fs_spark.lineage.openlineage import LineageEvents
 from fs_spark.provenance import RunRef
 from fs_spark.scoring.spec import FeatureSpec
+from fs_spark.storage.layout import STATS_COLUMNS, kept_stats_columns, stats_columns_at
 from fs_spark.tracking.models import Models
 from fs_spark.tracking.records import ModelVersion
 from fs_spark.training.builder import TrainingSets
@@ -231,7 +232,14 @@ class Scoring:
         scored = features.withColumn(prediction_column, predict(*_inputs(spec.input_columns, info)))
         output_version = None
         if path is not None:
-            scored.write.format("delta").mode("errorifexists").save(path)
+            writer = scored.write.format("delta").mode("errorifexists")
+            # The features the scoring set keeps no statistics of (tagged sensitive): neither does this copy.
+            kept = stats_columns_at(self._store.spark, scoring_set.manifest.output_path)
+            withheld = set(scored.columns) - kept - {prediction_column} if kept is not None else set()
+            columns = kept_stats_columns(scored.schema, withheld)
+            if columns is not None:
+                writer = writer.option(STATS_COLUMNS, columns)
+            writer.save(path)
             output_version = 0
             scored = self._store.spark.read.format("delta").load(path)
         self._record(scoring_set, version, uri, path, output_version, run)

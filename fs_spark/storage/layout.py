@@ -83,6 +83,13 @@ def create_quarantine(spark: SparkSession, path: str, schema: T.StructType, with
     builder.execute()
 
 
+def stats_columns_at(spark: SparkSession, path: str) -> set[str] | None:
+    """The columns the Delta table at `path` keeps statistics of, when it names them."""
+    detail = DeltaTable.forPath(spark, path).detail().first()
+    named = detail["properties"].get(STATS_COLUMNS) if detail is not None else None
+    return set(named.split(",")) if named is not None else None
+
+
 def set_stats_columns(spark: SparkSession, path: str, columns: str | None) -> None:
     """Set which columns the Delta table at `path` keeps statistics of (None: every column);
     it applies to the files written from now on."""
