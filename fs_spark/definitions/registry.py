@@ -24,7 +24,7 @@ from fs_spark.governance.access import AccessControl, Request
 from fs_spark.ids import new_id
 from fs_spark.session import SessionSource
 from fs_spark.storage.layout import create_table, kept_stats_columns, set_stats_columns, stats_columns
-from fs_spark.storage.paths import StorePaths
+from fs_spark.storage.paths import StorePaths, sql_path
 from fs_spark.store_part import StorePart
 
 
@@ -52,10 +52,6 @@ class Applied:
     definition: FeatureTable
     revision: int
     storage_path: str
-
-
-def _sql_path(path: str) -> str:
-    return "delta.`" + path.replace("`", "``") + "`"
 
 
 class Registry(StorePart):
@@ -186,7 +182,7 @@ class Registry(StorePart):
 
     def _evolve(self, path: str, table: FeatureTable, changes: list[Change]) -> None:
         """Carry compatible changes into the Delta table: new columns, widened types."""
-        target = _sql_path(path)
+        target = sql_path(path)
         for change in changes:
             if change.kind == "add_feature":
                 dtype = table.feature(change.subject).dtype.spark_type.simpleString()

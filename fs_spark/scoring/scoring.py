@@ -31,7 +31,7 @@ from fs_spark.integrations.mlflow import MlflowBridge
 from fs_spark.lineage.openlineage import LineageEvents
 from fs_spark.provenance import RunRef
 from fs_spark.scoring.spec import FeatureSpec
-from fs_spark.storage.layout import STATS_COLUMNS, kept_stats_columns, stats_columns_at
+from fs_spark.storage.layout import kept_stats_columns, write_new_table
 from fs_spark.tracking.models import Models
 from fs_spark.tracking.records import ModelVersion
 from fs_spark.training.builder import TrainingSets
@@ -232,14 +232,9 @@ class Scoring:
         scored = features.withColumn(prediction_column, predict(*_inputs(spec.input_columns, info)))
         output_version = None
         if path is not None:
-            writer = scored.write.format("delta").mode("errorifexists")
-            # The features the scoring set keeps no statistics of (tagged sensitive): neither does this copy.
-            kept = stats_columns_at(self._store.spark, scoring_set.manifest.output_path)
-            withheld = set(scored.columns) - kept - {prediction_column} if kept is not None else set()
-            columns = kept_stats_columns(scored.schema, withheld)
-            if columns is not None:
-                writer = writer.option(STATS_COLUMNS, columns)
-            writer.save(path)
+            # No statistics of the features tagged sensitive, as in the scoring set's own table.
+            withheld = self._training_sets.withheld(scoring_set.lookups)
+            write_new_table(scored, path, kept_stats_columns(scored.schema, withheld))
             output_version = 0
             scored = self._store.spark.read.format("delta").load(path)
         self._record(scoring_set, version, uri, path, output_version, run)

@@ -22,6 +22,7 @@ from pyspark.sql import types as T
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.definitions.types import FeatureType
 from fs_spark.storage.checkpoints import TABLE_CHECKPOINT_INTERVAL
+from fs_spark.storage.paths import sql_path
 
 VERSION_COLUMN = "_fs_version"
 TIME_BUCKET_COLUMN = "_fs_time_bucket"
@@ -83,17 +84,19 @@ def create_quarantine(spark: SparkSession, path: str, schema: T.StructType, with
     builder.execute()
 
 
-def stats_columns_at(spark: SparkSession, path: str) -> set[str] | None:
-    """The columns the Delta table at `path` keeps statistics of, when it names them."""
-    detail = DeltaTable.forPath(spark, path).detail().first()
-    named = detail["properties"].get(STATS_COLUMNS) if detail is not None else None
-    return set(named.split(",")) if named is not None else None
+def write_new_table(frame: DataFrame, path: str, stats: str | None, **options: str) -> None:
+    """Write `frame` as a new Delta table at `path` (an error if one is there), keeping statistics
+    of the columns `stats` only (None: Delta's default), set by the write that creates it."""
+    writer = frame.write.format("delta").mode("errorifexists").options(**options)
+    if stats is not None:
+        writer = writer.option(STATS_COLUMNS, stats)
+    writer.save(path)
 
 
 def set_stats_columns(spark: SparkSession, path: str, columns: str | None) -> None:
     """Set which columns the Delta table at `path` keeps statistics of (None: every column);
     it applies to the files written from now on."""
-    target = "delta.`" + path.replace("`", "``") + "`"
+    target = sql_path(path)
     if columns is None:
         spark.sql(f"ALTER TABLE {target} UNSET TBLPROPERTIES IF EXISTS ('{STATS_COLUMNS}')")
     else:

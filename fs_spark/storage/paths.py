@@ -69,3 +69,8 @@ class StorePaths:
         Spark; a root on another filesystem is taken as one."""
         local = local_path(self.root)
         return local is None or (Path(local) / "_catalog").is_dir()
+
+
+def sql_path(path: str) -> str:
+    """The Delta table at `path` as Spark SQL names it: delta.`<path>`, backticks escaped."""
+    return "delta.`" + path.replace("`", "``") + "`"

@@ -22,7 +22,7 @@ from pyspark.sql import SparkSession
 
 from fs_spark.errors import RetentionGuardError, RetentionPeriodError
 from fs_spark.session import hadoop_conf, jvm
-from fs_spark.storage.paths import local_path
+from fs_spark.storage.paths import local_path, sql_path
 from fs_spark.training.manifest import TrainingSetManifest
 
 
@@ -33,10 +33,6 @@ class VacuumResult:
     expired: tuple[str, ...]  # training sets whose inputs a forced VACUUM removed
     kept_files: int = 0  # files Delta would have deleted, kept for training sets (keep_held)
     held_by: tuple[str, ...] = ()  # the training sets, model versions and deployments that hold them
-
-
-def _sql_path(path: str) -> str:
-    return "delta.`" + path.replace("`", "``") + "`"
 
 
 def _normal(uri: str) -> str:
@@ -54,7 +50,7 @@ def files_to_delete(spark: SparkSession, table: str, path: str, retention_hours:
     if retention_hours is not None and retention_hours < 0:
         raise RetentionPeriodError(table, retention_hours, "a retention period cannot be negative")
     try:
-        rows = spark.sql(f"VACUUM {_sql_path(path)}{_retain(retention_hours)} DRY RUN").collect()
+        rows = spark.sql(f"VACUUM {sql_path(path)}{_retain(retention_hours)} DRY RUN").collect()
     except (IllegalArgumentException, Py4JJavaError) as exc:
         if "retention" not in str(exc).lower():
             raise
@@ -125,7 +121,7 @@ def vacuum(
             _delete(spark, unheld)
             deleted += len(unheld)
         else:
-            spark.sql(f"VACUUM {_sql_path(path)}{_retain(retention_hours)}").collect()
+            spark.sql(f"VACUUM {sql_path(path)}{_retain(retention_hours)}").collect()
             deleted += len(doomed)
     if keep_held:
         holding = (

@@ -42,7 +42,7 @@ from fs_spark.provenance import RunRef, require_utc
 from fs_spark.session import SessionSource
 from fs_spark.spark_jobs import describe, described
 from fs_spark.storage.delta_log import latest_version
-from fs_spark.storage.layout import STATS_COLUMNS, VERSION_COLUMN, kept_stats_columns
+from fs_spark.storage.layout import VERSION_COLUMN, kept_stats_columns, write_new_table
 from fs_spark.storage.paths import StorePaths
 from fs_spark.storage.reader import load_delta_version, readable_delta_version, rows_up_to
 from fs_spark.training.entities import check_columns, check_zone, instants, numbered
@@ -366,7 +366,7 @@ class TrainingSets:
             result = self._join(stored, resolved, labels, exclude, picked=True)
             step("joining and writing", rows=int(entity_metrics["rows"]))
             picks = [_picked(i) for i in range(len(resolved))]
-            metrics = self._write(result, output_path, commit_metadata, picks, self._withheld(resolved))
+            metrics = self._write(result, output_path, commit_metadata, picks, self.withheld(resolved))
             result = result.drop(*picks)
             resolved = [
                 r.model_copy(update={"supplied_by": self._suppliers(r, metrics[_picked(i)])})
@@ -435,9 +435,9 @@ class TrainingSets:
             if column in exclude:
                 raise EntityColumnError(column, "is both a label and excluded")
 
-    def _withheld(self, resolved: Sequence[ResolvedLookup]) -> set[str]:
-        """The output columns of features tagged sensitive (now): the training set's Delta log
-        keeps no statistics of them, as their feature table's does not."""
+    def withheld(self, resolved: Sequence[ResolvedLookup]) -> set[str]:
+        """The output columns of features tagged sensitive (now): a training set's Delta log (or
+        its predictions') keeps no statistics of them, as their feature table's does not."""
         out: set[str] = set()
         for lookup in resolved:
             tagged = set(self._registry.current(lookup.table_name).definition.tagged(self._sensitive_tags))
@@ -462,11 +462,8 @@ class TrainingSets:
             *D.digest_aggregates(columns),
             *[F.concat_ws(",", F.collect_set(F.col(p).cast("string"))).alias(p) for p in picks],
         ).select(columns)
-        writer = observed.write.format("delta").mode("errorifexists").option("userMetadata", commit_metadata)
         kept = kept_stats_columns(observed.schema, withheld or set())
-        if kept is not None:  # set as the table's property by the write that creates it
-            writer = writer.option(STATS_COLUMNS, kept)
-        writer.save(path)
+        write_new_table(observed, path, kept, userMetadata=commit_metadata)
         return observation.get
 
     def _suppliers(self, lookup: ResolvedLookup, picked: str) -> tuple[str, ...]:
