@@ -24,6 +24,12 @@ class FsSparkError(Exception):
         return str(self)
 
 
+def without_values(error: BaseException) -> str:
+    """An error's message with no feature value in it where fs_spark can tell (its own errors),
+    for what is kept or leaves the process: run records, lineage events."""
+    return error.without_values() if isinstance(error, FsSparkError) else str(error)
+
+
 class CatalogRowError(FsSparkError):
     """fs_spark built a catalog row that does not fit its table: a bug in fs_spark, caught
     before anything is written."""

@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame
 
 from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.schema import EXPERIMENTS, RUN_INPUTS, RUN_METRICS, RUNS
-from fs_spark.errors import FsSparkError, RunNotFoundError, RunStateError
+from fs_spark.errors import RunNotFoundError, RunStateError, without_values
 from fs_spark.ids import new_id
 from fs_spark.integrations.mlflow import MlflowBridge
 from fs_spark.names import check_name
@@ -108,8 +108,8 @@ class Run:
         try:
             if self._info.status == "running":
                 # Anyone may list runs: the error is kept without feature values (validation examples).
-                told = error.without_values() if isinstance(error, FsSparkError) else str(error)
-                self.end("failed" if error else "finished", error=f"{kind.__name__}: {told}" if error else None)
+                told = f"{kind.__name__}: {without_values(error)}" if error else None
+                self.end("failed" if error else "finished", error=told)
         finally:
             if self._group is not None:
                 self._group.__exit__(None, None, None)
