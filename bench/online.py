@@ -284,7 +284,7 @@ def run(args, folder: Path, redis_url: str) -> None:
     started = time.perf_counter()
     loop = EmbeddedOnlineStore(folder / "loop.db")
     batch = []
-    encode = make_encoder(wide)  # the executors' own encoder: only where the work runs differs
+    encode = make_encoder(wide, 1)  # the executors' own encoder: only where the work runs differs
     for row in latest_rows(frame, wide).toLocalIterator():
         batch.append((encode_key("wide", 1, [row[0]]), encode(row[2], row[1], row[3:])))
         if len(batch) == 5_000:

@@ -190,12 +190,15 @@ class ServerSettings(_Strict):
     """`fs-spark serve`: the HTTP feature server."""
 
     host: str = "127.0.0.1"
-    port: int = 6566
+    port: int = 6580  # not on the browsers' bad-port list (6566 is: Chromium refuses it)
     tokens: dict[str, str] = Field(
         default_factory=dict,
         description="Bearer token -> principal; required when a policy file is set (no anonymous access)",
     )
     max_entities: int = Field(default=1_000, ge=1, description="Most entity rows one request may ask for")
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1, description="Largest request body; a larger one is refused (413) before it is parsed"
+    )
 
 
 class OnlineSettings(_Strict):

@@ -178,7 +178,10 @@ class FeatureStore:
             self._access.sensitive_tags,
         )
         self.tracking = Tracking(self, self._catalog, self.mlflow)
-        self.models = Models(self._catalog, self._training, self.mlflow, self.events, self.user)
+        self._services = FeatureServices(self._catalog, self.get_table, self.user)
+        self.models = Models(
+            self._catalog, self._training, self._services, self.get_table, self.mlflow, self.events, self.user
+        )
         self.lineage = Lineage(
             self._session, self._catalog, self.user, lambda: self.models.live_everywhere(), self.metrics
         )
@@ -197,7 +200,6 @@ class FeatureStore:
             lambda table: self._writer.lock(f"{table}.online"),
             self.metrics.online_reads.fetched,
         )
-        self._services = FeatureServices(self._catalog, self.get_table, self.user)
         self._streams = StreamIngestion(
             self._session,
             self._catalog,
@@ -857,6 +859,7 @@ class FeatureStore:
         by number or ID."""
         self._access.require(Request("admin", table))
         self._check_writable(f"a rollback of {table}", table)
+        self._online.check_reachable(table, f"the rollback of {table} to {to_version}")
         record = rollback(
             self._catalog,
             self._versions,
@@ -883,6 +886,7 @@ class FeatureStore:
         """Schedule the deprecation of a feature (or, without `feature`, of the whole table):
         builds warn from `announce` and refuse from `end`. A later schedule of the same feature
         replaces it; `withdrawn=True` withdraws it."""
+        self._online.check_reachable(table, f"the deprecation of {table}" + (f".{feature}" if feature else ""))
         made = self._deprecations.schedule(
             table, feature, announce=announce, end=end, replacement=replacement, reason=reason, withdrawn=withdrawn
         )
@@ -906,10 +910,10 @@ class FeatureStore:
         self._access.require(Request("admin", table))
         self._check_writable(f"a {status} of {table}", table)
         resolved = self._versions.exact(table, version)
+        what = f"the {'release' if status == 'released' else 'quarantine'} of {table} #{resolved.version_number}"
+        self._online.check_reachable(table, what)
         record_status(self._catalog, resolved, status, reason, self.user)
-        self._online.sync(
-            table, f"the {'release' if status == 'released' else 'quarantine'} of {table} #{resolved.version_number}"
-        )
+        self._online.sync(table, what)
         return resolved
 
     # --- training sets ------------------------------------------------------------------------
@@ -1148,12 +1152,7 @@ class FeatureStore:
         active feature set and a snapshot of its lineage. A `feature_service` (its latest
         version) must serve exactly the features the model was trained on; `online_vector`
         then serves the deployment through it."""
-        service = None
-        if feature_service is not None:
-            applied = self._services.get(feature_service)
-            check_serves(applied, self.models.features_of(model_version), self.get_table)
-            service = (applied.service.name, applied.version)
-        return self.models.deploy(model_version, environment, feature_service=service, run=as_run_ref(run))
+        return self.models.deploy(model_version, environment, feature_service=feature_service, run=as_run_ref(run))
 
     # --- retention ----------------------------------------------------------------------------
 

@@ -114,6 +114,11 @@ def test_answers_in_feasts_shape_with_statuses_and_times(profile_store):
     ({"feature_service": "basix", "entities": {"customer_id": [1]}}, 404, "FeatureServiceNotFoundError"),
     ({"features": ["profile:age"], "entities": {"customer_id": [1]}, "colour": 1}, 400, "ValidationError"),
     (b"{not json", 400, "ValidationError"),
+    # a key beyond a 64-bit long: a JSON 400 naming the key, not a plain-text 500
+    ({"features": ["profile:age"], "entities": {"customer_id": [18446744073709551616]}}, 400, "EntityColumnError"),
+    # two features with one output name: refused, as a training set refuses them
+    ({"features": ["profile:age", "profile:age"], "entities": {"customer_id": [1]}, "full_feature_names": True},
+     400, "FeatureLookupError"),
 ])
 def test_bad_requests_get_one_clear_json_error(profile_store, body, status, error):
     store, _ = profile_store
@@ -121,6 +126,40 @@ def test_bad_requests_get_one_clear_json_error(profile_store, body, status, erro
         got, answer = call(url, "/get-online-features", body)
     assert (got, answer["error"]) == (status, error), answer
     assert "\n" not in answer["detail"]
+
+
+def test_a_key_beyond_64_bits_and_a_body_over_the_limit_are_refused_and_counted(profile_store, spark):
+    store, folder = profile_store
+    small = FeatureStore(spark=spark, settings=Settings(
+        store=StoreSettings(root=str(folder / "store")), online=OnlineSettings(server=ServerSettings(max_body_bytes=4096))))
+    with serving(small) as url:
+        status, answer = call(url, "/get-online-features",
+                              {"features": ["profile:age"], "entities": {"customer_id": [1, 2**64]}})
+        assert (status, answer["error"]) == (400, "EntityColumnError")
+        assert "customer_id" in answer["detail"] and "18446744073709551616" in answer["detail"]
+        huge = {"features": ["profile:age"], "entities": {"customer_id": list(range(100_000))}}
+        status, answer = call(url, "/get-online-features", huge)
+        assert (status, answer["error"]) == (413, "RequestTooLargeError") and "4096 bytes" in answer["detail"]
+        metrics = call(url, "/metrics")[1]
+    assert 'fs_spark_online_errors_total{error="EntityColumnError"} 1.0' in metrics
+    assert 'fs_spark_online_errors_total{error="RequestTooLargeError"} 1.0' in metrics
+    assert 'fs_spark_online_requests_total{endpoint="get-online-features",status="413"} 1.0' in metrics
+
+
+def test_the_default_port_is_one_browsers_open():
+    """The Fetch standard's bad ports (https://fetch.spec.whatwg.org/#port-blocking), which
+    Chromium, Firefox and Safari refuse to connect to."""
+    bad = {1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103, 104,
+           109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427, 465, 512, 513, 514, 515,
+           526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990, 993, 995, 1719, 1720, 1723, 2049,
+           3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080}
+    from pathlib import Path
+
+    import yaml
+
+    assert ServerSettings().port not in bad
+    conf = yaml.safe_load((Path(__file__).resolve().parent.parent / "conf" / "fs_spark.yaml").read_text())
+    assert conf["online"]["server"]["port"] == ServerSettings().port
 
 
 def test_callers_need_a_token_and_the_policy_applies_to_them(profile_store, spark):
@@ -140,6 +179,13 @@ def test_callers_need_a_token_and_the_policy_applies_to_them(profile_store, spar
         assert status == 200 and body["results"][1]["values"] == [30]
         status, body = call(url, "/get-online-features", {**ask, "features": ["profile:email"]}, token="t-alice")
         assert (status, body["error"]) == (403, "AccessDeniedError") and "no_pii_for_analysts" in body["detail"]
+        # liveness for anyone; the checks (root, tables, versions) and the metrics behind a token
+        status, anonymous = call(url, "/health")
+        assert status == 200 and set(anonymous) == {"status"}, anonymous
+        assert "checks" in call(url, "/health", token="t-alice")[1]
+        assert call(url, "/metrics")[0] == 401 and call(url, "/metrics", token="wrong")[0] == 401
+        status, page = call(url, "/metrics", token="t-alice")
+        assert status == 200 and "fs_spark_online_requests_total" in page
     audit = [(r["principal"], r["object"], r["decision"]) for r in store.catalog.rows("audit_log")]
     assert ("alice", "profile:email", "deny") in audit and ("alice", "profile:age", "allow") in audit
 

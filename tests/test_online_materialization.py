@@ -271,7 +271,7 @@ def test_both_stores_hold_the_same_bytes_for_the_same_materialization(spark, tmp
 
 
 @pytest.mark.slow
-def test_a_quarantine_while_redis_is_down_is_recorded_and_says_the_online_part_failed(spark, tmp_path):
+def test_a_quarantine_while_a_serving_redis_is_down_is_refused_and_nothing_recorded(spark, tmp_path):
     from fs_spark import FeatureStore, OnlineStoreError
     from fs_spark.config import OnlineSettings, Settings, StoreSettings
     from servers import free_port, redis_server
@@ -287,6 +287,63 @@ def test_a_quarantine_while_redis_is_down_is_recorded_and_says_the_online_part_f
         store = FeatureStore(spark=spark, settings=Settings(store=root, online=OnlineSettings(
             kind="redis", redis_url=url, timeout_seconds=0.3)))
         store.materialize("items")
-    with pytest.raises(OnlineStoreError, match=r"the quarantine of items #1 is recorded, but withholding its values online"):
-        store.quarantine_version("items", 1, "bad")
-    assert max(store.catalog.rows("version_status"), key=lambda r: r["at"])["status"] == "quarantined"
+    # the Redis serving items is down: its values could not be withheld, so nothing is recorded,
+    # whether the acting process is configured for that Redis or for the embedded store
+    embedded = FeatureStore(spark=spark, settings=Settings(store=root))
+    for acting in (store, embedded):
+        with pytest.raises(OnlineStoreError, match=r"redis://127.0.0.1:\d+/0: the quarantine of items #1 is refused "
+                                                   r"\(nothing recorded\)"):
+            acting.quarantine_version("items", 1, "bad")
+    assert max(store.catalog.rows("version_status"), key=lambda r: r["at"])["status"] == "released"
+
+
+@pytest.mark.slow
+def test_governance_reaches_every_store_a_table_is_materialized_into_whatever_the_acting_process_uses(
+        spark, tmp_path, redis_url):
+    """Two processes on one root, one configured for the embedded store, one for Redis, each
+    materializing into its own: a rollback, a quarantine and a deprecation made through either
+    withhold values in both, as a third process configured for each reads them."""
+    import redis
+
+    from fs_spark import FeatureStore
+    from fs_spark.config import OnlineSettings, Settings, StoreSettings
+    from fs_spark.errors import RetiredFeatureError
+
+    redis.Redis.from_url(redis_url).flushall()
+    root = StoreSettings(root=str(tmp_path / "s"), user="tester")
+    in_redis = Settings(store=root, online=OnlineSettings(kind="redis", redis_url=redis_url))
+    embedded, via_redis = FeatureStore(spark=spark, settings=Settings(store=root)), FeatureStore(spark=spark, settings=in_redis)
+    embedded.apply(ITEMS)
+    keys = [("a", i) for i in range(50)]
+    batches = {}
+    for n, price in ((1, 1.0), (2, 2.0)):
+        rows = [(z, i, T0 + timedelta(minutes=n), price + i, f"v{n}") for z, i in keys]
+        batches[embedded.write("items", spark.createDataFrame(rows, SCHEMA)).version_number] = rows
+    for store in (embedded, via_redis):
+        store.materialize("items")
+
+    def readers():  # fresh processes, one per store
+        return [FeatureStore(spark=spark, settings=s) for s in (Settings(store=root), in_redis)]
+
+    for reader in readers():
+        assert online(reader, keys) == oracle(batches, {1, 2})
+    embedded.rollback("items", 1, reason="version 2 was wrong")  # through the embedded-configured process
+    for reader in readers():  # version 2's values withheld in Redis too (a key then has no value served)
+        assert online(reader, keys) == {}
+    for store in (embedded, via_redis):
+        store.materialize("items")
+    for reader in readers():
+        assert online(reader, keys) == oracle(batches, {1})
+    via_redis.quarantine_version("items", 1, "bad upstream")  # through the Redis-configured process
+    for reader in readers():
+        assert online(reader, keys) == {}
+    via_redis.release_version("items", 1)
+    for reader in readers():
+        assert online(reader, keys) == oracle(batches, {1})
+    now = datetime.now(timezone.utc)
+    embedded.deprecate("items", "label", announce=now - timedelta(days=2), end=now - timedelta(days=1),
+                       replacement=None, reason="unused")
+    for reader in readers():
+        with pytest.raises(RetiredFeatureError, match="items.label"):
+            reader.get_online_features(["items:label"], [{"zone": "a", "item": 1}])
+        assert reader.get_online_features(["items:price"], [{"zone": "a", "item": 1}])["price"] == [2.0]

@@ -12,7 +12,16 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from fs_spark import Entity, Feature, FeatureTable
-from fs_spark.online.encoding import OnlineEncodingError, decode_value, encode_key, encode_value
+from fs_spark.online.encoding import (
+    OnlineEncodingError,
+    decode_value,
+    encode_key,
+    encode_value,
+    make_decoder,
+    translated,
+    value_order,
+    value_revision,
+)
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 EVERY_TYPE = FeatureTable(
@@ -36,9 +45,33 @@ def test_the_bytes_are_the_documented_layout():
     table = FeatureTable(name="t", entity=Entity(name="e", keys={"k": "long"}), event_time="ts",
                          features=[Feature(name="a", dtype="int"), Feature(name="b", dtype="string"),
                                    Feature(name="c", dtype="double")])
-    expected = (struct.pack(">BIq", 1, 3, 1_704_067_200_000_000) + b"\x01" + struct.pack(">i", -5)
+    expected = (struct.pack(">BIIq", 2, 4, 3, 1_704_067_200_000_000) + b"\x01" + struct.pack(">i", -5)
                 + b"\x01" + struct.pack(">I", 2) + b"hi" + b"\x00")
-    assert encode_value(table, 3, T0, (-5, "hi", None)) == expected
+    assert encode_value(table, 3, T0, (-5, "hi", None), revision=4) == expected
+    assert value_revision(expected) == 4
+
+
+def test_format_1_values_written_before_revisions_were_stored_still_decode():
+    """A value an older fs_spark wrote (no revision field) reads as it did, and orders as it did."""
+    table = FeatureTable(name="t", entity=Entity(name="e", keys={"k": "long"}), event_time="ts",
+                         features=[Feature(name="a", dtype="int"), Feature(name="b", dtype="string")])
+    old = struct.pack(">BIq", 1, 3, 1_704_067_200_000_000) + b"\x01" + struct.pack(">i", -5) + b"\x00"
+    assert decode_value(table, old) == (3, T0, (-5, None))
+    assert value_revision(old) is None
+    assert value_order(old) == (1_704_067_200_000_000, 3)
+    assert value_order(old) < value_order(encode_value(table, 4, T0, (1, "x"), revision=2))
+
+
+def test_a_value_of_an_older_revision_reads_in_the_latest_features_order():
+    """Added features are None, as the Delta table's older rows; a widened int reads as a float."""
+    older = FeatureTable(name="t", entity=Entity(name="e", keys={"k": "long"}), event_time="ts",
+                         features=[Feature(name="a", dtype="int"), Feature(name="b", dtype="string")])
+    latest = older.with_(features=[Feature(name="z", dtype="bool"), Feature(name="a", dtype="double"),
+                                   Feature(name="b", dtype="string")])
+    data = encode_value(older, 2, T0, (7, "hi"), revision=1)
+    vector = translated(older, latest, make_decoder(older))(data)
+    assert vector == (2, T0, (None, 7.0, "hi")) and type(vector.values[1]) is float
+    assert translated(older, older, make_decoder(older))(data) == (2, T0, (7, "hi"))
 
 
 def test_keys_are_unambiguous_and_integral_types_match_as_longs():
@@ -281,7 +314,7 @@ def test_a_fixed_width_vector_decodes_the_same_by_the_one_unpack_path():
         bool, int, int, float, float, date, datetime]
     # the one-pack encoding is the documented layout, byte for byte
     assert encode_value(fixed, 3, T0, present) == struct.pack(
-        ">BIqB?BiBqBfBdBiBq", 1, 3, 1_704_067_200_000_000, 1, False, 1, -7, 1, 2**40, 1, 0.5, 1, -2.25,
+        ">BIIqB?BiBqBfBdBiBq", 2, 1, 3, 1_704_067_200_000_000, 1, False, 1, -7, 1, 2**40, 1, 0.5, 1, -2.25,
         1, (date(2000, 2, 29) - date(1970, 1, 1)).days, 1, 1_893_499_200_000_000)
     with pytest.raises(OnlineEncodingError, match=r"fixed.f_int: 2147483648 is not a int"):
         encode_value(fixed, 3, T0, (False, 2**31, *present[2:]))

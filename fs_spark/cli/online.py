@@ -52,7 +52,7 @@ def get_online_features(cli: Cli, features: tuple[str, ...], service: str | None
 
 @command("serve", "Online")
 @click.option("--host", help="address to listen on (default: online.server.host)")
-@click.option("--port", type=int, help="port (default: online.server.port, 6566)")
+@click.option("--port", type=int, help="port (default: online.server.port, 6580)")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="server processes")
 @click.pass_obj
 def serve(cli: Cli, host: str | None, port: int | None, workers: int) -> None:

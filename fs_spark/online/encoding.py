@@ -6,12 +6,18 @@ part as ``i<decimal>;`` (every integral type alike: keys match as longs, as in t
 a string part as ``s<length in UTF-8 bytes>:<UTF-8>``; the length makes the key unambiguous.
 
 Value (big-endian):
-    u8      format (1)
+    u8      format (2)
+    u32     the definition revision the value was encoded with: a compatible change (a feature
+            added, a type widened) makes a new revision, and a reader decodes each value by its
+            own revision, whatever revision it knows as the latest
     u32     the feature version number whose row this is (`_fs_version`)
     i64     the row's event time, microseconds since the epoch (UTC)
     then, per feature in the definition's order: u8 0 for null, or u8 1 and the value:
       bool u8 · int i32 · long i64 · float f32 · double f64 · date i32 days since the epoch ·
       timestamp i64 microseconds since the epoch (UTC) · string u32 length, UTF-8
+
+Format 1 (fs_spark before revisions were stored) has no revision field; its values are decoded by
+the revision the table's online state names.
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ from fs_spark.definitions.model import FeatureTable
 from fs_spark.definitions.types import FeatureType
 from fs_spark.errors import FsSparkError
 
-FORMAT = 1
-_HEADER = struct.Struct(">BIq")
+FORMAT = 2
+_HEADER = struct.Struct(">BIIq")
+_HEADER_V1 = struct.Struct(">BIq")
 _FIXED = {
     FeatureType.BOOL: struct.Struct(">?"),
     FeatureType.INT: struct.Struct(">i"),
@@ -88,7 +95,9 @@ def encode_key(table: str, definition_version: int, key: Sequence[Any]) -> bytes
     return encode_key_after(key_prefix(table, definition_version), key, table)
 
 
-def encode_value(table: FeatureTable, version_number: int, event_time: datetime, values: Sequence[Any]) -> bytes:
+def encode_value(
+    table: FeatureTable, version_number: int, event_time: datetime, values: Sequence[Any], revision: int = 1
+) -> bytes:
     """The value of one row, times as aware datetimes (see `make_encoder` for many rows)."""
     if len(values) != len(table.features):
         raise OnlineEncodingError(
@@ -98,36 +107,36 @@ def encode_value(table: FeatureTable, version_number: int, event_time: datetime,
         _micros(v) if v is not None and f.dtype is FeatureType.TIMESTAMP else v
         for f, v in zip(table.features, values, strict=True)
     ]
-    return make_encoder(table)(version_number, _micros(event_time), raw)
+    return make_encoder(table, revision)(version_number, _micros(event_time), raw)
 
 
-def make_encoder(table: FeatureTable) -> Callable[[int, int, Sequence[Any]], bytes]:
-    """An encoder of `table`'s rows, worked out once: `encode(version, event micros, values)`
-    with timestamps as microseconds since the epoch (as they leave Spark) and dates as dates.
-    A row of fixed-width features, all present, is one pack."""
+def make_encoder(table: FeatureTable, revision: int) -> Callable[[int, int, Sequence[Any]], bytes]:
+    """An encoder of `table`'s rows at definition `revision`, worked out once:
+    `encode(version, event micros, values)` with timestamps as microseconds since the epoch (as
+    they leave Spark) and dates as dates. A row of fixed-width features, all present, is one pack."""
     features = table.features
     count = len(features)
     fixed = all(f.dtype is not FeatureType.STRING for f in features)
     whole = struct.Struct(
-        ">BIq" + ("".join("B" + _FIXED[f.dtype].format.lstrip(">") for f in features) if fixed else "")
+        ">BIIq" + ("".join("B" + _FIXED[f.dtype].format.lstrip(">") for f in features) if fixed else "")
     )
-    dates = [4 + 2 * i for i, f in enumerate(features) if f.dtype is FeatureType.DATE]
-    template: list[Any] = [FORMAT, 0, 0] + [1, None] * count
+    dates = [5 + 2 * i for i, f in enumerate(features) if f.dtype is FeatureType.DATE]
+    template: list[Any] = [FORMAT, revision, 0, 0] + [1, None] * count
 
     def encode(version_number: int, micros: int, values: Sequence[Any]) -> bytes:
         if len(values) != count:
             raise OnlineEncodingError(f"{table.name} has {count} features, the row gives {len(values)} values")
         if fixed and None not in values:
             args = template.copy()
-            args[1], args[2] = version_number, micros
-            args[4::2] = values
+            args[2], args[3] = version_number, micros
+            args[5::2] = values
             try:
                 for i in dates:
                     args[i] = (args[i] - _EPOCH_DAY).days
                 return whole.pack(*args)
             except (struct.error, TypeError, AttributeError):
                 pass  # the step-by-step path names the feature and the value
-        out = [_HEADER.pack(FORMAT, version_number, micros)]
+        out = [_HEADER.pack(FORMAT, revision, version_number, micros)]
         for feature, value in zip(features, values, strict=True):
             if value is None:
                 out.append(b"\x00")
@@ -154,12 +163,53 @@ def make_encoder(table: FeatureTable) -> Callable[[int, int, Sequence[Any]], byt
 def value_order(data: bytes) -> tuple[int, int]:
     """(event time in microseconds, version number) of a stored value: the greater pair is the
     later row, as the training side orders them."""
-    _, number, micros = _HEADER.unpack_from(data)
+    if data[0] == 1:
+        _, number, micros = _HEADER_V1.unpack_from(data)
+    else:
+        _, _, number, micros = _HEADER.unpack_from(data)
     return micros, number
+
+
+def value_revision(data: bytes) -> int | None:
+    """The definition revision a value was encoded with (None: format 1, which has none)."""
+    if len(data) < _HEADER.size or data[0] != FORMAT:
+        return None
+    return _LENGTH.unpack_from(data, 1)[0]
 
 
 def decode_value(table: FeatureTable, data: bytes) -> Vector:
     return make_decoder(table)(data)
+
+
+def translated(stored: FeatureTable, latest: FeatureTable, decode: Callable[[bytes], Vector]) -> Callable[[bytes], Vector]:
+    """`decode` (of values written under `stored`) giving values in `latest`'s feature order: a
+    feature `stored` lacks (added since) is None, as in the Delta table's older rows, and an
+    integer of a type widened to float or double is a float."""
+    if [(f.name, f.dtype) for f in stored.features] == [(f.name, f.dtype) for f in latest.features]:
+        return decode
+    position = {f.name: i for i, f in enumerate(stored.features)}
+    kinds = {f.name: f.dtype for f in stored.features}
+    picks = [
+        (position.get(f.name), f.dtype in _FLOATS and kinds.get(f.name) not in _FLOATS) for f in latest.features
+    ]
+
+    def decode_latest(data: bytes) -> Vector:
+        vector = decode(data)
+        values = vector.values
+        out = tuple(
+            None
+            if i is None or values[i] is None
+            else float(values[i])
+            if widen
+            else values[i]
+            for i, widen in picks
+        )
+        return Vector(vector.version_number, vector.event_time, out)
+
+    return decode_latest
+
+
+_FLOATS = frozenset({FeatureType.FLOAT, FeatureType.DOUBLE})
 
 
 _PLAIN, _STRING, _TIMESTAMP, _DATE = range(4)
@@ -177,30 +227,37 @@ def make_decoder(table: FeatureTable) -> Callable[[bytes], Vector]:
             kind = {FeatureType.TIMESTAMP: _TIMESTAMP, FeatureType.DATE: _DATE}.get(dtype, _PLAIN)
             steps.append((kind, _FIXED[dtype].unpack_from, _FIXED[dtype].size))
     header, header_size, name = _HEADER.unpack_from, _HEADER.size, table.name
+    header_v1, header_v1_size = _HEADER_V1.unpack_from, _HEADER_V1.size
     # The common case, every feature of fixed width and present, is one unpack.
     fixed = all(kind != _STRING for kind, _, _ in steps)
     whole = struct.Struct(
-        ">BIq" + ("".join("B" + _FIXED[f.dtype].format.lstrip(">") for f in table.features) if fixed else "")
+        ">BIIq" + ("".join("B" + _FIXED[f.dtype].format.lstrip(">") for f in table.features) if fixed else "")
     )
     converted = [(i, kind) for i, (kind, _, _) in enumerate(steps) if kind in (_TIMESTAMP, _DATE)]
     every = len(steps)
 
     def decode(data: bytes) -> Vector:
-        if len(data) < header_size or data[0] != FORMAT:
-            raise OnlineEncodingError(f"{name}: not an fs_spark online value of format {FORMAT}")
-        if fixed and len(data) == whole.size:
-            unpacked = whole.unpack(data)
-            if unpacked[3::2].count(1) == every:
-                row = list(unpacked[4::2])
-                for i, kind in converted:
-                    row[i] = (
-                        _EPOCH + timedelta(microseconds=row[i])
-                        if kind == _TIMESTAMP
-                        else _EPOCH_DAY + timedelta(days=row[i])
-                    )
-                return Vector(unpacked[1], _EPOCH + timedelta(microseconds=unpacked[2]), tuple(row))
-        _, number, micros = header(data)
-        offset = header_size
+        if len(data) >= header_size and data[0] == FORMAT:
+            if fixed and len(data) == whole.size:
+                unpacked = whole.unpack(data)
+                if unpacked[4::2].count(1) == every:
+                    row = list(unpacked[5::2])
+                    for i, kind in converted:
+                        row[i] = (
+                            _EPOCH + timedelta(microseconds=row[i])
+                            if kind == _TIMESTAMP
+                            else _EPOCH_DAY + timedelta(days=row[i])
+                        )
+                    return Vector(unpacked[2], _EPOCH + timedelta(microseconds=unpacked[3]), tuple(row))
+            _, _, number, micros = header(data)
+            return rest(data, header_size, number, micros)
+        if len(data) >= header_v1_size and data[0] == 1:
+            _, number, micros = header_v1(data)
+            return rest(data, header_v1_size, number, micros)
+        raise OnlineEncodingError(f"{name}: not an fs_spark online value of format {FORMAT}")
+
+    def rest(data: bytes, offset: int, number: int, micros: int) -> Vector:
+        """The features after the header, one by one."""
         values: list[Any] = []
         append = values.append
         for kind, unpack, size in steps:

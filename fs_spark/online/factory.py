@@ -23,8 +23,9 @@ class OnlineStoreSpec:
     def name(self) -> str:
         """How the catalog and lineage name this store (no credentials)."""
         if self.kind == "redis":
+            scheme = "rediss" if self.location.startswith("rediss://") else "redis"
             location = self.location.rpartition("@")[2].removeprefix("redis://").removeprefix("rediss://")
-            return f"redis://{location}"
+            return f"{scheme}://{location}"
         return f"embedded:{self.location}"
 
     def exists(self) -> bool:
@@ -50,3 +51,13 @@ def online_store_spec(settings: OnlineSettings, paths: StorePaths) -> OnlineStor
             f"the embedded online store needs a local store root, not {paths.root}: set online.kind to redis"
         )
     return OnlineStoreSpec("embedded", local, settings.timeout_seconds)
+
+
+def spec_named(name: str, timeout_seconds: float) -> OnlineStoreSpec:
+    """The store the catalog names `name` (`OnlineStoreSpec.name`), as another process's settings
+    made it: governance reaches every store a table was materialized into, whatever this process
+    is configured for. A Redis that needs credentials is reached through this process's own
+    `online.redis_url` when that names the same server."""
+    if name.startswith(("redis://", "rediss://")):
+        return OnlineStoreSpec("redis", name, timeout_seconds)
+    return OnlineStoreSpec("embedded", name.removeprefix("embedded:"), max(timeout_seconds, 10.0))

@@ -78,8 +78,9 @@ class Written:
     bytes: int
 
 
-def partition_writer(table: FeatureTable, spec: OnlineStoreSpec, counters: Counters, newer_only: bool):
-    """The function each partition runs: encode its rows and write them in batches. A row
+def partition_writer(table: FeatureTable, revision: int, spec: OnlineStoreSpec, counters: Counters, newer_only: bool):
+    """The function each partition runs: encode its rows (at the definition's `revision`) and
+    write them in batches. A row
     without a version (a key no served row has any more) removes its key."""
     written, deleted, sent = counters.written, counters.deleted, counters.sent
     # Rows are (keys..., event time, _fs_version, features...), times in microseconds.
@@ -88,7 +89,7 @@ def partition_writer(table: FeatureTable, spec: OnlineStoreSpec, counters: Count
     prefix = key_prefix(table.name, table.definition_version)
 
     def write(rows: Iterator[Row]) -> None:
-        encode = make_encoder(table)
+        encode = make_encoder(table, revision)
         store = spec.open()
         batch: list[tuple[bytes, bytes]] = []
         gone: list[bytes] = []
@@ -123,23 +124,29 @@ def partition_writer(table: FeatureTable, spec: OnlineStoreSpec, counters: Count
     return write
 
 
-def write_latest(frame: DataFrame, table: FeatureTable, spec: OnlineStoreSpec, *, newer_only: bool) -> Written:
+def write_latest(
+    frame: DataFrame, table: FeatureTable, revision: int, spec: OnlineStoreSpec, *, newer_only: bool
+) -> Written:
     """Write the latest row of every key of `frame` (rows with `_fs_version`); with
     `newer_only`, keep a stored vector that is later."""
     counters = Counters(frame.sparkSession)
-    latest_rows(frame, table).foreachPartition(partition_writer(table, spec, counters, newer_only))
+    latest_rows(frame, table).foreachPartition(partition_writer(table, revision, spec, counters, newer_only))
     return counters.totals()
 
 
-def write_few(frame: DataFrame, table: FeatureTable, spec: OnlineStoreSpec) -> Written:
+def write_few(frame: DataFrame, table: FeatureTable, revision: int, spec: OnlineStoreSpec) -> Written:
     """Write the latest row of every key of `frame`, a few rows, keeping a stored vector that is
     later: one task reads them all (no shuffle), so no two writers compare the same key."""
     counters = Counters(frame.sparkSession)
-    servable_rows(frame, table).coalesce(1).foreachPartition(partition_writer(table, spec, counters, newer_only=True))
+    servable_rows(frame, table).coalesce(1).foreachPartition(
+        partition_writer(table, revision, spec, counters, newer_only=True)
+    )
     return counters.totals()
 
 
-def refresh_keys(served: DataFrame, touched: DataFrame, table: FeatureTable, spec: OnlineStoreSpec) -> Written:
+def refresh_keys(
+    served: DataFrame, touched: DataFrame, table: FeatureTable, revision: int, spec: OnlineStoreSpec
+) -> Written:
     """Recompute every key of `touched` from `served`: its latest served row, or its removal
     when no served row has it."""
     usable = F.lit(True)
@@ -149,5 +156,5 @@ def refresh_keys(served: DataFrame, touched: DataFrame, table: FeatureTable, spe
     latest = latest_rows(served.join(keys, list(table.keys), "left_semi"), table)
     rows = keys.join(latest, list(table.keys), "left")
     counters = Counters(served.sparkSession)
-    rows.foreachPartition(partition_writer(table, spec, counters, newer_only=False))
+    rows.foreachPartition(partition_writer(table, revision, spec, counters, newer_only=False))
     return counters.totals()

@@ -40,10 +40,11 @@ from fs_spark.errors import (
 from fs_spark.governance.access import AccessControl, Request
 from fs_spark.online.base import OnlineStore
 from fs_spark.online.cache import VectorCache
-from fs_spark.online.encoding import Vector, key_prefix, make_decoder
+from fs_spark.online.encoding import Vector, key_prefix, make_decoder, translated, value_revision
 from fs_spark.online.state import TableState, state_name
-from fs_spark.training.lookups import FeatureLookup, as_lookups
+from fs_spark.training.lookups import FeatureLookup, as_lookups, check_outputs
 
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1  # integral keys match as longs, as in training sets
 PRESENT, NOT_FOUND, NULL_VALUE, OUTSIDE_MAX_AGE = "PRESENT", "NOT_FOUND", "NULL_VALUE", "OUTSIDE_MAX_AGE"
 
 
@@ -92,7 +93,8 @@ class OnlineReader:
     Args:
         store: the online store.
         store_name: how errors name it.
-        definition_at: a table's definition at a definition version.
+        definition_at: a table's definition at a definition version and revision (None: the
+            latest revision).
         check_table: raises TableNotFoundError for a name that is no table.
         access: the policy and audit log of the principal.
         cache: decoded vectors in process, or None.
@@ -105,7 +107,7 @@ class OnlineReader:
         self,
         store: OnlineStore,
         store_name: str,
-        definition_at: Callable[[str, int], FeatureTable],
+        definition_at: Callable[[str, int, int | None], FeatureTable],
         check_table: Callable[[str], object],
         access: AccessControl,
         cache: VectorCache | None,
@@ -125,7 +127,8 @@ class OnlineReader:
         self.max_entities = max_entities
         self._audit_seconds = audit_seconds
         self._tables: dict[str, _Table] = {}
-        self._definitions: dict[tuple[str, int], FeatureTable] = {}
+        self._definitions: dict[tuple[str, int, int], FeatureTable] = {}
+        self._latest_seen: dict[tuple[str, int], tuple[FeatureTable, float]] = {}
         self._decisions: dict[tuple[str, int, str], tuple[bool, str]] = {}
         self._audited: dict[str, float] = {}
         self._ready: dict[tuple, tuple[tuple, list[FeatureLookup], list[_Prepared], int, float]] = {}
@@ -143,13 +146,47 @@ class OnlineReader:
 
     # --- state ----------------------------------------------------------------------------------
 
-    def _definition(self, table: str, definition_version: int) -> FeatureTable:
-        found = self._definitions.get((table, definition_version))
+    def _definition(self, table: str, definition_version: int, revision: int) -> FeatureTable:
+        """The definition at one revision (revisions never change: read once)."""
+        found = self._definitions.get((table, definition_version, revision))
         if found is None:
-            found = self._definitions[(table, definition_version)] = self._definition_at(table, definition_version)
+            found = self._definition_at(table, definition_version, revision)
+            self._definitions[(table, definition_version, revision)] = found
         return found
 
-    def _apply_state(self, table: str, raw: bytes | None, now: float) -> _Table:
+    def _latest(self, table: str, definition_version: int, now: float, reload: bool) -> FeatureTable:
+        """The definition version's latest revision: what callers may ask for. Read again when
+        the table's state changes (a materialization follows an `apply`) and, at most once per
+        check interval, when a caller asks for a feature it does not know (an `apply` since)."""
+        known = self._latest_seen.get((table, definition_version))
+        if known is None or (reload and now - known[1] >= self._interval):
+            known = self._latest_seen[(table, definition_version)] = (
+                self._definition_at(table, definition_version, None),
+                now,
+            )
+        return known[0]
+
+    def _decoder(self, table: str, definition_version: int, state: TableState, latest: FeatureTable):
+        """Decodes a value by the revision it was written with (format 1 values: the state's)
+        into `latest`'s features; a value of a revision not yet known reads that revision once."""
+        decoders: dict[bytes, Callable[[bytes], Vector]] = {}
+
+        def decode(data: bytes) -> Vector:
+            tag = data[:5]
+            found = decoders.get(tag)
+            if found is None:
+                revision = value_revision(data)
+                if revision is None:
+                    revision = state.revision
+                stored = (
+                    self._definition(table, definition_version, revision) if revision is not None else latest
+                )
+                found = decoders[tag] = translated(stored, latest, make_decoder(stored))
+            return found(data)
+
+        return decode
+
+    def _apply_state(self, table: str, raw: bytes | None, now: float, reload: bool = False) -> _Table:
         state = TableState.from_bytes(raw)
         if state.definition_version is None:
             self._epoch[0] += 1
@@ -157,16 +194,22 @@ class OnlineReader:
             self._check_table(table)  # TableNotFoundError, with the closest name
             raise NotMaterializedError(table, self.store_name)
         known = self._tables.get(table)
-        if known is not None and known.state.generation == state.generation:
+        if known is not None and known.state.generation == state.generation and not reload:
+            known.checked = now
+            return known
+        dv = state.definition_version
+        changed = known is None or known.state.generation != state.generation
+        definition = self._latest(table, dv, now, reload or changed)
+        if known is not None and not changed and known.definition is definition:
             known.checked = now
             return known
         if self.cache is not None:
             self.cache.drop_table(table)
-        definition = self._definition(table, state.definition_version)
         ttl = parse_duration(definition.ttl) if definition.ttl else None
         retire_at = {name: (datetime.fromisoformat(d["end"]), d) for name, d in state.retired.items()}
         index = {f.name: i for i, f in enumerate(definition.features)}
-        fresh = _Table(state, definition, ttl, index, now, retire_at, make_decoder(definition))
+        decode = self._decoder(table, dv, state, definition)
+        fresh = _Table(state, definition, ttl, index, now, retire_at, decode)
         self._epoch[0] += 1
         self._tables[table] = fresh
         return fresh
@@ -236,12 +279,28 @@ class OnlineReader:
             raise OnlineRequestError("no features asked for")
         tables = self._fresh_tables([lk.table_name for lk in lookups])
         if prepared is None or any(p.table is not tables[p.lookup.table_name] for p in prepared):
-            prepared = [_Prepared.of(lk, tables[lk.table_name]) for lk in lookups]
+            prepared = [self._prepare(lk, tables) for lk in lookups]
+            check_outputs((p.lookup.table_name, name, p.lookup.output_name(name)) for p in prepared for name in p.names)
             if len(self._ready) >= 1_000:  # callers that build new lookups every call
                 self._ready.clear()
         until = min(t.checked for t in tables.values()) + self._interval
         self._ready[key] = (tuple(features), lookups, prepared, self._epoch[0], until)
         return prepared
+
+    def _prepare(self, lookup: FeatureLookup, tables: dict[str, _Table]) -> _Prepared:
+        """`lookup` against its table; a feature the reader does not know yet may have been added
+        by an `apply` since it read the definition: read the latest revision (once per check
+        interval) and try again."""
+        try:
+            return _Prepared.of(lookup, tables[lookup.table_name])
+        except FeatureNotFoundError:
+            name = lookup.table_name
+            known = tables[name]
+            raw = known.state.to_bytes()
+            tables[name] = self._apply_state(name, raw, time.monotonic(), reload=True)
+            if tables[name] is known:
+                raise
+            return _Prepared.of(lookup, tables[name])
 
     def get(self, features: Sequence[FeatureLookup | str], entity_rows: Sequence[dict[str, Any]]) -> OnlineFeatures:
         """Columns: the entity rows' own, then each feature's output name."""
@@ -268,6 +327,8 @@ class OnlineReader:
         columns: dict[str, list[Any]] = {}
         for column in dict.fromkeys(c for row in entity_rows for c in row):
             columns[column] = [row.get(column) for row in entity_rows]
+        if any(output in columns for p in prepared for output, _ in p.outputs):
+            check_outputs(((p.lookup.table_name, n, p.lookup.output_name(n)) for p in prepared for n in p.names), columns)
         out = OnlineResult(columns, {c: [PRESENT] * len(entity_rows) for c in columns} if statuses else {}, {}, {})
         for p, found in zip(prepared, vectors, strict=True):
             withheld = p.table.state.withheld
@@ -412,7 +473,7 @@ class _Prepared:
                 if string and type(value) is str:
                     raw = value.encode()
                     parts.append(b"s%d:" % len(raw) + raw)
-                elif not string and type(value) is int:
+                elif not string and type(value) is int and _LONG_MIN <= value <= _LONG_MAX:
                     parts.append(b"i%d;" % value)
                 else:
                     self._wrong_type(column, value)
@@ -426,5 +487,9 @@ class _Prepared:
         if isinstance(value, bool) or not isinstance(value, str if kind == FeatureType.STRING else int):
             raise EntityColumnError(
                 column, f"is the key {definition.name}.{key} ({kind.value}), not {type(value).__name__} {value!r}"
+            )
+        if isinstance(value, int) and not _LONG_MIN <= value <= _LONG_MAX:
+            raise EntityColumnError(
+                column, f"is the key {definition.name}.{key} ({kind.value}): {value} is beyond a 64-bit long"
             )
         raise EntityColumnError(column, f"is the key {definition.name}.{key}: {type(value).__name__} is not plain")

@@ -17,7 +17,13 @@ objects a fifth of it (measured: `bench/online.py`).
 
 Callers present `Authorization: Bearer <token>`; `online.server.tokens` maps tokens to
 principals, whose access policy applies as to any read. With a policy file set and no tokens
-the server refuses to start: there is no anonymous access to governed features.
+the server refuses to start: there is no anonymous access to governed features. With tokens set,
+`/health` answers a caller without one with its status alone (liveness for load balancers: the
+checks name the store's root, tables and versions), and `/metrics` answers 401.
+
+A request body over `online.server.max_body_bytes` (1 MiB) is refused with 413 before it is
+parsed; a server fault is a JSON 5xx, the caller's mistakes a JSON 4xx, each counted in
+`fs_spark_online_errors`.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from fs_spark.errors import (
     AccessDeniedError,
     ConfigError,
     EntityColumnError,
+    FeatureLookupError,
     FeatureNotFoundError,
     FeatureServiceNotFoundError,
     FsSparkError,
@@ -74,6 +81,8 @@ _STATUS = {
     OnlineStoreError: 503,
     OnlineRequestError: 400,
     EntityColumnError: 400,
+    FeatureLookupError: 400,
+    ValueError: 400,  # a request body pydantic refused, or a lookup string that is no 'table:feature'
 }
 
 
@@ -98,7 +107,8 @@ def _principal(tokens: dict[str, str], authorization: str) -> str:
 
 
 def _status_of(error: BaseException) -> int:
-    return next((code for kind, code in _STATUS.items() if isinstance(error, kind)), 400)
+    """The caller's mistakes are 4xx; anything else is the server's fault, 5xx."""
+    return next((code for kind, code in _STATUS.items() if isinstance(error, kind)), 500)
 
 
 def create_app(store: FeatureStore) -> ASGIApp:
@@ -159,17 +169,22 @@ def create_app(store: FeatureStore) -> ASGIApp:
         try:
             authorization = next((v.decode() for k, v in scope["headers"] if k == b"authorization"), "")
             reader = reader_for(authorization)
-            body = OnlineFeaturesRequest.model_validate_json(await _body(receive))
+            body = OnlineFeaturesRequest.model_validate_json(await _body(scope, receive, settings.max_body_bytes))
             status, payload = 200, _answer(service_lookups, reader, body)
+            content = orjson.dumps(payload, option=orjson.OPT_UTC_Z)
             entities.inc(len(next(iter(body.entities.values()), [])))
         except UnauthorizedError:
             status, payload = 401, {"error": "Unauthorized", "detail": "a valid bearer token is required"}
-        except Exception as error:  # every failure is one JSON line with its class
-            status = _status_of(error) if isinstance(error, FsSparkError | ValueError) else 500
+            content = orjson.dumps(payload)
+        except RequestTooLargeError as error:
+            status = 413
             errors.labels(type(error).__name__).inc()
-            detail = first_line(error, 2000) if status != 500 else f"{type(error).__name__}: {error}"
-            payload = {"error": type(error).__name__, "detail": detail}
-        content = orjson.dumps(payload, option=orjson.OPT_UTC_Z)
+            content = orjson.dumps({"error": type(error).__name__, "detail": str(error)})
+        except Exception as error:  # every failure is one JSON line with its class
+            status = _status_of(error)
+            errors.labels(type(error).__name__).inc()
+            detail = first_line(error, 2000) if status < 500 else f"{type(error).__name__}: {error}"
+            content = orjson.dumps({"error": type(error).__name__, "detail": detail})
         await send({"type": "http.response.start", "status": status, "headers": _headers(content)})
         await send({"type": "http.response.body", "body": content})
         (answered if status == 200 else requests.labels("get-online-features", str(status))).inc()
@@ -177,6 +192,16 @@ def create_app(store: FeatureStore) -> ASGIApp:
 
     started = time.monotonic()
     warmed = threading.Event()
+
+    def authorized(request: Request) -> bool:
+        """Whether the caller may see the store's details (no tokens set: everyone)."""
+        if not settings.tokens:
+            return True
+        try:
+            _principal(settings.tokens, request.headers.get("authorization", ""))
+        except UnauthorizedError:
+            return False
+        return True
 
     async def health(request: Request) -> Response:
         if not warmed.is_set():  # answer at once, not after the catalog read the warm-up is doing
@@ -186,9 +211,14 @@ def create_app(store: FeatureStore) -> ASGIApp:
             report = HealthReport((check,), datetime.now(UTC), 0.0)
         else:
             report = check_health(store, base, base.cache.stats if base.cache is not None else None)
-        return JSONResponse(report.to_dict(), 503 if report.status == "down" else 200)
+        code = 503 if report.status == "down" else 200
+        if not authorized(request):  # liveness for anyone; the checks name paths, tables and versions
+            return JSONResponse({"status": report.status}, code)
+        return JSONResponse(report.to_dict(), code)
 
     async def prometheus(request: Request) -> Response:
+        if not authorized(request):
+            return JSONResponse({"error": "Unauthorized", "detail": "a valid bearer token is required"}, 401)
         if base.cache is not None:
             stats = base.cache.stats()
             hits.set(stats.hits)
@@ -243,11 +273,25 @@ def _warm(store: FeatureStore, reader: OnlineReader, took: Gauge, done: threadin
     log.info("fs_spark serve: the first health check (catalog read) took %.3f s", seconds)
 
 
-async def _body(receive) -> bytes:
-    chunks = []
+class RequestTooLargeError(Exception):
+    def __init__(self, limit: int):
+        super().__init__(f"the request body is over {limit} bytes (online.server.max_body_bytes)")
+
+
+async def _body(scope, receive, limit: int) -> bytes:
+    """The request's body, refused once it is over `limit` bytes: by its declared length before a
+    byte is read, else as it arrives."""
+    declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestTooLargeError(limit)
+    chunks, size = [], 0
     while True:
         message = await receive()
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLargeError(limit)
+        chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
 

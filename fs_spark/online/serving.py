@@ -25,13 +25,14 @@ from fs_spark.catalog.records import FeatureVersion
 from fs_spark.catalog.schema import MATERIALIZATIONS
 from fs_spark.config import OnlineSettings
 from fs_spark.definitions.registry import Applied, Registry
+from fs_spark.errors import FsSparkError
 from fs_spark.governance.access import AccessControl, Request
 from fs_spark.governance.deprecation import Deprecations
 from fs_spark.ids import new_id
 from fs_spark.lineage.openlineage import LineageEvents
 from fs_spark.online.base import OnlineStoreError
 from fs_spark.online.cache import VectorCache
-from fs_spark.online.factory import OnlineStoreSpec, online_store_spec
+from fs_spark.online.factory import OnlineStoreSpec, online_store_spec, spec_named
 from fs_spark.online.materialize import FEW_ROWS, Written, refresh_keys, write_few, write_latest
 from fs_spark.online.reader import OnlineReader
 from fs_spark.online.state import (
@@ -125,17 +126,17 @@ class OnlineServing:
                 inputs.append((applied.storage_path, delta_version))
             with self._events.job(f"materialize.{table}", run=run, inputs=inputs) as job:
                 if todo.kind == "full":
-                    done = write_latest(frame, definition, spec, newer_only=False)
+                    done = write_latest(frame, definition, applied.revision, spec, newer_only=False)
                 elif todo.kind == "incremental":
                     few = self._few_written(applied, every, todo.versions)
                     if few is not None:
-                        done = write_few(few, definition, spec)
+                        done = write_few(few, definition, applied.revision, spec)
                     else:
                         changed = frame.where(F.col(VERSION_COLUMN).isin(sorted(todo.versions)))
-                        done = write_latest(changed, definition, spec, newer_only=True)
+                        done = write_latest(changed, definition, applied.revision, spec, newer_only=True)
                 elif todo.kind == "refresh":
                     touched = self._rows_of(table, every, todo.versions)
-                    done = refresh_keys(frame, touched, definition, spec)
+                    done = refresh_keys(frame, touched, definition, applied.revision, spec)
                 withheld = withheld_versions(every, served, table, definition.definition_version)
                 new_state = state.changed(
                     definition_version=definition.definition_version,
@@ -245,40 +246,65 @@ class OnlineServing:
 
     # --- keeping the state in step ------------------------------------------------------------------
 
-    def sync(self, table: str, because: str) -> None:
-        """After a quarantine, release, rollback or deprecation: withhold the versions no longer
-        served and refuse retired features, at once, without moving data (the next
-        materialization restores the served version's values)."""
-        spec = self.spec
-        if not spec.exists():
-            return
-        # A server is asked only about tables materialized to it (a Redis that is down fails a
-        # quarantine only where the quarantine has values to withhold); the embedded file is
-        # local and always asked, which also covers a run killed before its catalog record.
-        if spec.kind != "embedded" and not any(
-            r["table_name"] == table and r["online_store"] == spec.name
-            for r in self._catalog.rows(MATERIALIZATIONS.name)
-        ):
-            return
+    def stores_of(self, table: str) -> list[OnlineStoreSpec]:
+        """Every online store that may serve `table`: each one the catalog records a
+        materialization of it into, whichever process's settings made it, and this process's
+        embedded store if it exists (which also covers a run killed before its catalog record)."""
         try:
-            with self._table_lock(table), spec.open() as store:
-                state = TableState.from_bytes(store.state([state_name(table)])[0])
-                if state.definition_version is None:
-                    return
-                every = self._catalog.versions(table)
-                dv = state.definition_version
-                served = served_version(every, table, dv, quarantined(self._catalog))
-                changed = state.changed(
-                    withheld=withheld_versions(every, served, table, dv),
-                    retired=retired_features(table, self._deprecations.in_force()),
-                )
-                store.write([], state={state_name(table): changed.to_bytes()})
-        except OnlineStoreError as error:
-            raise OnlineStoreError(
-                spec.name, f"{because} is recorded, but withholding its values online", error
-            ) from None
+            configured: OnlineStoreSpec | None = self.spec
+        except FsSparkError:  # an embedded store on a root that is not local: none here
+            configured = None
+        found: dict[str, OnlineStoreSpec] = {}
+        if configured is not None and configured.kind == "embedded":
+            found[configured.name] = configured
+        for row in self._catalog.rows(MATERIALIZATIONS.name):
+            name = row["table_name"] == table and row["online_store"]
+            if name and name not in found:
+                same = configured is not None and configured.name == name
+                found[name] = configured if same else spec_named(name, self.settings.timeout_seconds)
+        return [spec for spec in found.values() if spec.exists()]
+
+    def check_reachable(self, table: str, what: str) -> None:
+        """Refuse `what` (before it is recorded) when an online store serving `table` cannot be
+        reached: its values could not be withheld there."""
+        for spec in self.stores_of(table):
+            try:
+                with spec.open() as store:
+                    store.state([state_name(table)])
+            except OnlineStoreError as error:
+                raise OnlineStoreError(
+                    spec.name, f"{what} is refused (nothing recorded): reaching it, as it serves {table},", error
+                ) from None
+
+    def sync(self, table: str, because: str) -> None:
+        """After a quarantine, release, rollback or deprecation: in every online store serving
+        the table, withhold the versions no longer served and refuse retired features, at once,
+        without moving data (the next materialization restores the served version's values)."""
+        failed: list[tuple[str, OnlineStoreError]] = []
+        for spec in self.stores_of(table):
+            try:
+                self._sync_one(spec, table)
+            except OnlineStoreError as error:
+                failed.append((spec.name, error))
         if self._reader is not None:
             self._reader.refresh()
+        if failed:
+            name, error = failed[0]
+            raise OnlineStoreError(name, f"{because} is recorded, but withholding its values online", error)
+
+    def _sync_one(self, spec: OnlineStoreSpec, table: str) -> None:
+        with self._table_lock(table), spec.open() as store:
+            state = TableState.from_bytes(store.state([state_name(table)])[0])
+            if state.definition_version is None:
+                return
+            every = self._catalog.versions(table)
+            dv = state.definition_version
+            served = served_version(every, table, dv, quarantined(self._catalog))
+            changed = state.changed(
+                withheld=withheld_versions(every, served, table, dv),
+                retired=retired_features(table, self._deprecations.in_force()),
+            )
+            store.write([], state={state_name(table): changed.to_bytes()})
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -289,7 +315,7 @@ class OnlineServing:
             self._reader = OnlineReader(
                 spec.open(),
                 spec.name,
-                lambda name, dv: self._registry.at_version(name, dv).definition,
+                lambda name, dv, revision: self._registry.at_version(name, dv, revision).definition,
                 self._registry.current,
                 self._access,
                 VectorCache(cache.max_entries, cache.ttl_seconds) if cache.enabled else None,

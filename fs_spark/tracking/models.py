@@ -8,7 +8,7 @@ and a snapshot of the model version's upstream lineage, so later analysis sees w
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -20,10 +20,12 @@ from fs_spark.integrations.mlflow import MlflowBridge
 from fs_spark.lineage.graph import build_graph
 from fs_spark.lineage.openlineage import LineageEvents
 from fs_spark.names import check_name
+from fs_spark.online.feature_service import FeatureServices, check_serves
 from fs_spark.provenance import RunRef
 from fs_spark.tracking.records import Deployment, Model, ModelVersion
 
 if TYPE_CHECKING:
+    from fs_spark.definitions.model import FeatureTable
     from fs_spark.training.builder import TrainingSets
     from fs_spark.training.training_set import TrainingSet
 
@@ -36,10 +38,19 @@ class Models:
     """The model registry of one store."""
 
     def __init__(
-        self, catalog: Catalog, training_sets: TrainingSets, mlflow: MlflowBridge, events: LineageEvents, user: str
+        self,
+        catalog: Catalog,
+        training_sets: TrainingSets,
+        services: FeatureServices,
+        definition_of: Callable[[str], FeatureTable],
+        mlflow: MlflowBridge,
+        events: LineageEvents,
+        user: str,
     ):
         self._catalog = catalog
         self._training_sets = training_sets
+        self._services = services
+        self._definition_of = definition_of
         self._mlflow = mlflow
         self._events = events
         self._user = user
@@ -154,12 +165,19 @@ class Models:
         model_version: str | tuple[str, int],
         environment: str,
         *,
-        feature_service: tuple[str, int] | None = None,
+        feature_service: str | None = None,
         run: RunRef | None = None,
     ) -> Deployment:
+        """Record that a model version is live in `environment`; a `feature_service` (its latest
+        version) must serve exactly the features the model was trained on."""
         check_name(environment, "environment")
         version = self.version(model_version)
         features = self.features_of(model_version)
+        service = None
+        if feature_service is not None:
+            applied = self._services.get(feature_service)
+            check_serves(applied, features, self._definition_of)
+            service = (applied.service.name, applied.version)
         graph = build_graph(self._catalog)
         snapshot = graph.upstream(f"model_version:{version.model_version_id}").to_dict()
         row = {
@@ -171,8 +189,8 @@ class Models:
             "status": "active",
             "feature_version_ids": list(version.feature_version_ids),
             "features": features,
-            "feature_service": feature_service[0] if feature_service else None,
-            "feature_service_version": feature_service[1] if feature_service else None,
+            "feature_service": service[0] if service else None,
+            "feature_service_version": service[1] if service else None,
             "lineage_json": json.dumps(snapshot, sort_keys=True, default=str),
             "run_id": run.run_id if run else None,
             "user": self._user,

@@ -46,7 +46,7 @@ from fs_spark.storage.layout import VERSION_COLUMN, kept_stats_columns, write_ne
 from fs_spark.storage.paths import StorePaths
 from fs_spark.storage.reader import load_delta_version, readable_delta_version, rows_up_to
 from fs_spark.training.entities import check_columns, check_zone, instants, numbered
-from fs_spark.training.lookups import FeatureLookup, as_lookups
+from fs_spark.training.lookups import FeatureLookup, as_lookups, check_outputs
 from fs_spark.training.manifest import LookupFeature, ResolvedLookup, TrainingSetManifest
 from fs_spark.training.pit_join import ROW_COLUMN, JoinSide, point_in_time_join
 from fs_spark.training.training_set import TrainingSet
@@ -416,21 +416,10 @@ class TrainingSets:
     def _check_outputs(
         resolved: list[ResolvedLookup], columns: list[str], labels: list[str], exclude: list[str]
     ) -> None:
-        seen: dict[str, str] = {}
-        for lookup in resolved:
-            for feature in lookup.features:
-                where = f"{lookup.table_name}.{feature.name}"
-                if feature.output in seen:
-                    raise FeatureLookupError(
-                        lookup.table_name,
-                        f"output column {feature.output!r} of {where} is also the output of {seen[feature.output]}; rename one with rename_outputs",
-                    )
-                if feature.output in columns:
-                    raise FeatureLookupError(
-                        lookup.table_name,
-                        f"output column {feature.output!r} of {where} is already an entity column; rename it with rename_outputs",
-                    )
-                seen[feature.output] = where
+        check_outputs(
+            ((lookup.table_name, feature.name, feature.output) for lookup in resolved for feature in lookup.features),
+            columns,
+        )
         for column in labels:
             if column in exclude:
                 raise EntityColumnError(column, "is both a label and excluded")

@@ -7,13 +7,14 @@ become one lookup per table.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from fs_spark.definitions.types import parse_duration
+from fs_spark.errors import FeatureLookupError
 from fs_spark.names import check_name
 
 
@@ -114,3 +115,24 @@ def as_lookups(items: Sequence[FeatureLookup | str]) -> list[FeatureLookup]:
             by_table[table] = len(result)
             result.append(FeatureLookup(table_name=table, feature_names=[feature]))
     return result
+
+
+def check_outputs(outputs: Iterable[tuple[str, str, str]], entity_columns: Iterable[str] = ()) -> None:
+    """The one rule of training sets and online reads for output columns, as (table, feature,
+    output): two features may not share an output, nor take an entity column's name (one
+    would hide the other); `rename_outputs` gives one another name."""
+    seen: dict[str, str] = {}
+    entities = set(entity_columns)
+    for table, feature, output in outputs:
+        where = f"{table}.{feature}"
+        if output in seen:
+            raise FeatureLookupError(
+                table,
+                f"output column {output!r} of {where} is also the output of {seen[output]}; "
+                "rename one with rename_outputs",
+            )
+        if output in entities:
+            raise FeatureLookupError(
+                table, f"output column {output!r} of {where} is already an entity column; rename it with rename_outputs"
+            )
+        seen[output] = where
