@@ -55,14 +55,14 @@ class LockTimeoutError(FsSparkError):
 
 class LockLostError(FsSparkError):
     """A lease lock on an object store was taken over by another writer while this one held it
-    (this writer stalled for longer than the lease), so the two may have written at once."""
+    (this writer stalled for longer than the lease)."""
 
-    def __init__(self, name: str, location: str):
+    def __init__(self, name: str, location: str, outcome: str = ""):
         self.name = name
         super().__init__(
             f"the write lock {name!r} ({location}) was taken over by another writer while held: this writer "
-            "stalled past its lease (store.s3.lock_lease_seconds); check the table's versions with "
-            "`fs-spark reconcile`"
+            "stalled past its lease (store.s3.lock_lease_seconds)"
+            + (f"; {outcome}" if outcome else "; check the table's versions with `fs-spark reconcile`")
         )
 
 

@@ -76,8 +76,10 @@ def test_a_deployment_serves_exactly_its_service_at_the_version_it_recorded(serv
     assert store.online_vector("prod", [{"user_id": 1}]) == {"user_id": [1], "age": [30], "country": ["fr"],
                                                             "orders": [3]}  # still v1: what was deployed
     narrower = store.feature_service("churn_inputs")
-    with pytest.raises(FeatureServiceMismatchError, match=r"v2 does not serve exactly.*lacks \['orders:n_7d'\]"):
-        store.deploy(model.model_version_id, "staging", feature_service="churn_inputs")
+    for deploy in (store.deploy, store.models.deploy):  # one path, the same check, whichever door
+        with pytest.raises(FeatureServiceMismatchError, match=r"v2 does not serve exactly.*lacks \['orders:n_7d'\]"):
+            deploy(model.model_version_id, "staging", feature_service="churn_inputs")
+    assert store.models.live("staging") is None
     assert len(narrower.lookups) == 1
     plain = store.deploy(model.model_version_id, "dev")  # no service: the recorded features, as named
     assert store.online_vector(plain, [{"user_id": 2}]) == {"user_id": [2], "age": [41], "country": [None],

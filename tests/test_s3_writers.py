@@ -158,3 +158,109 @@ def test_a_dead_writers_lease_is_taken_over_and_a_stalled_holder_learns_it_lost(
         with _leases(s3, bucket, seconds=3).hold("spend", timeout=5):
             client.put_object(Bucket=bucket, Key=key, Body=b"{}")
             time.sleep(1.5)
+
+
+# A writer that stops (SIGSTOP) while it holds the table's lock, just before its Delta commit:
+# it prints "holding" and waits there a moment for the test to stop it.
+_STALLED_WRITER = """
+import sys, time
+from datetime import datetime, timezone
+from fs_spark import FeatureStore, LockLostError
+from fs_spark.config import ObservabilitySettings, S3Settings, Settings, SparkSettings, StoreSettings
+from fs_spark.ingest.writer import FeatureWriter
+root, endpoint = sys.argv[1], sys.argv[2]
+s3 = S3Settings(endpoint=endpoint, region="us-east-1", path_style_access=True, lock_lease_seconds=5) if endpoint else S3Settings()
+settings = Settings(store=StoreSettings(root=root, user="stalled"), s3=s3,
+                    spark=SparkSettings(master="local[1]", shuffle_partitions=1, driver_memory="1g"),
+                    observability=ObservabilitySettings(metrics_table=False))
+store = FeatureStore(settings=settings)
+append = FeatureWriter._append
+def announced(self, *args, **kwargs):
+    print("holding", flush=True)
+    time.sleep(1.0)
+    return append(self, *args, **kwargs)
+FeatureWriter._append = announced
+schema = "customer_id long, event_ts timestamp, spend_7d double, min_7d double, max_7d double, visits int, segment string"
+rows = [(900, datetime(2024, 1, 1, tzinfo=timezone.utc), 1.0, 1.0, 2.0, 1, "new")]
+try:
+    version = store.write("customer_activity", store.spark.createDataFrame(rows, schema), write_id="stalled")
+    print("wrote", version.version_number, version.delta_version, flush=True)
+except LockLostError as error:
+    print("lost", str(error).replace(chr(10), " "), flush=True)
+"""
+
+
+def _stalled_writer(root: str, endpoint: str) -> subprocess.Popen:
+    """The writer above, stopped once it holds the lock (its lease renewals stop with it)."""
+    import signal
+
+    writer = subprocess.Popen([sys.executable, "-c", _STALLED_WRITER, root, endpoint], cwd=ROOT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    line = writer.stdout.readline()
+    if line.strip() != "holding":
+        writer.kill()
+        raise AssertionError(f"the writer did not reach its commit: {line!r} {writer.stderr.read()[-3000:]}")
+    writer.send_signal(signal.SIGSTOP)
+    return writer
+
+
+def _resumed(writer: subprocess.Popen) -> str:
+    import signal
+
+    writer.send_signal(signal.SIGCONT)
+    out, err = writer.communicate(timeout=300)
+    assert writer.returncode == 0, err[-3000:]
+    return out.strip()
+
+
+def _batch(spark, key: int):
+    from conftest import ACTIVITY_SCHEMA, T0
+
+    return spark.createDataFrame([(key, T0, 1.0, 1.0, 2.0, 1, "new")], ACTIVITY_SCHEMA)
+
+
+def test_a_writer_stalled_past_its_lease_on_s3_commits_nothing_and_is_told(spark, s3):
+    """Fencing: the stalled writer's lease is taken over and the new holder commits twice; when
+    the stalled one resumes, its commit is refused (LockLostError), so no number is used twice."""
+    root = f"s3a://{new_bucket(s3)}/store"
+    other = make_store(spark, root, s3.model_copy(update={"lock_lease_seconds": 5}))
+    other.apply(activity_table())
+    other.write("customer_activity", _batch(spark, 1))
+    stalled = _stalled_writer(root, s3.endpoint)
+    try:
+        second = other.write("customer_activity", _batch(spark, 2))  # waits out the stopped writer's lease
+        third = other.write("customer_activity", _batch(spark, 3))
+    finally:
+        outcome = _resumed(stalled)
+    assert (second.version_number, third.version_number) == (2, 3)
+    assert outcome.startswith("lost") and "nothing was committed" in outcome, outcome
+    versions = other.versions("customer_activity")
+    assert [(v.version_number, v.delta_version) for v in versions] == [(1, 1), (2, 2), (3, 3)]
+    assert {r.customer_id for r in other.read("customer_activity").collect()} == {1, 2, 3}
+    # the table's log holds no commit of the stalled writer, and the next write follows on
+    assert other.write("customer_activity", _batch(spark, 4)).delta_version == 4
+    metadata = [json.loads(json.loads(line)["commitInfo"].get("userMetadata") or "{}").get("fs_spark", {})
+                for d in range(5) for line in _commit_lines(spark, versions[0].storage_path, d) if "commitInfo" in line]
+    assert "stalled" not in {m.get("write_id") for m in metadata}
+
+
+def test_a_writer_stalled_on_a_local_root_keeps_its_lock_and_no_number_is_used_twice(spark, tmp_path):
+    """On a local root the lock is the OS's, which a stopped process keeps: another writer
+    waits (here, past its timeout) and the stalled one's write stands when it resumes."""
+    from fs_spark.config import Settings, StoreSettings
+
+    root = str(tmp_path / "store")
+    other = make_store(spark, root)
+    other.apply(activity_table())
+    other.write("customer_activity", _batch(spark, 1))
+    impatient = type(other)(spark=spark, settings=Settings(store=StoreSettings(root=root, lock_timeout_seconds=3)))
+    stalled = _stalled_writer(root, "")
+    try:
+        with pytest.raises(LockTimeoutError, match="customer_activity"):
+            impatient.write("customer_activity", _batch(spark, 2))
+    finally:
+        outcome = _resumed(stalled)
+    assert outcome == "wrote 2 2", outcome
+    assert other.write("customer_activity", _batch(spark, 2)).version_number == 3
+    assert [(v.version_number, v.delta_version) for v in other.versions("customer_activity")] == [(1, 1), (2, 2), (3, 3)]

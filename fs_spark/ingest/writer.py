@@ -36,6 +36,7 @@ from fs_spark.errors import (
     DuplicateBatchError,
     DuplicateBatchWarning,
     FsSparkError,
+    LockLostError,
     ValidationError,
     Violation,
     WriteConflictError,
@@ -59,6 +60,7 @@ from fs_spark.session import SessionSource
 from fs_spark.spark_jobs import describe, described
 from fs_spark.storage.delta_log import Commit, added_file_stats, latest_commit, latest_version
 from fs_spark.storage.layout import VERSION_COLUMN, create_quarantine, data_columns, layout
+from fs_spark.storage.fence import only_commit, was_fenced
 from fs_spark.storage.orphans import remove_uncommitted
 from fs_spark.storage.paths import StorePaths
 from fs_spark.store_part import StorePart
@@ -162,6 +164,7 @@ class FeatureWriter(StorePart):
         columns = [name for name, _ in data_columns(table)]
         number = F.lit(ctx.number).cast("long")
         before = latest_version(self.spark, path)
+        ctx.next_delta_version = before + 1 if before is not None else 0
         if ctx.mode == "strict":
             flagged = layout(batch, table).withColumn(
                 _BAD_COLUMN, checks.any_broken | any_broken(conversions) if conversions else checks.any_broken
@@ -228,13 +231,21 @@ class FeatureWriter(StorePart):
         write, for a guarantee the write identity already gives."""
         began = int(time.time() * 1000) - 2000  # file times may be coarse
         try:
-            (
-                out.write.format("delta")
-                .mode("append")
-                .option("userMetadata", json.dumps({METADATA_KEY: ctx.metadata(digest)}, sort_keys=True))
-                .save(path)
-            )
-        except Exception:
+            with only_commit(self.spark, path, ctx.next_delta_version):
+                (
+                    out.write.format("delta")
+                    .mode("append")
+                    .option("userMetadata", json.dumps({METADATA_KEY: ctx.metadata(digest)}, sort_keys=True))
+                    .save(path)
+                )
+        except Exception as error:
+            if was_fenced(error):  # the lock is another writer's now: its files may be in flight
+                raise LockLostError(
+                    ctx.table.name,
+                    path,
+                    f"nothing was committed: #{ctx.number} was not written (another writer has committed since); "
+                    "write the batch again",
+                ) from None
             remove_uncommitted(self.spark, path, began)
             raise
 
@@ -457,6 +468,7 @@ class _Context:
         self.source = source
         self.run = run
         self.user = user
+        self.next_delta_version = 0  # the one Delta version the commit may take (`storage.fence`)
 
     def provenance(self) -> dict[str, Any]:
         t = self.table.transformation

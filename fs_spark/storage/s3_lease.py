@@ -8,11 +8,12 @@ ETag. A lock whose object has not been renewed for a whole lease, by the S3 serv
 (no host's clock is trusted), belongs to a writer that died: the next writer takes it over with
 a PUT on the stale ETag, which again only one can win.
 
-What a lease cannot give: a holder that stalls for longer than its lease (a long GC pause, a
-partition) may find the lock taken over when it resumes. It learns this at its next renewal or
-at release, and the write ends with LockLostError. Delta's commits stay safe regardless (each
-commit file is itself a conditional write, `fs_spark.S3ConditionalLogStore`); what a lost lease
-can break is fs_spark's numbering of the two writes, which `fs-spark reconcile` checks.
+What a lease cannot give alone: a holder that stalls for longer than its lease (a long GC pause,
+a partition) may find the lock taken over when it resumes. It learns this at its next renewal or
+at release (a conditional write that fails, or finds the lease object gone), and the write ends
+with LockLostError. A feature-table write is also fenced at its commit (`fs_spark.storage.fence`):
+it may take only the Delta version after the last one it saw under the lease, so a stalled writer
+whose lock another writer took over and committed under commits nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from fs_spark.errors import LockLostError, LockTimeoutError
 
 log = logging.getLogger(__name__)
 _TAKEN = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
+# A conditional write or delete on a lease object that is gone: it was taken over, then released.
+_GONE = ("NoSuchKey", "404", "NotFound")
 
 
 class _Lease:
@@ -62,7 +65,7 @@ class _Lease:
                 )
                 self.etag = response["ETag"]
             except Exception as exc:
-                if s3_api.error_code(exc) in _TAKEN:
+                if s3_api.error_code(exc) in (*_TAKEN, *_GONE):
                     self.lost = True
                     return
                 log.warning("could not renew the lease %s (will retry): %s", self.key, exc)
@@ -75,9 +78,9 @@ class _Lease:
         try:
             self._client.delete_object(Bucket=self.bucket, Key=self.key, IfMatch=self.etag)
         except Exception as exc:
-            if s3_api.error_code(exc) in _TAKEN:
+            if s3_api.error_code(exc) in (*_TAKEN, *_GONE):
                 self.lost = True
-            elif s3_api.error_code(exc) not in ("NoSuchKey", "404"):
+            else:
                 raise
 
 

@@ -5,6 +5,10 @@ import java.io.InterruptedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.FileAlreadyExistsException;
 import java.util.Iterator;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 import io.delta.storage.HadoopFileSystemLogStore;
 import org.apache.hadoop.conf.Configuration;
@@ -31,10 +35,37 @@ import software.amazon.awssdk.services.s3.model.S3Exception;
  * <p>Reads and listings are Hadoop's (S3 lists consistently after a write). Overwrites
  * ({@code _last_checkpoint}) are plain writes. Configure with
  * {@code spark.delta.logStore.s3a.impl=fs_spark.S3ConditionalLogStore}.
+ *
+ * <p>Fencing: a writer that numbers its feature version under a lease names, before its write,
+ * the one Delta version its commit may take ({@link #expectNextCommit}): the version after the
+ * last one it saw under the lease. Any other version is refused with an {@link IOException}
+ * carrying {@link #FENCED}, not retried. So a writer stalled past its lease, whose lock another
+ * writer took over and committed under, cannot commit: its version is taken (412), and Delta's
+ * retry at a later version is refused here.
  */
 public class S3ConditionalLogStore extends HadoopFileSystemLogStore {
   /** S3 answers 409 while another conditional write of the same key is in flight: retry. */
   private static final int IN_FLIGHT_RETRIES = 10;
+
+  /** The marker of a commit refused by the fence, for the writer to recognise. */
+  public static final String FENCED = "FS_SPARK_FENCED";
+
+  private static final Pattern COMMIT = Pattern.compile("(\\d{20})\\.json");
+  private static final Map<String, Long> EXPECTED = new ConcurrentHashMap<>();
+
+  /** The only Delta version the next commit to the table at {@code tablePath} may take. */
+  public static void expectNextCommit(String tablePath, long version) {
+    EXPECTED.put(logFolder(new Path(tablePath, "_delta_log")), version);
+  }
+
+  /** Lift the expectation of the table at {@code tablePath} (its write is over). */
+  public static void clearExpectation(String tablePath) {
+    EXPECTED.remove(logFolder(new Path(tablePath, "_delta_log")));
+  }
+
+  private static String logFolder(Path folder) {
+    return folder.toUri().getAuthority() + folder.toUri().getPath().replaceAll("/+$", "");
+  }
 
   public S3ConditionalLogStore(Configuration hadoopConf) {
     super(hadoopConf);
@@ -54,6 +85,7 @@ public class S3ConditionalLogStore extends HadoopFileSystemLogStore {
     if (!(fs instanceof S3AFileSystem)) {
       throw new IOException(getClass().getSimpleName() + " writes only to S3A paths, not " + path);
     }
+    checkFence(path);
     createOnce((S3AFileSystem) fs, path, body);
   }
 
@@ -79,6 +111,26 @@ public class S3ConditionalLogStore extends HadoopFileSystemLogStore {
         Thread.currentThread().interrupt();
         throw new InterruptedIOException("interrupted writing " + path);
       }
+    }
+  }
+
+  private static void checkFence(Path path) throws IOException {
+    Matcher commit = COMMIT.matcher(path.getName());
+    if (!commit.matches()) {
+      return;
+    }
+    Long expected = EXPECTED.get(logFolder(path.getParent()));
+    long version = Long.parseLong(commit.group(1));
+    if (expected != null && expected != version) {
+      throw new IOException(
+          FENCED
+              + ": this writer may commit only version "
+              + expected
+              + " of "
+              + path.getParent().getParent()
+              + ", not "
+              + version
+              + ": another writer committed since this one took the table's lock (its lease was lost)");
     }
   }
 
