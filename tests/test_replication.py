@@ -288,3 +288,45 @@ def test_only_a_principal_who_administers_every_table_replicates_promotes_or_rej
             call()
     roles = {name: json.loads((tmp_path / name / "_region.json").read_text()) for name in ("us", "eu")}
     assert roles == {"us": {"region": "us", "home": "us", "epoch": 1}, "eu": {"region": "eu", "home": "us", "epoch": 1}}
+
+
+def test_what_is_derived_from_a_resident_table_stays_in_its_region_too(regions, spark, tmp_path):
+    """A training set over a table resident in eu stays in eu: its Parquet files, its Delta log's
+    statistics and its catalog row, read off the other region's folder directly, not through
+    fs_spark; a training set over other tables replicates."""
+    import deltalake
+
+    us, eu, _ = regions
+    us.replicate()
+    scores = spark.createDataFrame([(1, T0, 424242.4375)], "customer_id long, ts timestamp, score double")
+    eu.write("eu_health", scores)
+    eu.promote("eu")
+    entities = spark.createDataFrame([(1, T0 + timedelta(days=1))], KEYS)
+    resident = eu.create_training_set(entities, ["eu_health:score", "spend:amount"])
+    free = eu.create_training_set(entities, ["spend:amount"])
+    eu.replicate(to="us")
+    us_root = tmp_path / "us"
+    every_file = [p for p in us_root.rglob("*") if p.is_file()]
+    assert not [p for p in every_file if resident.id in str(p)]
+    assert [p for p in every_file if free.id in str(p) and p.suffix == ".parquet"]  # the control replicates
+    logs = [p for p in every_file if "_delta_log" in p.parts and p.suffix == ".json"]
+    assert logs and not [p for p in logs if "424242.4375" in p.read_text()]
+    catalog = deltalake.DeltaTable(str(us_root / "_catalog" / "training_sets")).to_pyarrow_table().to_pylist()
+    assert {r["training_set_id"] for r in catalog} == {free.id}
+    assert [ts.training_set_id for ts in us.training_sets()] == [free.id]
+
+
+def test_two_replication_passes_at_once_append_each_catalog_row_once(regions):
+    """Each pass takes the replica's `replicate` lock: the second finds the rows already there."""
+    import threading
+
+    us, eu, open_region = regions
+    passes = [threading.Thread(target=open_region("us").replicate) for _ in range(2)]
+    for one in passes:
+        one.start()
+    for one in passes:
+        one.join()
+    numbers = [v.version_number for v in eu.versions("spend")]
+    assert numbers == [1, 2]
+    ids = [r["version_id"] for r in eu.catalog.rows(FEATURE_VERSIONS.name)]
+    assert len(ids) == len(set(ids)) == 2

@@ -13,6 +13,14 @@ rows of its own (the versions of tables resident there) and because two things c
 way: paths under the home root are rewritten to the replica's root, and rows of a table the
 residency policy keeps out of the destination are left behind (each decision audited). Rows
 the replica already holds (the same row, after a promotion reversed the direction) are skipped.
+
+Residency holds for what is derived from a kept-out table too: a training set that looks up
+any of its features (its Delta table holds the values, its log their statistics) stays home
+with its catalog row, and so do the rows that name it or one of the table's versions (scorings
+of it, lineage edges to or from it).
+
+A pass holds the replica's `replicate` lock: two passes at once would both find the same rows
+missing and append them twice.
 """
 
 from __future__ import annotations
@@ -26,7 +34,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fs_spark.catalog.catalog import Catalog, Row
-from fs_spark.catalog.schema import ALL_TABLES, FEATURE_TABLES, METRICS, QUARANTINE_EVENTS, TRAINING_SETS
+from fs_spark.catalog.schema import (
+    ALL_TABLES,
+    FEATURE_TABLES,
+    FEATURE_VERSIONS,
+    METRICS,
+    QUARANTINE_EVENTS,
+    TRAINING_SETS,
+)
 from fs_spark.replication.delta_copy import (
     WATERMARKS,
     TableCopy,
@@ -73,6 +88,8 @@ def digest(row: Row) -> str:
 
 # Each region records its own operations: the `metrics` table is not copied.
 REPLICATED = tuple(t for t in ALL_TABLES if t is not METRICS)
+# The columns by which a catalog row names a training set, a version or a table it derives from.
+_NAMING_COLUMNS = ("training_set_id", "scoring_set_id", "version_id", "src_id", "dst_id")
 
 
 class Replicator:
@@ -106,8 +123,28 @@ class Replicator:
         root = self.home.root.rstrip("/") + "/"
         return path[len(root) :] if path.startswith(root) else None
 
-    def _data_tables(self, snapshot: Mapping[str, int | None], kept_out: set[str]) -> list[str]:
-        """The Delta tables the noted catalog names, under the home root, residents left out."""
+    def _derived(self, snapshot: Mapping[str, int | None], kept_out: set[str]) -> set[str]:
+        """The IDs that carry or name a kept-out table's values: the table names, their versions,
+        and the training sets that look up any of their features."""
+        ids = set(kept_out)
+        for row in self._rows(FEATURE_VERSIONS.name, snapshot[FEATURE_VERSIONS.name]):
+            if row["table_name"] in kept_out:
+                ids.add(row["version_id"])
+        for row in self._rows(TRAINING_SETS.name, snapshot[TRAINING_SETS.name]):
+            tables = {lookup["table_name"] for lookup in json.loads(row["lookups_json"] or "[]")}
+            if tables & kept_out:
+                ids.add(row["training_set_id"])
+        return ids
+
+    @staticmethod
+    def _stays_home(row: Row, kept_out: set[str], derived: set[str]) -> bool:
+        if row.get("table_name") in kept_out:
+            return True
+        return any(row.get(column) in derived for column in _NAMING_COLUMNS)
+
+    def _data_tables(self, snapshot: Mapping[str, int | None], kept_out: set[str], derived: set[str]) -> list[str]:
+        """The Delta tables the noted catalog names, under the home root, residents and what is
+        derived from them left out."""
         found: list[str] = []
         rows = lambda table: self._rows(table.name, snapshot[table.name])  # noqa: E731
         for row in rows(FEATURE_TABLES):
@@ -117,32 +154,39 @@ class Replicator:
             if row["table_name"] not in kept_out:
                 found.append(self._relative(row["quarantine_path"]) or "")
         for row in rows(TRAINING_SETS):
-            found += [self._relative(row[c]) or "" for c in ("entity_path", "output_path") if row.get(c)]
+            if row["training_set_id"] not in derived:
+                found += [self._relative(row[c]) or "" for c in ("entity_path", "output_path") if row.get(c)]
         return sorted({t for t in found if t})
 
     def _rows(self, name: str, version: int | None) -> list[Row]:
         return self.home_catalog.rows_at(name, version) if version else []
 
     def replicate(self) -> ReplicationResult:
+        with self.replica_catalog.locks.hold("replicate"):
+            return self._pass()
+
+    def _pass(self) -> ReplicationResult:
         began = time.monotonic()
         snapshot = {t.name: self.home_catalog.latest_version(t.name) for t in REPLICATED}
         names = sorted({r["table_name"] for r in self._rows(FEATURE_TABLES.name, snapshot[FEATURE_TABLES.name])})
-        kept_out = self._keeps_out(names)
-        copies = tuple(replicate_table(self.home, self.replica, t) for t in self._data_tables(snapshot, kept_out))
-        appended = sum(self._replicate_rows(t.name, snapshot[t.name], kept_out) for t in REPLICATED)
+        kept_out = set(self._keeps_out(names))
+        derived = self._derived(snapshot, kept_out)
+        tables = self._data_tables(snapshot, kept_out, derived)
+        copies = tuple(replicate_table(self.home, self.replica, t) for t in tables)
+        appended = sum(self._replicate_rows(t.name, snapshot[t.name], kept_out, derived) for t in REPLICATED)
         return ReplicationResult(self.region, copies, appended, tuple(sorted(kept_out)), time.monotonic() - began)
 
     def _rows_mark(self, name: str) -> str:
         return f"{WATERMARKS}/_catalog/{name}.json"
 
-    def _replicate_rows(self, name: str, version: int | None, kept_out: set[str]) -> int:
+    def _replicate_rows(self, name: str, version: int | None, kept_out: set[str], derived: set[str]) -> int:
         """Append the rows of catalog table `name` added at home since the last pass."""
         mark = self._rows_mark(name)
         done = json.loads(self.replica.read(mark)) if self.replica.size(mark) is not None else {"rows": 0}
         if not version or done.get("home_version") == version:  # empty, or unchanged since the last pass
             return 0
         rows = self._rows(name, version)
-        new = [r for r in rows[done["rows"] :] if r.get("table_name") not in kept_out]
+        new = [r for r in rows[done["rows"] :] if not self._stays_home(r, kept_out, derived)]
         if new:
             held = {digest(r) for r in self.replica_catalog.rows(name)}
             moved = [self.moved(r) for r in new]
@@ -171,7 +215,8 @@ class Replicator:
     def data_tables(self) -> list[str]:
         """The Delta tables a pass would copy now (residents of other regions left out)."""
         snapshot = {t.name: self.home_catalog.latest_version(t.name) for t in REPLICATED}
-        return self._data_tables(snapshot, self.kept_out())
+        kept_out = self.kept_out()
+        return self._data_tables(snapshot, kept_out, self._derived(snapshot, kept_out))
 
     def kept_out(self) -> set[str]:
         """The feature tables residency keeps out of the replica (not audited: only asked)."""
