@@ -151,6 +151,25 @@ def test_a_quarantine_stream_keeps_good_rows_and_quarantines_bad_ones_with_their
     assert rules[2] == (3, ("segment:allowed_values",))
 
 
+def test_a_value_of_the_wrong_json_type_is_quarantined_or_stops_a_strict_stream_never_stored_as_null(
+        streaming, spark, kafka):
+    send(spark, kafka, "wrong_types", [record(1), record(2, spend_7d="abc"), record(3, visits="12x"), record(4)])
+    quarantining = streaming.write_stream(
+        TABLE, kafka_records(spark, kafka, "wrong_types"), mode="quarantine", available_now=True, name="lenient")
+    quarantining.await_termination()
+    assert [r[0] for r in stored_keys(streaming)] == [1, 4]
+    bad = spark.read.format("delta").load(streaming.paths.quarantine(TABLE, 1)).collect()
+    assert {r.customer_id: sorted(r._fs_rules) for r in bad} == {
+        2: ["spend_7d:json[double]"], 3: ["visits:json[int]", "visits:not_null"]}  # visits is not nullable
+    send(spark, kafka, "wrong_types_strict", [record(5, spend_7d="abc")])
+    strict = streaming.write_stream(TABLE, kafka_records(spark, kafka, "wrong_types_strict"), name="strict",
+                                    available_now=True)
+    with pytest.raises(ValidationError) as refused:
+        strict.await_termination()
+    assert ("spend_7d", "json[double]") in refused.value.rules()
+    assert [r[0] for r in stored_keys(streaming)] == [1, 4]
+
+
 def test_a_stream_restarted_on_its_checkpoint_commits_no_batch_twice(streaming, spark, kafka):
     send(spark, kafka, "restarted", [record(i) for i in range(10)])
     frame = kafka_records(spark, kafka, "restarted")
@@ -231,11 +250,14 @@ def test_a_killed_stream_driver_restarted_from_its_checkpoint_writes_every_row_e
 def test_json_files_and_a_delta_table_are_sources_too(streaming, spark, tmp_path):
     folder = tmp_path / "incoming"
     folder.mkdir()
-    (folder / "part-1.json").write_text("\n".join(json.dumps(record(i)) for i in range(5)) + "\n")
+    lines = [json.dumps(record(i)) for i in range(5)] + [json.dumps(record(5, spend_7d="abc"))]
+    (folder / "part-1.json").write_text("\n".join(lines) + "\n")
     files = streaming.write_stream(
-        TABLE, json_files_stream(spark, activity_table(), str(folder)), name="files", available_now=True
+        TABLE, json_files_stream(spark, activity_table(), str(folder)), name="files", available_now=True,
+        mode="quarantine",
     )
     files.await_termination()
+    assert streaming.versions(TABLE)[0].quarantined_row_count == 1  # the record of the wrong type
     upstream = str(tmp_path / "upstream")
     spark.createDataFrame(activity_rows(7, start=100), ACTIVITY_SCHEMA).write.format("delta").save(upstream)
     delta = streaming.write_stream(TABLE, spark.readStream.format("delta").load(upstream), name="delta", available_now=True)
@@ -243,7 +265,7 @@ def test_json_files_and_a_delta_table_are_sources_too(streaming, spark, tmp_path
     ids = [r[0] for r in stored_keys(streaming)]
     assert ids == [*range(5), *range(100, 107)]
     sources = {s.name: s.source for s in streaming.streams()}
-    assert sources == {"files": f"json[path={folder}]", "delta": f"delta[path={upstream}]"}
+    assert sources == {"files": f"text[path={folder}]", "delta": f"delta[path={upstream}]"}  # lines, parsed as JSON
 
 
 def test_online_write_through_serves_each_batch_and_advances_the_watermark(streaming, spark, kafka):

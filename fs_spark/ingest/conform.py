@@ -43,7 +43,7 @@ def conform(df: DataFrame, table: FeatureTable, cast: str = "none") -> DataFrame
     fields = {f.name: f for f in df.schema.fields}
     narrowed: set[str] = set()
     problems: list[str] = []
-    unknown = sorted(set(fields) - set(declared))
+    unknown = sorted(set(fields) - set(declared) - {PARSE_ERRORS})
     if unknown:
         internal = [c for c in unknown if c in INTERNAL_COLUMNS]
         problems.append(
@@ -94,10 +94,16 @@ def conform(df: DataFrame, table: FeatureTable, cast: str = "none") -> DataFrame
         for name, (dtype, _, _) in declared.items()
         if name in narrowed or (dtype is FeatureType.DOUBLE and isinstance(fields[name].dataType, T.LongType))
     ]
+    if PARSE_ERRORS in fields:
+        kept.append(f"`{PARSE_ERRORS}`")
     return df.selectExpr(*casts, *kept)
 
 
 SOURCE_PREFIX = "_fs_source_"
+# column -> the source text of a value present in a record but not of the column's type (a map,
+# from `sources.parse_json`): validation refuses those rows by rule `json[<type>]`, so a value of
+# the wrong JSON type is never stored as a null.
+PARSE_ERRORS = "_fs_parse_errors"
 
 
 def source_values(batch: DataFrame) -> dict[str, str]:

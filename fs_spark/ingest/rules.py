@@ -20,6 +20,7 @@ from pyspark.sql import types as T
 
 from fs_spark.definitions.model import FeatureTable
 from fs_spark.definitions.types import parse_duration
+from fs_spark.ingest.conform import PARSE_ERRORS
 from fs_spark.storage.layout import time_bucket
 
 DUPLICATE_COUNT = "_fs_duplicates"
@@ -162,6 +163,26 @@ def source_rules(batch: DataFrame, sources: dict[str, str]) -> list[RowRule]:
         )
         rules.append(exact_rule)
     return rules
+
+
+def parse_rules(batch: DataFrame, table: FeatureTable) -> list[RowRule]:
+    """For a batch parsed from JSON (`sources.parse_json`), one rule per column: broken where
+    the record held a value the column's type does not take; the example is the source text."""
+    if PARSE_ERRORS not in batch.columns:
+        return []
+    types = {f.name: f.dataType.simpleString() for f in batch.schema.fields}
+    features = set(table.feature_names)
+    columns = [*table.keys, table.event_time, *table.feature_names]
+    return [
+        RowRule(
+            name,
+            f"json[{types[name]}]",
+            F.coalesce(F.col(PARSE_ERRORS)[name].isNotNull(), F.lit(False)),
+            lambda name=name: F.col(PARSE_ERRORS)[name],
+            (name,) if name in features else (),
+        )
+        for name in columns
+    ]
 
 
 def _cast_rule(feature: str, source: str, source_type: T.DataType, declared: T.DataType) -> RowRule:

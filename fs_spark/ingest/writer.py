@@ -50,6 +50,7 @@ from fs_spark.ingest.rules import (
     broken_labels,
     duplicate_rule,
     latest_plausible,
+    parse_rules,
     row_rules,
     source_rules,
     with_duplicate_count,
@@ -159,7 +160,8 @@ class FeatureWriter(StorePart):
         after the shuffle for the same reason."""
         table = ctx.table
         checks = self._checks_for(table, datetime.now(UTC))
-        conversions = source_rules(batch, source_values(batch))  # of this batch's source types, not cached
+        # of this batch's source types and parsing, not cached
+        conversions = [*source_rules(batch, source_values(batch)), *parse_rules(batch, table)]
         rules, duplicates = [*checks.rules, *conversions], checks.duplicates
         columns = [name for name, _ in data_columns(table)]
         number = F.lit(ctx.number).cast("long")

@@ -55,22 +55,41 @@ def data_columns(table: FeatureTable) -> list[tuple[str, T.DataType]]:
 STATS_COLUMNS = "delta.dataSkippingStatsColumns"
 
 
+# The types Delta keeps min/max statistics of; naming a column of another type (a boolean, a
+# binary, a nested column) in `delta.dataSkippingStatsColumns` fails the table's creation.
+_SKIPPING_TYPES = (
+    T.ByteType,
+    T.ShortType,
+    T.IntegerType,
+    T.LongType,
+    T.FloatType,
+    T.DoubleType,
+    T.DecimalType,
+    T.DateType,
+    T.TimestampType,
+    T.TimestampNTZType,
+    T.StringType,
+)
+
+
 def stats_columns(table: FeatureTable, sensitive_tags: frozenset[str]) -> str | None:
     """The columns Delta keeps min/max statistics of: all but the features tagged sensitive,
     whose values would otherwise sit in the Delta log (None: every column)."""
     withheld = set(table.tagged(sensitive_tags))
     if not withheld:
         return None
-    return ",".join(name for name, _ in data_columns(table) if name not in withheld)
+    return ",".join(
+        name for name, dtype in data_columns(table) if name not in withheld and isinstance(dtype, _SKIPPING_TYPES)
+    )
 
 
 def kept_stats_columns(schema: T.StructType, withheld: Collection[str]) -> str | None:
     """The columns a table of feature values other than a feature table (a quarantine table, a
-    training set) keeps statistics of: all but the `withheld` features and the nested columns,
-    which Delta keeps none of (None: nothing withheld, every column, Delta's default)."""
+    training set) keeps statistics of: all but the `withheld` features and the columns of types
+    Delta keeps none of (None: nothing withheld, every column, Delta's default)."""
     if not withheld:
         return None
-    plain = [f.name for f in schema.fields if not isinstance(f.dataType, T.ArrayType | T.MapType | T.StructType)]
+    plain = [f.name for f in schema.fields if isinstance(f.dataType, _SKIPPING_TYPES)]
     return ",".join(name for name in plain if name not in set(withheld))
 
 
