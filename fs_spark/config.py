@@ -299,8 +299,18 @@ def _check_name(key: str) -> None:
         model = inner
 
 
+# Not settings: the file of settings, and notebook widget values (`fs_spark.notebook`).
+_NOT_SETTINGS = (f"{ENV_PREFIX}CONF", f"{ENV_PREFIX}WIDGET_")
+
+
 def _environment(env: Mapping[str, str]) -> dict[str, Any]:
-    names = [k for k in env if k.upper().startswith(ENV_PREFIX) and k.upper() != f"{ENV_PREFIX}CONF"]
+    names = [
+        k
+        for k in env
+        if k.upper().startswith(ENV_PREFIX)
+        and k.upper() != _NOT_SETTINGS[0]
+        and not k.upper().startswith(_NOT_SETTINGS[1])
+    ]
     for key in names:
         _check_name(key)
     if not names:

@@ -191,6 +191,17 @@ class DefinitionError(FsSparkError):
         super().__init__(f"invalid definition of {kind} {table!r}: {problem}")
 
 
+class StoreRootError(FsSparkError):
+    """A store root that paths below it would not round-trip through (Hadoop's URIs, delta-rs's URLs)."""
+
+    def __init__(self, root: str, problem: str):
+        self.root = root
+        super().__init__(
+            f"store root {root!r} cannot be used: {problem}, which Hadoop or delta-rs would read as another "
+            "path; choose a root of letters, digits and - _ . / only"
+        )
+
+
 class StoreNotFoundError(FsSparkError):
     """A command that reads a store was pointed at a root that holds none."""
 
@@ -215,6 +226,14 @@ class InputNotFoundError(FsSparkError, FileNotFoundError):
         super().__init__(f"no input at {path}: check the path (a file, or a folder of Parquet, CSV, JSON or Delta)")
 
     __str__ = Exception.__str__
+
+
+class InputFormatError(FsSparkError):
+    """An input whose format cannot be told from its name."""
+
+    def __init__(self, path: str, problem: str):
+        self.path = path
+        super().__init__(f"cannot tell the format of {path}: {problem}; pass --format parquet, csv, json or delta")
 
 
 class TimestampPrecisionError(FsSparkError):

@@ -19,11 +19,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from fs_spark.errors import InputNotFoundError, TimestampPrecisionError
+from fs_spark.errors import InputFormatError, InputNotFoundError, TimestampPrecisionError
 from fs_spark.session import hadoop_conf, jvm
 from fs_spark.storage.paths import local_path
 
 FILE_FORMATS = ("parquet", "csv", "json", "delta")
+_EXTENSIONS = {".parquet": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json", ".ndjson": "json"}
 ENTITY_FORMATS = ("auto", *FILE_FORMATS, "table")
 # Spark reads Parquet TIMESTAMP(NANOS) columns as their raw int64 under this setting.
 NANOS_AS_LONG = "spark.sql.legacy.parquet.nanosAsLong"
@@ -82,6 +83,38 @@ def _micros_from_nanos(df: DataFrame, nanos: dict[str, bool], source: str) -> Da
             converted = F.expr(f"timestampadd(MICROSECOND, `{column}` div 1000, timestamp_ntz'1970-01-01 00:00:00')")
         df = df.withColumn(column, converted)
     return df
+
+
+def input_format(path: str, given: str = "auto") -> str:
+    """The format of an input: `given`, or with "auto", by its name: a folder with `_delta_log`
+    is Delta, a file (or a folder's data files) by its extension. Refused, naming the `--format`
+    to pass, when unknown; a missing local path is `InputNotFoundError`. Asks no Spark, so these
+    refusals answer at once."""
+    local = local_path(path)
+    if local is not None and not os.path.exists(local):
+        raise InputNotFoundError(path)
+    if given != "auto":
+        return given
+    if local is None:  # an object store: by the name alone
+        suffix = os.path.splitext(path.rstrip("/"))[1].lower()
+        return _EXTENSIONS.get(suffix, "parquet")
+    if os.path.isdir(local):
+        if os.path.isdir(os.path.join(local, "_delta_log")):
+            return "delta"
+        kinds = {
+            _EXTENSIONS.get(os.path.splitext(name)[1].lower())
+            for parent, folders, names in os.walk(local)
+            for name in names
+            if not name.startswith(("_", "."))
+        } - {None}
+        if len(kinds) == 1:
+            return kinds.pop()  # type: ignore[return-value]
+        found = sorted(k for k in kinds if k) or ["none"]
+        raise InputFormatError(path, f"its files are of formats {found}")
+    suffix = os.path.splitext(local)[1].lower()
+    if suffix not in _EXTENSIONS:
+        raise InputFormatError(path, f"its extension {suffix or '(none)'!r} names no format")
+    return _EXTENSIONS[suffix]
 
 
 def read_file(spark: SparkSession, path: str, fmt: str = "parquet") -> DataFrame:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -193,6 +194,23 @@ def get_session(settings: SparkSettings | None = None, s3: S3Settings | None = N
     return build_local_session(settings or SparkSettings(), s3)
 
 
+_interrupt_handler: Callable[[int, Any], Any] | None = None
+
+
+def keep_interrupt_handler(handler: Callable[[int, Any], Any]) -> None:
+    """Handle Ctrl-C with `handler`, also once a session has started: PySpark's own handler
+    (cancel every job through py4j from inside the signal, then raise) prints py4j's traces
+    when the signal lands inside another py4j call. For the command line, which exits at once."""
+    global _interrupt_handler
+    _interrupt_handler = handler
+    _restore_interrupt_handler()
+
+
+def _restore_interrupt_handler() -> None:
+    if _interrupt_handler is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _interrupt_handler)
+
+
 # What the parts of a store hold instead of a session: a call that gives the session, started
 # on first use, so commands that only read a local store's catalog never start a JVM.
 SessionSource = Callable[[], SparkSession]
@@ -214,6 +232,7 @@ class LazySession:
             with self._lock:
                 if self._session is None:
                     self._session = get_session(self._settings, self._s3)
+                    _restore_interrupt_handler()
         return self._session
 
     @property

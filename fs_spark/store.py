@@ -33,6 +33,7 @@ from fs_spark.discovery import SearchHit, search
 from fs_spark.errors import (
     ConfigError,
     ExportError,
+    FeatureNotFoundError,
     FsSparkError,
     ModelNotFoundError,
     TrainingSetInputExpiredError,
@@ -595,8 +596,9 @@ class FeatureStore:
         copy_to: str | None = None,
     ):
         """The rows, the version they are of, and the Delta version and path they were read at."""
+        # Spark starts only once the read is resolved and allowed: a refusal answers at once.
         applied, resolved, delta_version, dropped = self._resolve_read(
-            table, version, as_of, features, allow_quarantined, copy_to, partial(latest_version, self.spark)
+            table, version, as_of, features, allow_quarantined, copy_to, lambda path: latest_version(self.spark, path)
         )
         frame = read_version(
             self.spark,
@@ -619,6 +621,9 @@ class FeatureStore:
             applied = self._registry.current(table)
         else:
             applied = self._registry.at_version(table, resolved.definition_version)
+        unknown = [name for name in features or () if name not in applied.definition.feature_names]
+        if unknown:
+            raise FeatureNotFoundError(table, unknown, applied.definition.feature_names)
         self._access.require(Request("read", table, features, definition=applied.definition, copy_to=copy_to))
         every = self._catalog.versions(table)
         if resolved is not None and not allow_quarantined:

@@ -14,7 +14,7 @@ import json
 import sys
 
 from fs_spark import FeatureStore, FsSparkError, SourceInfo, load_definitions
-from fs_spark.inputs import FILE_FORMATS, read_file
+from fs_spark.inputs import FILE_FORMATS, input_format, read_file
 from fs_spark.progress import progress_line
 
 
@@ -23,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", required=True, help="store root")
     parser.add_argument("--table", required=True)
     parser.add_argument("--input", required=True)
-    parser.add_argument("--format", default="parquet", choices=FILE_FORMATS)
+    parser.add_argument(
+        "--format", default="auto", choices=("auto", *FILE_FORMATS), help="auto: by the input's extension"
+    )
     parser.add_argument("--mode", default="strict", choices=("strict", "quarantine"))
     parser.add_argument("--write-id", help="identity of this write, for safe retries")
     parser.add_argument(
@@ -38,12 +40,13 @@ def main(argv: list[str] | None = None) -> int:
         store = FeatureStore(args.root)
         if args.definitions:
             store.apply(*load_definitions(args.definitions))
+        fmt = input_format(args.input, args.format)
         version = store.write(
             args.table,
-            read_file(store.spark, args.input, args.format),
+            read_file(store.spark, args.input, fmt),
             mode=args.mode,
             write_id=args.write_id,
-            source=SourceInfo(description=f"{args.format}:{args.input}"),
+            source=SourceInfo(description=f"{fmt}:{args.input}"),
             cast=args.cast,
         )
     except FsSparkError as exc:

@@ -15,7 +15,7 @@ LAYERS: list[tuple[str, ...]] = [
      "digest_arrow", "progress", "notebook"),
     ("definitions.types", "definitions.model", "definitions.compatibility", "definitions.yaml_io", "online",
      "discovery", "definitions.inference"),
-    ("storage.paths", "storage.s3", "storage.s3_lease", "locks", "replication.objects",
+    ("storage.paths", "storage.s3", "storage.s3_lease", "storage.fence", "locks", "replication.objects",
      "replication.delta_copy", "replication.regions", "replication.replicator", "replication.rejoin", "storage.delta_log",
      "storage.checkpoints", "storage.layout", "catalog",
      "storage.orphans", "storage.reader", "inputs", "online.factory", "local.delta"),

@@ -119,5 +119,47 @@ def test_questions_about_the_catalog_start_no_spark(written, spark):
     assert "2 ok" in " ".join(answer("quality").stdout.split())
     typo = answer("versions", "customer_activty", status=2)
     assert "Did you mean 'customer_activity'?" in typo.stderr and "DeltaJarsMissing" not in typo.stderr
+    # refusals of commands that read data are decided from the catalog and the path, before Spark
+    refusals = {
+        ("read", "customer_activty"): "TableNotFoundError",
+        ("read", "customer_activity", "--features", "spend_7"): "FeatureNotFoundError",
+        ("read", "customer_activity", "--version", "9"): "VersionNotFoundError",
+        ("read", "customer_activity", "--as-of", "2000-01-01T00:00:00Z"): "VersionNotFoundError",
+        ("ingest", "customer_activity", "/nowhere/batch.csv"): "InputNotFoundError",
+        ("ingest", "customer_activity", __file__): "InputFormatError",
+    }
+    for argv, error in refusals.items():
+        said = answer(*argv, status=2).stderr
+        assert error in said and "DeltaJarsMissing" not in said, (argv, said)
+    assert "--format" in answer("ingest", "customer_activity", __file__, status=2).stderr
     # the same process refuses, as it should, a command that needs Spark
     assert "DeltaJarsMissingError" in answer("read", "customer_activity", status=2).stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_one_line_and_exits_130(written, tmp_path):
+    """Interrupted in the middle of a Spark job (after its first plain progress line): one line
+    on stderr, no trace of py4j's or Spark's, exit status 130, and no version half-written."""
+    import signal
+    import time
+
+    big = tmp_path / "big.csv"
+    with big.open("w") as out:
+        out.write("customer_id,event_ts,spend_7d,min_7d,max_7d,visits,segment\n")
+        for i in range(400_000):
+            out.write(f"{i},2024-01-0{1 + i % 9}T00:00:00Z,1.0,1.0,2.0,{i % 100},new\n")
+    process = subprocess.Popen([sys.executable, "-m", "fs_spark.cli", "--root", written.root, "ingest",
+                                "customer_activity", str(big)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    seen = []
+    while not any(line.startswith("fs_spark: ") for line in seen):  # a step is under way
+        assert time.monotonic() < deadline and process.poll() is None, seen
+        seen.append(process.stderr.readline())
+    process.send_signal(signal.SIGINT)
+    rest = process.stderr.read()
+    process.wait(timeout=60)
+    assert process.returncode == 130, rest
+    said = [line for line in rest.splitlines() if line.strip() and not line.startswith("fs_spark: ")]
+    assert len(said) == 1 and said[0].startswith("fs-spark: interrupted"), rest
+    assert "Traceback" not in rest and "Py4J" not in rest
+    assert [v.version_number for v in written.versions("customer_activity")] == [1, 2]

@@ -170,3 +170,21 @@ def test_a_read_only_command_on_a_root_without_a_store_is_refused_and_creates_no
     assert not typo.exists()
     assert main(["--root", str(typo), "init"]) == 0 and (typo / "_catalog").is_dir()
     assert main(["--root", str(typo), "tables"]) == 0  # a store now: an empty list, no error
+
+
+@pytest.mark.parametrize("root, shown", [
+    ("s3a://bucket/odd root", "' '"), ("s3a://bucket/oddA%41ct", "'%'"), ("s3a://bucket/odd#root", "'#'"),
+    ("/tmp/odd%41root", "'%'"), ("/tmp/odd?root", "'?'"), ("s3a://bucket/odd\troot", "'\\t'"),
+])
+def test_a_root_hadoop_or_delta_rs_would_read_as_another_path_is_refused_before_anything_is_written(
+        root, shown, capsys, tmp_path):
+    from fs_spark import FeatureStore
+    from fs_spark.errors import StoreRootError
+
+    import re
+
+    with pytest.raises(StoreRootError, match=f"store root .* cannot be used: it holds {re.escape(shown)}"):
+        FeatureStore(root)
+    assert main(["--root", root, "init"]) == 2
+    assert "StoreRootError" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir()) and not os.path.exists("/tmp/odd%41root") and not os.path.exists("/tmp/odd?root")

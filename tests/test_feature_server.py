@@ -137,13 +137,47 @@ def test_a_key_beyond_64_bits_and_a_body_over_the_limit_are_refused_and_counted(
                               {"features": ["profile:age"], "entities": {"customer_id": [1, 2**64]}})
         assert (status, answer["error"]) == (400, "EntityColumnError")
         assert "customer_id" in answer["detail"] and "18446744073709551616" in answer["detail"]
-        huge = {"features": ["profile:age"], "entities": {"customer_id": list(range(100_000))}}
-        status, answer = call(url, "/get-online-features", huge)
+        # refused by its declared length, before a byte of the body is read (the client sends none)
+        status, answer = _declared_only(url, 21_000_000)
         assert (status, answer["error"]) == (413, "RequestTooLargeError") and "4096 bytes" in answer["detail"]
+        chunked = {"features": ["profile:age"], "entities": {"customer_id": list(range(2_000))}}  # ~12 kB, no length
+        status, answer = _chunked(url, json.dumps(chunked).encode())
+        assert (status, answer["error"]) == (413, "RequestTooLargeError")
         metrics = call(url, "/metrics")[1]
     assert 'fs_spark_online_errors_total{error="EntityColumnError"} 1.0' in metrics
-    assert 'fs_spark_online_errors_total{error="RequestTooLargeError"} 1.0' in metrics
-    assert 'fs_spark_online_requests_total{endpoint="get-online-features",status="413"} 1.0' in metrics
+    assert 'fs_spark_online_errors_total{error="RequestTooLargeError"} 2.0' in metrics
+    assert 'fs_spark_online_requests_total{endpoint="get-online-features",status="413"} 2.0' in metrics
+
+
+def _declared_only(url: str, length: int):
+    """A request that declares a body of `length` bytes and sends none: the answer to the headers."""
+    import http.client
+
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    connection.putrequest("POST", "/get-online-features")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Content-Length", str(length))
+    connection.endheaders()
+    response = connection.getresponse()
+    answer = response.status, json.loads(response.read())
+    connection.close()
+    return answer
+
+
+def _chunked(url: str, body: bytes):
+    """A request whose body comes in chunks, with no declared length."""
+    import http.client
+
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    connection.request("POST", "/get-online-features", body=iter([body[i:i + 1024] for i in range(0, len(body), 1024)]),
+                       headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+                       encode_chunked=True)
+    response = connection.getresponse()
+    answer = response.status, json.loads(response.read())
+    connection.close()
+    return answer
 
 
 def test_the_default_port_is_one_browsers_open():

@@ -43,6 +43,21 @@ def test_local_widgets_fall_back_to_environment_then_default(monkeypatch):
     assert [dbutils.widgets.get(n) for n in "abc"] == ["given", "from-env", "default-c"]
 
 
+def test_a_widget_override_in_the_environment_is_no_setting_the_loader_refuses(monkeypatch):
+    """The notebooks' documented override, FS_SPARK_WIDGET_STORE_ROOT, beside the settings loader."""
+    from fs_spark.config import load_settings
+    from fs_spark.errors import ConfigError
+
+    env = {"FS_SPARK_WIDGET_STORE_ROOT": "/tmp/from-widget", "FS_SPARK_STORE__ROOT": "/tmp/from-settings"}
+    assert load_settings(env=env).store.root == "/tmp/from-settings"
+    monkeypatch.setenv("FS_SPARK_WIDGET_STORE_ROOT", "/tmp/from-widget")
+    dbutils = local_dbutils()
+    dbutils.widgets.text("store_root", "./fs_store")
+    assert dbutils.widgets.get("store_root") == "/tmp/from-widget"
+    with pytest.raises(ConfigError, match="no setting 'widgets'"):  # a misspelt setting is still refused
+        load_settings(env={"FS_SPARK_WIDGETS__X": "1"})
+
+
 @pytest.mark.slow
 def test_experiment_notebook_runs_end_to_end(spark, tmp_path, capsys):
     import mlflow

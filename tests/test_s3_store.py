@@ -42,6 +42,22 @@ def spend(s3_store, spark):
     return s3_store
 
 
+def test_a_read_only_command_on_a_mistyped_s3_root_is_refused_and_creates_nothing(spend, s3, capsys, monkeypatch):
+    from fs_spark.cli import main
+
+    for name, value in (("FS_SPARK_S3__ENDPOINT", s3.endpoint), ("FS_SPARK_S3__PATH_STYLE_ACCESS", "true"),
+                        ("FS_SPARK_S3__REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
+    bucket, _ = split(spend.root)
+    typo = f"s3a://{bucket}/typo"
+    for command in (["versions", "spend"], ["tables"], ["read", "spend"]):
+        assert main(["--root", typo, *command]) == 2
+        assert f"StoreNotFoundError: no fs_spark store at {typo}" in capsys.readouterr().err
+    assert _keys(s3, typo) == []
+    assert main(["--root", f"s3a://no-such-bucket-{bucket}/store", "tables"]) == 2
+    assert main(["--root", spend.root, "tables"]) == 0  # the right root still answers
+
+
 def test_writes_reads_and_time_travel_on_s3(spend, spark, s3, monkeypatch):
     store = spend
     assert sorted(tuple(r) for r in store.read("spend", version=1).select("customer_id", "amount").collect()) == [

@@ -357,3 +357,29 @@ def test_a_backfill_runs_beside_a_stream_writing_the_same_table(streaming, spark
     assert [v.row_count for v in done.versions] == [10, 10, 10, 10]
     expected = sorted(expected_keys(spark, live) + [(r[0], r[1], r[2]) for r in history.collect()])
     assert stored_keys(streaming) == expected
+
+
+def test_a_missing_topic_or_an_unreachable_broker_is_refused_before_the_stream_starts(streaming, spark, kafka,
+                                                                                        capsys):
+    """Named at once (Spark would fail about 11 s later without naming the topic, or after minutes
+    of timeouts naming neither), by the API and by the spark-submit job (one line, exit 2)."""
+    import importlib.util
+
+    from fs_spark.ingest.stream import StreamSourceError
+    from servers import free_port
+
+    with pytest.raises(StreamSourceError, match=rf"Kafka at {kafka} has no topic 'no_such_topic'"):
+        streaming.write_stream(TABLE, kafka_records(spark, kafka, "no_such_topic"), name="missing")
+    nowhere = f"127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    with pytest.raises(StreamSourceError, match=rf"Kafka at {nowhere} did not answer within 10 s"):
+        streaming.write_stream(TABLE, kafka_records(spark, nowhere, "activity"), name="unreachable")
+    assert time.monotonic() - started < 60
+    assert [s.name for s in streaming.streams()] == []  # neither stream was started nor recorded
+    spec = importlib.util.spec_from_file_location("ingest_stream_job", ROOT / "jobs" / "ingest_stream.py")
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    code = job.main(["--root", streaming.root, "--table", TABLE, "--kafka", kafka, "--topic", "no_such_topic",
+                     "--available-now"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "StreamSourceError" in err[0] and "no_such_topic" in err[0], err

@@ -103,10 +103,27 @@ def test_the_progress_line_names_each_step_with_its_tasks_and_rows(store, activi
         assert words in text, words
     assert re.search(r"\[\d\d:\d\d\]", text)  # the elapsed time
 
-    quiet = io.StringIO()  # not a terminal: a log gets nothing
-    with progress_line(out=quiet, every=0.05):
+    log = io.StringIO()  # not a terminal (a log, spark-submit): plain lines, every plain_every seconds
+    with progress_line(out=log, every=0.05, plain_every=0.05):
         store.write("customer_activity", activity(activity_rows(5, start=500)))
+    lines = log.getvalue().splitlines()
+    assert lines and all(re.fullmatch(r"fs_spark: .+ \[\d+ s\]", line) for line in lines), lines
+    assert any("validating and writing" in line for line in lines)
+    quiet = io.StringIO()  # --quiet: nothing
+    with progress_line(out=quiet, every=0.05, plain_every=0.05, quiet=True):
+        store.write("customer_activity", activity(activity_rows(5, start=600)))
     assert quiet.getvalue() == ""
+
+
+def test_the_progress_poll_before_the_session_is_built_says_nothing_and_raises_nothing(monkeypatch):
+    """Spark registers a context before its JVM side exists; the poll must not trip on it."""
+    from pyspark import SparkContext
+
+    from fs_spark.progress import _spark_tasks
+
+    half_built = object.__new__(SparkContext)
+    monkeypatch.setattr(SparkContext, "_active_spark_context", half_built)
+    assert _spark_tasks() is None
 
 
 def _spark_env() -> dict[str, str]:

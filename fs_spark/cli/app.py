@@ -8,18 +8,20 @@ through delta-rs and answer in about a second.
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import sys
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 import click
 
 from fs_spark.config import Settings, load_settings
 from fs_spark.errors import FsSparkError, StoreNotFoundError, first_line
 from fs_spark.progress import progress_line
+from fs_spark.session import keep_interrupt_handler
 from fs_spark.storage.paths import StorePaths
 from fs_spark.version import __version__
 
@@ -66,7 +68,7 @@ class Cli:
             from fs_spark.store import FeatureStore
 
             paths = StorePaths(self.root or self.settings.store.root)
-            if not creating and not paths.holds_store():
+            if not creating and not paths.holds_store(self.settings.s3):
                 raise StoreNotFoundError(paths.root)
             self._store = FeatureStore(paths.root, settings=self.settings, user=self.user)
         return self._store
@@ -109,8 +111,9 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "terminal_width": 100}
 @click.option("--conf", metavar="FILE", help="the settings file (default: FS_SPARK_CONF, else conf/fs_spark.yaml)")
 @click.option("--user", help="the principal recorded in provenance and checked by access policies")
 @click.option("--debug", is_flag=True, help="on failure, print the whole trace, not only its one-line reason")
+@click.option("--quiet", is_flag=True, help="no progress line (by default: an updating line on a terminal, else a line every 10 s)")
 @click.pass_context
-def cli(ctx: click.Context, root: str | None, conf: str | None, user: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, root: str | None, conf: str | None, user: str | None, debug: bool, quiet: bool) -> None:
     """A feature store on Apache Spark and Delta Lake, one system with experiment tracking and
     model lineage. `fs-spark COMMAND --help` tells more of each command."""
     state = ctx.ensure_object(Cli)
@@ -131,8 +134,10 @@ _register()
 
 def run(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
     """Run one command line, writing its answer to `out`; fs_spark's errors are raised."""
-    with progress_line():  # drawn on stderr only when it is a terminal, and only once a step runs
-        result = cli.main(args=list(argv), prog_name="fs-spark", standalone_mode=False, obj=Cli(out=out))
+    argv = list(argv)
+    # on stderr: an updating line on a terminal, a plain line every 10 s elsewhere, once a step runs
+    with progress_line(quiet="--quiet" in argv):
+        result = cli.main(args=argv, prog_name="fs-spark", standalone_mode=False, obj=Cli(out=out))
     return result if isinstance(result, int) else 0
 
 
@@ -145,8 +150,25 @@ def failure_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first} (run with --debug for the whole trace)"
 
 
+def interrupted() -> NoReturn:
+    """Ctrl-C: one line, exit 130, and none of the traces py4j and Spark's shutdown would print
+    (the JVM goes with this process). Writes are safe: one that had not committed left nothing a
+    reader sees, one that had is a version (recorded by the next write if its catalog row was not)."""
+    logging.getLogger("py4j").setLevel(logging.CRITICAL)
+    print(
+        "fs-spark: interrupted: a write that had not committed wrote nothing readers see (its files go at the next "
+        "VACUUM); one that had is a version (`fs-spark versions TABLE`)",
+        file=sys.stderr,
+        flush=True,
+    )
+    sys.stdout.flush()
+    os._exit(130)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """The `fs-spark` entry point: exit status 0 ok, 1 a check found problems, 2 refused or failed."""
+    if argv is None:  # the process's own command line: Ctrl-C ends it (not a caller's, in-process)
+        keep_interrupt_handler(lambda signum, frame: interrupted())
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or bool(os.environ.get("FS_SPARK_DEBUG"))
     try:
@@ -154,9 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as exc:
         print(f"fs-spark: {exc.format_message()}", file=sys.stderr)
         return 2
-    except click.Abort:
-        print("fs-spark: aborted", file=sys.stderr)
-        return 130
+    except (click.Abort, KeyboardInterrupt):
+        interrupted()
     except Exception as exc:
         if debug:
             traceback.print_exc()

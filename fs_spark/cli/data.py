@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 
 import click
 
@@ -13,7 +14,8 @@ from fs_spark.cli.params import TIME_HELP, argument, command, feature_list, inst
 from fs_spark.governance.exports import FORMATS
 from fs_spark.ingest.conform import CASTS
 from fs_spark.ingest.writer import MODES
-from fs_spark.inputs import FILE_FORMATS, read_file
+from fs_spark.errors import DuplicateBatchWarning
+from fs_spark.inputs import FILE_FORMATS, input_format, read_file
 from fs_spark.provenance import SourceInfo
 
 TABLE_HELP = "a feature table's name (`fs-spark tables` lists them)"
@@ -23,7 +25,12 @@ TABLE_HELP = "a feature table's name (`fs-spark tables` lists them)"
 @argument("table", TABLE_HELP)
 @argument("input", "the data to write: a file or folder of Parquet, CSV, JSON or Delta")
 @click.option(
-    "--format", "fmt", type=click.Choice(FILE_FORMATS), default="parquet", show_default=True, help="the input's format"
+    "--format",
+    "fmt",
+    type=click.Choice(("auto", *FILE_FORMATS)),
+    default="auto",
+    show_default=True,
+    help="the input's format (auto: by its extension; a folder with _delta_log is Delta)",
 )
 @click.option(
     "--mode",
@@ -47,10 +54,22 @@ def ingest(
 ) -> None:
     """Validate a file and write it to a feature table as one new version."""
     store = cli.store(creating=True)
-    store.get_table(table)  # an unknown table is refused before Spark reads anything
+    store.get_table(table)  # an unknown table, a missing input or an unknown format: refused before Spark starts
+    fmt = input_format(input, fmt)
     df = read_file(store.spark, input, fmt)
     source = SourceInfo(description=source_description or f"{fmt}:{input}")
-    version = store.write(table, df, mode=mode, write_id=write_id, source=source, cast=cast)  # type: ignore[arg-type]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DuplicateBatchWarning)
+        version = store.write(table, df, mode=mode, write_id=write_id, source=source, cast=cast)  # type: ignore[arg-type]
+    for warning in caught:
+        if not issubclass(warning.category, DuplicateBatchWarning):
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    if any(issubclass(w.category, DuplicateBatchWarning) for w in caught):
+        cli.echo(
+            f"{table}: nothing written: these rows are already version {version.version_number} "
+            f"({version.version_id}), {version.row_count} rows"
+        )
+        return
     cli.echo(
         f"{table}: version {version.version_number} ({version.version_id}) delta {version.delta_version}: "
         f"{version.row_count} rows written, {version.quarantined_row_count} quarantined"

@@ -50,11 +50,12 @@ from pyspark.sql.streaming import StreamingQuery, StreamingQueryListener
 from fs_spark.catalog.catalog import Catalog
 from fs_spark.catalog.records import FeatureVersion
 from fs_spark.catalog.schema import STREAM_PROGRESS, STREAMS
-from fs_spark.errors import FsSparkError
+from fs_spark.errors import FsSparkError, first_line
 from fs_spark.ids import new_id
 from fs_spark.ingest.writer import MODES, Mode
 from fs_spark.names import check_name
 from fs_spark.provenance import RunRef, SourceInfo
+from fs_spark.session import jvm
 from fs_spark.storage.delta_log import read_text
 
 DEFAULT_TRIGGER = "1 minute"
@@ -233,6 +234,7 @@ class StreamIngestion:
         if target.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {target.mode!r}")
         check_name(target.name, "stream")
+        check_kafka_sources(self._spark(), frame)
         recorder = self._recorder()
         stream = FeatureStream(target, recorder)
         if target.online:
@@ -467,26 +469,79 @@ def default_checkpoint(root: str, name: str) -> str:
 _SOURCE_OPTIONS = ("subscribe", "subscribePattern", "assign", "kafka.bootstrap.servers", "path")
 
 
-def describe_source(frame: DataFrame) -> str:
-    """What a streaming DataFrame reads: each source's format and where it reads from (topics,
-    servers, paths), from Spark's plan. Other options (credentials among them) are left out."""
+def _sources(frame: DataFrame) -> list[tuple[str, dict[str, str]]]:
+    """Each streaming source of `frame`'s plan: its format and options, as Spark prints them."""
     try:
         leaves = frame._jdf.queryExecution().analyzed().collectLeaves().iterator()
         plans = []
         while leaves.hasNext():
             plans.append(str(leaves.next().simpleString(1000)))
-    except Exception:  # a plan Spark cannot print: the stream is still described by its name
-        return ""
+    except Exception:  # a plan Spark cannot print: nothing to tell
+        return []
     found = []
     for plan in plans:
         match = _RELATION.search(plan)
-        if match is None:
-            continue
-        fmt = match.group("v2") or match.group("v1")
-        options = dict(_OPTION.findall(match.group("o2") or match.group("o1") or ""))
-        wanted = [f"{k}={options[k]}" for k in _SOURCE_OPTIONS if k in options]
-        found.append(f"{fmt}[{', '.join(wanted)}]")
-    return "; ".join(found)
+        if match is not None:
+            fmt = match.group("v2") or match.group("v1")
+            found.append((fmt, dict(_OPTION.findall(match.group("o2") or match.group("o1") or ""))))
+    return found
+
+
+def describe_source(frame: DataFrame) -> str:
+    """What a streaming DataFrame reads: each source's format and where it reads from (topics,
+    servers, paths), from Spark's plan. Other options (credentials among them) are left out."""
+    return "; ".join(
+        f"{fmt}[{', '.join(f'{k}={options[k]}' for k in _SOURCE_OPTIONS if k in options)}]"
+        for fmt, options in _sources(frame)
+    )
+
+
+KAFKA_CHECK_SECONDS = 10.0
+
+
+def check_kafka_sources(spark: SparkSession, frame: DataFrame, seconds: float = KAFKA_CHECK_SECONDS) -> None:
+    """Before a stream starts: every Kafka source's brokers answer within `seconds` and its
+    subscribed topics exist. Spark would otherwise fail later with errors that name neither
+    (a missing topic after about 11 s, brokers that cannot be reached after minutes)."""
+    for fmt, options in _sources(frame):
+        servers = options.get("kafka.bootstrap.servers")
+        if fmt != "kafka" or not servers or any("redacted" in v for v in options.values()):
+            continue  # not Kafka, or options Spark does not show whole (credentials): Spark checks
+        topics = [t.strip() for t in options.get("subscribe", "").split(",") if t.strip()]
+        existing = _kafka_topics(spark, servers, options, seconds)
+        missing = [t for t in topics if t not in existing]
+        if missing:
+            raise StreamSourceError(
+                f"Kafka at {servers} has no topic {', '.join(map(repr, missing))}; it has {sorted(existing)[:20]}"
+            )
+
+
+def _kafka_topics(spark: SparkSession, servers: str, options: dict[str, str], seconds: float) -> set[str]:
+    """The topics of the Kafka cluster at `servers`, asked with Kafka's own admin client (the
+    connector's jar, in the JVM) and the source's `kafka.*` options."""
+    view = jvm(spark)
+    millis = str(int(seconds * 1000))
+    props = view.java.util.Properties()
+    for key, value in options.items():
+        if key.startswith("kafka."):
+            props.put(key.removeprefix("kafka."), value)
+    props.put("bootstrap.servers", servers)
+    for key in ("request.timeout.ms", "default.api.timeout.ms", "socket.connection.setup.timeout.max.ms"):
+        props.put(key, millis)
+    admin = view.org.apache.kafka.clients.admin.AdminClient.create(props)
+    try:
+        names = admin.listTopics().names().get(int(millis), view.java.util.concurrent.TimeUnit.MILLISECONDS)
+        return {str(name) for name in names}
+    except Exception as exc:
+        if "Timeout" in str(exc):
+            raise StreamSourceError(f"Kafka at {servers} did not answer within {seconds:.0f} s: check the servers") from None
+        raise StreamSourceError(f"Kafka at {servers} refused to list its topics: {first_line(exc)}") from None
+    finally:
+        admin.close(view.java.time.Duration.ofMillis(500))
+
+
+class StreamSourceError(FsSparkError):
+    """A stream's source that cannot be read: its servers or its topic."""
 
 
 # Spark prints a streaming source as `StreamingRelationV2 <provider>, kafka, <table>, [k=v, ...]`
