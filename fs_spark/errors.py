@@ -431,13 +431,14 @@ class FeatureLookupError(FsSparkError):
 
 
 class VersionQuarantinedError(FsSparkError):
-    def __init__(self, table: str, version_ids: Sequence[str], reasons: Sequence[str]):
+    def __init__(self, table: str, version_ids: Sequence[str], reasons: Sequence[str], what: str = "the lookup"):
         self.table = table
         self.version_ids = list(version_ids)
         listed = "; ".join(f"{v} ({r})" for v, r in zip(version_ids, reasons, strict=True))
         super().__init__(
-            f"feature table {table!r}: the lookup would read quarantined version(s) {listed}. "
-            "Pin a version written before them, or release them with FeatureStore.release_version(...)."
+            f"feature table {table!r}: {what} would read quarantined version(s) {listed}. "
+            "Pin a version written before them, roll back past them, or release them with "
+            "FeatureStore.release_version(...) (`fs-spark release`)."
         )
 
 

@@ -627,7 +627,7 @@ class FeatureStore:
         self._access.require(Request("read", table, features, definition=applied.definition, copy_to=copy_to))
         every = self._catalog.versions(table)
         if resolved is not None and not allow_quarantined:
-            refuse_quarantined(every, resolved, quarantined(self._catalog))
+            refuse_quarantined(every, resolved, quarantined(self._catalog), "the read")
         delta_version = readable_delta_version(applied.storage_path, resolved, following, latest)
         return applied, resolved, delta_version, excluded(every, resolved)
 

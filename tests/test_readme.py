@@ -34,6 +34,31 @@ def readme_blocks() -> list[tuple[str, str]]:
     return [(m["lang"], m["code"]) for m in BLOCK.finditer(text) if not m["before"].startswith(SKIP)]
 
 
+JOB = re.compile(r"^spark-submit \$\(fs-spark submit-args\) (?P<job>jobs/\w+\.py)(?P<args>.*)$")
+
+
+def job_lines(code: str) -> list[tuple[str, list[str]]] | None:
+    """The job and arguments of each `spark-submit $(fs-spark submit-args) jobs/<job>.py ...`
+    line of a bash block, or None when the block holds anything else. Such a job runs through
+    its own `main` in this process, on the shared session, as spark-submit runs it on its own
+    (tests/test_cli_and_jobs.py runs jobs under spark-submit)."""
+    joined = code.replace("\\\n", " ")
+    lines = [line.strip() for line in joined.splitlines() if line.strip() and not line.strip().startswith("#")]
+    found = [JOB.match(line) for line in lines]
+    if not lines or not all(found):
+        return None
+    return [(m["job"], shlex.split(m["args"], comments=True)) for m in found if m]
+
+
+def run_job(path: str, args: list[str]) -> int:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(Path(path).stem, ROOT / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(args)
+
+
 def command_lines(code: str) -> list[list[str]] | None:
     """The arguments of each `fs-spark` command of a bash block (continuations joined, comments
     dropped), or None when the block holds anything else."""
@@ -68,6 +93,11 @@ def test_every_readme_block_runs_in_order(spark, tmp_path, monkeypatch, capsys):
         if lang == "python":
             exec(compile(code, f"README block {index}", "exec"), namespace)
             continue
+        jobs = job_lines(code)
+        if jobs is not None:
+            for job, args in jobs:
+                assert run_job(job, args) == 0, f"README block {index}: {job} {' '.join(args)}\n{capsys.readouterr()}"
+            continue
         commands = command_lines(code)
         if commands is not None:
             out = io.StringIO()
@@ -94,3 +124,16 @@ def test_every_readme_block_runs_in_order(spark, tmp_path, monkeypatch, capsys):
     # a training set and a table read on a laptop, without Spark
     assert len(namespace["frame"]) == namespace["training_set"].manifest.row_count
     assert len(namespace["spend"]) == store.read("customer_activity", version=2).count()
+    # the notebook the README points to, run next on the README's store (its quarantine and
+    # rollback included), as a reader following the README would
+    import runpy
+
+    from fs_spark.notebook import local_dbutils
+
+    capsys.readouterr()
+    widgets = {"store_root": "./fs_store", "definitions": "conf/features", "customers": "20"}
+    runpy.run_path(str(ROOT / "notebooks" / "feature_quickstart.py"),
+                   init_globals={"spark": spark, "dbutils": local_dbutils(widgets)})
+    said = capsys.readouterr().out
+    assert "as of version 3: refused, it holds rows of a quarantined version" in said
+    assert "as of version 4:" in said and "as of version 6:" in said

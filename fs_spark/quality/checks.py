@@ -194,7 +194,8 @@ class QualityChecks:
         baseline: str = "previous",
         features: list[str] | None = None,
     ) -> DriftReport:
-        """Compare the rows `version` (default: the latest) wrote with a baseline.
+        """Compare the rows `version` wrote with a baseline (default: the latest version that wrote
+        rows, so after a rollback the newest write the table holds).
 
         Args:
             baseline: "previous" (the rows the version before it wrote) or a training set ID
@@ -216,9 +217,14 @@ class QualityChecks:
         current_version = store.version(table, version)
         if current_version is None:
             raise DriftBaselineError(table, "the table has no versions yet")
-        if current_version.mode == ROLLBACK:
+        if current_version.mode == ROLLBACK and version is None:  # the latest: the newest write it holds
+            current_version = self._previous(current_version)
+        elif current_version.mode == ROLLBACK:
+            newest = self._previous(current_version)
             raise DriftBaselineError(
-                table, f"version #{current_version.version_number} is a rollback: it wrote no rows"
+                table,
+                f"version #{current_version.version_number} is a rollback: it wrote no rows; check a version "
+                f"that wrote rows (--version {newest.version_number}, the newest write it holds)",
             )
         written_under = self._definition_of(current_version)
         names = features or [

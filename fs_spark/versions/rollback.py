@@ -47,7 +47,7 @@ def rollback(
         last = [v for v in every if v.definition_version == definition.definition_version][-1]
         if last.version_id == target.version_id:
             raise RollbackError(table, to_version, "it is already the latest version")
-        refuse_quarantined(every, target, quarantined(catalog))
+        refuse_quarantined(every, target, quarantined(catalog), "the rollback")
         record = FeatureVersion(
             version_id=new_id(),
             table_name=table,

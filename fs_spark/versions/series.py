@@ -61,10 +61,16 @@ def quarantined_within(
     return [v for n, v in sorted(series(versions, version).items()) if n in held and v.version_id in quarantined]
 
 
-def refuse_quarantined(versions: list[FeatureVersion], version: FeatureVersion, quarantined: dict[str, str]) -> None:
-    """Raise VersionQuarantinedError when `version` holds rows of a quarantined version."""
+def refuse_quarantined(
+    versions: list[FeatureVersion], version: FeatureVersion, quarantined: dict[str, str], what: str = "the lookup"
+) -> None:
+    """Raise VersionQuarantinedError when `version` holds rows of a quarantined version (`what`
+    names the operation: a lookup, a read, a rollback)."""
     hit = quarantined_within(versions, version, quarantined)
     if hit:
         raise VersionQuarantinedError(
-            version.table_name, [v.version_id for v in hit], [quarantined[v.version_id] for v in hit]
+            version.table_name,
+            [v.version_id for v in hit],
+            [quarantined[v.version_id] for v in hit],
+            f"{what} of #{version.version_number}",
         )
