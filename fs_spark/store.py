@@ -62,7 +62,7 @@ from fs_spark.local.delta import latest_delta_version, version_dataset
 from fs_spark.local.rows import TableRows, TrainingSetRows, table_rows
 from fs_spark.locks import store_locks
 from fs_spark.observability.metrics import StoreMetrics
-from fs_spark.online.feature_service import AppliedService, FeatureService, FeatureServices, check_serves
+from fs_spark.online.feature_service import AppliedService, FeatureService, FeatureServices
 from fs_spark.online.reader import OnlineFeatures
 from fs_spark.online.serving import Materialization, OnlineServing
 from fs_spark.progress import step

@@ -163,3 +163,20 @@ def test_ctrl_c_says_one_line_and_exits_130(written, tmp_path):
     assert len(said) == 1 and said[0].startswith("fs-spark: interrupted"), rest
     assert "Traceback" not in rest and "Py4J" not in rest
     assert [v.version_number for v in written.versions("customer_activity")] == [1, 2]
+
+
+def test_ingesting_the_same_rows_again_says_in_one_line_that_nothing_was_written(store, activity, tmp_path, capsys):
+    path = tmp_path / "batch.parquet"
+    activity(activity_rows(6)).write.parquet(str(path))
+    first = cli("--root", store.root, "ingest", "customer_activity", str(path))  # the format from the extension
+    assert "version 1" in first and "6 rows written" in first
+    again = cli("--root", store.root, "ingest", "customer_activity", str(path))
+    version = store.versions("customer_activity")[0]
+    assert again.strip() == (f"customer_activity: nothing written: these rows are already version 1 "
+                             f"({version.version_id}), 6 rows")
+    assert "DuplicateBatchWarning" not in capsys.readouterr().err
+    assert len(store.versions("customer_activity")) == 1
+    csv = tmp_path / "batch.csv"
+    csv.write_text("customer_id,event_ts,spend_7d,min_7d,max_7d,visits,segment\n"
+                   "100,2024-03-01T00:00:00Z,1.0,1.0,2.0,3,new\n")
+    assert "version 2" in cli("--root", store.root, "ingest", "customer_activity", str(csv))  # no --format csv

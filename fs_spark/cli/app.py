@@ -111,7 +111,11 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "terminal_width": 100}
 @click.option("--conf", metavar="FILE", help="the settings file (default: FS_SPARK_CONF, else conf/fs_spark.yaml)")
 @click.option("--user", help="the principal recorded in provenance and checked by access policies")
 @click.option("--debug", is_flag=True, help="on failure, print the whole trace, not only its one-line reason")
-@click.option("--quiet", is_flag=True, help="no progress line (by default: an updating line on a terminal, else a line every 10 s)")
+@click.option(
+    "--quiet",
+    is_flag=True,
+    help="no progress line (by default: an updating line on a terminal, else a line every 10 s)",
+)
 @click.pass_context
 def cli(ctx: click.Context, root: str | None, conf: str | None, user: str | None, debug: bool, quiet: bool) -> None:
     """A feature store on Apache Spark and Delta Lake, one system with experiment tracking and

@@ -11,10 +11,10 @@ import click
 
 from fs_spark.cli.app import Cli
 from fs_spark.cli.params import TIME_HELP, argument, command, feature_list, instant, timezone_option, version_value
+from fs_spark.errors import DuplicateBatchWarning
 from fs_spark.governance.exports import FORMATS
 from fs_spark.ingest.conform import CASTS
 from fs_spark.ingest.writer import MODES
-from fs_spark.errors import DuplicateBatchWarning
 from fs_spark.inputs import FILE_FORMATS, input_format, read_file
 from fs_spark.provenance import SourceInfo
 
@@ -58,13 +58,14 @@ def ingest(
     fmt = input_format(input, fmt)
     df = read_file(store.spark, input, fmt)
     source = SourceInfo(description=source_description or f"{fmt}:{input}")
+    known = {v.version_id for v in store.versions(table)}  # a retry, or the same rows again, makes none
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DuplicateBatchWarning)
         version = store.write(table, df, mode=mode, write_id=write_id, source=source, cast=cast)  # type: ignore[arg-type]
     for warning in caught:
         if not issubclass(warning.category, DuplicateBatchWarning):
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
-    if any(issubclass(w.category, DuplicateBatchWarning) for w in caught):
+    if version.version_id in known:
         cli.echo(
             f"{table}: nothing written: these rows are already version {version.version_number} "
             f"({version.version_id}), {version.row_count} rows"

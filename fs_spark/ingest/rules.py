@@ -178,11 +178,15 @@ def parse_rules(batch: DataFrame, table: FeatureTable) -> list[RowRule]:
             name,
             f"json[{types[name]}]",
             F.coalesce(F.col(PARSE_ERRORS)[name].isNotNull(), F.lit(False)),
-            lambda name=name: F.col(PARSE_ERRORS)[name],
+            _source_text(name),
             (name,) if name in features else (),
         )
         for name in columns
     ]
+
+
+def _source_text(column: str) -> Callable[[], Column]:
+    return lambda: F.col(PARSE_ERRORS)[column]
 
 
 def _cast_rule(feature: str, source: str, source_type: T.DataType, declared: T.DataType) -> RowRule:

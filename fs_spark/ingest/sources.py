@@ -43,11 +43,7 @@ def parse_json(frame: DataFrame, table: FeatureTable, column: str | Column = "va
     raw = F.from_json(text, as_text, {"mode": "PERMISSIVE"})
     wrong = F.map_filter(
         F.create_map(
-            *[
-                part
-                for f in schema.fields
-                for part in (F.lit(f.name), F.when(typed[f.name].isNull(), raw[f.name]))
-            ]
+            *[part for f in schema.fields for part in (F.lit(f.name), F.when(typed[f.name].isNull(), raw[f.name]))]
         ),
         lambda _, value: value.isNotNull(),
     )

@@ -534,7 +534,9 @@ def _kafka_topics(spark: SparkSession, servers: str, options: dict[str, str], se
         return {str(name) for name in names}
     except Exception as exc:
         if "Timeout" in str(exc):
-            raise StreamSourceError(f"Kafka at {servers} did not answer within {seconds:.0f} s: check the servers") from None
+            raise StreamSourceError(
+                f"Kafka at {servers} did not answer within {seconds:.0f} s: check the servers"
+            ) from None
         raise StreamSourceError(f"Kafka at {servers} refused to list its topics: {first_line(exc)}") from None
     finally:
         admin.close(view.java.time.Duration.ofMillis(500))

@@ -60,8 +60,8 @@ from fs_spark.provenance import RunRef, SourceInfo, from_spark
 from fs_spark.session import SessionSource
 from fs_spark.spark_jobs import describe, described
 from fs_spark.storage.delta_log import Commit, added_file_stats, latest_commit, latest_version
-from fs_spark.storage.layout import VERSION_COLUMN, create_quarantine, data_columns, layout
 from fs_spark.storage.fence import only_commit, was_fenced
+from fs_spark.storage.layout import VERSION_COLUMN, create_quarantine, data_columns, layout
 from fs_spark.storage.orphans import remove_uncommitted
 from fs_spark.storage.paths import StorePaths
 from fs_spark.store_part import StorePart

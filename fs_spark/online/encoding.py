@@ -181,7 +181,9 @@ def decode_value(table: FeatureTable, data: bytes) -> Vector:
     return make_decoder(table)(data)
 
 
-def translated(stored: FeatureTable, latest: FeatureTable, decode: Callable[[bytes], Vector]) -> Callable[[bytes], Vector]:
+def translated(
+    stored: FeatureTable, latest: FeatureTable, decode: Callable[[bytes], Vector]
+) -> Callable[[bytes], Vector]:
     """`decode` (of values written under `stored`) giving values in `latest`'s feature order: a
     feature `stored` lacks (added since) is None, as in the Delta table's older rows, and an
     integer of a type widened to float or double is a float."""
@@ -189,20 +191,13 @@ def translated(stored: FeatureTable, latest: FeatureTable, decode: Callable[[byt
         return decode
     position = {f.name: i for i, f in enumerate(stored.features)}
     kinds = {f.name: f.dtype for f in stored.features}
-    picks = [
-        (position.get(f.name), f.dtype in _FLOATS and kinds.get(f.name) not in _FLOATS) for f in latest.features
-    ]
+    picks = [(position.get(f.name), f.dtype in _FLOATS and kinds.get(f.name) not in _FLOATS) for f in latest.features]
 
     def decode_latest(data: bytes) -> Vector:
         vector = decode(data)
         values = vector.values
         out = tuple(
-            None
-            if i is None or values[i] is None
-            else float(values[i])
-            if widen
-            else values[i]
-            for i, widen in picks
+            None if i is None or values[i] is None else float(values[i]) if widen else values[i] for i, widen in picks
         )
         return Vector(vector.version_number, vector.event_time, out)
 

@@ -178,9 +178,7 @@ class OnlineReader:
                 revision = value_revision(data)
                 if revision is None:
                     revision = state.revision
-                stored = (
-                    self._definition(table, definition_version, revision) if revision is not None else latest
-                )
+                stored = self._definition(table, definition_version, revision) if revision is not None else latest
                 found = decoders[tag] = translated(stored, latest, make_decoder(stored))
             return found(data)
 
@@ -328,7 +326,9 @@ class OnlineReader:
         for column in dict.fromkeys(c for row in entity_rows for c in row):
             columns[column] = [row.get(column) for row in entity_rows]
         if any(output in columns for p in prepared for output, _ in p.outputs):
-            check_outputs(((p.lookup.table_name, n, p.lookup.output_name(n)) for p in prepared for n in p.names), columns)
+            check_outputs(
+                ((p.lookup.table_name, n, p.lookup.output_name(n)) for p in prepared for n in p.names), columns
+            )
         out = OnlineResult(columns, {c: [PRESENT] * len(entity_rows) for c in columns} if statuses else {}, {}, {})
         for p, found in zip(prepared, vectors, strict=True):
             withheld = p.table.state.withheld

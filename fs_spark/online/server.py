@@ -52,7 +52,6 @@ from fs_spark.errors import (
     FeatureLookupError,
     FeatureNotFoundError,
     FeatureServiceNotFoundError,
-    FsSparkError,
     NotMaterializedError,
     OnlineRequestError,
     RetiredFeatureError,

@@ -261,7 +261,9 @@ class OnlineServing:
             name = row["table_name"] == table and row["online_store"]
             if name and name not in found:
                 same = configured is not None and configured.name == name
-                found[name] = configured if same else spec_named(name, self.settings.timeout_seconds)
+                found[name] = (
+                    configured if configured is not None and same else spec_named(name, self.settings.timeout_seconds)
+                )
         return [spec for spec in found.values() if spec.exists()]
 
     def check_reachable(self, table: str, what: str) -> None:
@@ -289,8 +291,8 @@ class OnlineServing:
         if self._reader is not None:
             self._reader.refresh()
         if failed:
-            name, error = failed[0]
-            raise OnlineStoreError(name, f"{because} is recorded, but withholding its values online", error)
+            name, cause = failed[0]
+            raise OnlineStoreError(name, f"{because} is recorded, but withholding its values online", cause)
 
     def _sync_one(self, spec: OnlineStoreSpec, table: str) -> None:
         with self._table_lock(table), spec.open() as store:
