@@ -229,6 +229,7 @@ class KilledCatalog:
 
     def __init__(self, inner, rng: random.Random, rate: float):
         self.inner, self.rng, self.rate = inner, rng, rate
+        self.locks = inner.locks  # a pass holds the replica's `replicate` lock
         self.kills = 0
 
     def rows(self, name):

@@ -223,3 +223,46 @@ def test_two_regions_in_two_buckets_replicate_promote_and_rejoin(spark, s3, tmp_
     assert sorted(r.customer_id for r in us.read("spend").collect()) == [1, 2, 4]
     assert lone.version_id not in {v.version_id for v in us.versions("spend")}
     assert [v.version_id for v in us.versions("spend")] == [v.version_id for v in eu.versions("spend")]
+
+
+def test_a_training_set_over_a_resident_table_stays_in_its_regions_bucket(spark, s3, tmp_path):
+    """Residency on S3: `eu_health` may live in eu only. A training set over it, built in us (its
+    home), stays out of eu's bucket: its Parquet files, its Delta log's statistics and its catalog
+    row, found by listing the bucket and reading its objects directly, not through fs_spark."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from fs_spark import Entity, Feature, FeatureTable
+    from fs_spark.config import GovernanceSettings, Settings, StoreSettings
+
+    roots = {name: f"s3a://{new_bucket(s3)}/store" for name in ("us", "eu")}
+    regions_file = tmp_path / "regions.yaml"
+    regions_file.write_text("version: 1\nhome: us\nregions:\n" + "".join(f"  {n}: {{root: '{r}'}}\n" for n, r in roots.items()))
+    (tmp_path / "policy.yaml").write_text("principals:\n  tester: {roles: [admin]}\nrules:\n"
+                                          "  - {name: all, roles: [admin], actions: [read, write, deprecate, admin]}\n"
+                                          "regions:\n  us_health: [us]\n")
+    us_only = FeatureTable(name="us_health", entity=Entity(name="customer", keys={"customer_id": "long"}),
+                           event_time="ts", features=[Feature(name="score", dtype="double")])
+    us = FeatureStore(spark=spark, settings=Settings(
+        store=StoreSettings(root=roots["us"], user="tester", regions_file=str(regions_file)), s3=s3,
+        governance=GovernanceSettings(policy_file=str(tmp_path / "policy.yaml"), region="us")))
+    us.apply(SPEND, us_only)
+    us.write("spend", spark.createDataFrame([(1, T0, 1.0)], ROWS))
+    us.write("us_health", spark.createDataFrame([(1, T0, 424242.4375)], "customer_id long, ts timestamp, score double"))
+    entities = spark.createDataFrame([(1, T0 + timedelta(days=1))], KEYS)
+    resident = us.create_training_set(entities, ["us_health:score", "spend:amount"])
+    free = us.create_training_set(entities, ["spend:amount"])
+    [result] = us.replicate()
+    assert result.skipped_tables == ("us_health",)
+    bucket, prefix = split(roots["eu"])
+    keys = _keys(s3, roots["eu"])
+    assert not [k for k in keys if resident.id in k]
+    assert [k for k in keys if free.id in k and k.endswith(".parquet")]
+    texts = [client(s3).get_object(Bucket=bucket, Key=f"{prefix}/{k}")["Body"].read() for k in keys
+             if "/_delta_log/" in k and k.endswith(".json")]
+    assert texts and not [t for t in texts if b"424242.4375" in t]
+    catalog = [k for k in keys if k.startswith("_catalog/training_sets/") and k.endswith(".parquet")]
+    ids = {row["training_set_id"] for k in catalog for row in pq.read_table(
+        io.BytesIO(client(s3).get_object(Bucket=bucket, Key=f"{prefix}/{k}")["Body"].read())).to_pylist()}
+    assert ids == {free.id}

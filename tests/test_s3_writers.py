@@ -114,6 +114,44 @@ def test_the_s3_log_store_lets_one_of_two_writers_create_a_commit(spark, s3):
     assert s3_api.client(s3).get_object(Bucket=bucket, Key=key)["Body"].read() == b'{"third":3}\n'
 
 
+def test_the_commit_fence_lets_a_write_past_commits_without_data_and_no_further(spark, s3):
+    """The log store's fence, commit file by commit file: a later version is allowed only past
+    commits that changed no data (a VACUUM's or OPTIMIZE's); an earlier one never."""
+    table = f"s3a://{new_bucket(s3)}/t"
+    bucket, key = s3_api.split(f"{table}/_delta_log")
+    view = jvm(spark)
+    log_store = view.fs_spark.S3ConditionalLogStore(hadoop_conf(spark))
+    fenced = view.fs_spark.S3ConditionalLogStore
+
+    def write(version, *lines):
+        listed = view.java.util.ArrayList()
+        for line in lines:
+            listed.add(line)
+        path = view.org.apache.hadoop.fs.Path(f"{table}/_delta_log/{version:020d}.json")
+        log_store.write(path, listed.iterator(), False, hadoop_conf(spark))
+
+    def put(version, text):  # another writer's commit, straight to the bucket
+        s3_api.client(s3).put_object(Bucket=bucket, Key=f"{key}/{version:020d}.json", Body=text.encode())
+
+    data = '{"add":{"path":"a.parquet","dataChange":true}}'
+    write(0, data)
+    fenced.expectNextCommit(table, 1)
+    try:
+        put(1, '{"commitInfo":{"operation":"VACUUM END"}}\n{"remove":{"path":"x","dataChange":false}}')
+        write(2, data)  # past a commit that changed no data: allowed
+        fenced.expectNextCommit(table, 3)
+        put(3, data)  # another writer's data
+        with pytest.raises(Py4JJavaError, match="FS_SPARK_FENCED"):
+            write(4, data)
+        fenced.expectNextCommit(table, 6)
+        with pytest.raises(Py4JJavaError, match="FS_SPARK_FENCED: this writer may commit only version 6"):
+            write(5, data)
+    finally:
+        fenced.clearExpectation(table)
+    write(5, data)  # no expectation: any version
+    assert s3_api.client(s3).get_object(Bucket=bucket, Key=f"{key}/{5:020d}.json")["Body"].read() == (data + "\n").encode()
+
+
 def _leases(s3, bucket, seconds=60.0):
     return S3Leases(f"s3a://{bucket}/store/_locks", s3.model_copy(update={"lock_lease_seconds": seconds}))
 

@@ -37,11 +37,13 @@ import software.amazon.awssdk.services.s3.model.S3Exception;
  * {@code spark.delta.logStore.s3a.impl=fs_spark.S3ConditionalLogStore}.
  *
  * <p>Fencing: a writer that numbers its feature version under a lease names, before its write,
- * the one Delta version its commit may take ({@link #expectNextCommit}): the version after the
- * last one it saw under the lease. Any other version is refused with an {@link IOException}
- * carrying {@link #FENCED}, not retried. So a writer stalled past its lease, whose lock another
- * writer took over and committed under, cannot commit: its version is taken (412), and Delta's
- * retry at a later version is refused here.
+ * the Delta version its commit should take ({@link #expectNextCommit}): the version after the
+ * last one it saw under the lease. A later version is allowed only when every commit since the
+ * expected one changed no data (a VACUUM's, an OPTIMIZE's, a property change); otherwise, or for
+ * an earlier version, the commit is refused with an {@link IOException} carrying
+ * {@link #FENCED}, which Delta does not retry. So a writer stalled past its lease, whose lock
+ * another writer took over and wrote under, cannot commit: its version is taken (412), and
+ * Delta's retry at a later version is refused here.
  */
 public class S3ConditionalLogStore extends HadoopFileSystemLogStore {
   /** S3 answers 409 while another conditional write of the same key is in flight: retry. */
@@ -85,7 +87,7 @@ public class S3ConditionalLogStore extends HadoopFileSystemLogStore {
     if (!(fs instanceof S3AFileSystem)) {
       throw new IOException(getClass().getSimpleName() + " writes only to S3A paths, not " + path);
     }
-    checkFence(path);
+    checkFence(fs, path);
     createOnce((S3AFileSystem) fs, path, body);
   }
 
@@ -114,14 +116,16 @@ public class S3ConditionalLogStore extends HadoopFileSystemLogStore {
     }
   }
 
-  private static void checkFence(Path path) throws IOException {
+  private static void checkFence(FileSystem fs, Path path) throws IOException {
     Matcher commit = COMMIT.matcher(path.getName());
     if (!commit.matches()) {
       return;
     }
     Long expected = EXPECTED.get(logFolder(path.getParent()));
     long version = Long.parseLong(commit.group(1));
-    if (expected != null && expected != version) {
+    if (expected != null
+        && expected != version
+        && (version < expected || changedData(fs, path.getParent(), expected, version))) {
       throw new IOException(
           FENCED
               + ": this writer may commit only version "
@@ -132,6 +136,26 @@ public class S3ConditionalLogStore extends HadoopFileSystemLogStore {
               + version
               + ": another writer committed since this one took the table's lock (its lease was lost)");
     }
+  }
+
+  /** Whether any commit in [from, to) of the log at {@code folder} added or removed data. */
+  private static boolean changedData(FileSystem fs, Path folder, long from, long to) throws IOException {
+    for (long v = from; v < to; v++) {
+      Path entry = new Path(folder, String.format("%020d.json", v));
+      try (java.io.BufferedReader lines =
+          new java.io.BufferedReader(
+              new java.io.InputStreamReader(fs.open(entry), StandardCharsets.UTF_8))) {
+        for (String line = lines.readLine(); line != null; line = lines.readLine()) {
+          boolean file = line.startsWith("{\"add\"") || line.startsWith("{\"remove\"");
+          if (file && line.contains("\"dataChange\":true")) {
+            return true;
+          }
+        }
+      } catch (java.io.FileNotFoundException e) {
+        return true; // a gap in the log: take it as a change
+      }
+    }
+    return false;
   }
 
   private static byte[] joined(Iterator<String> actions) {
