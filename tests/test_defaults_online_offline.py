@@ -13,8 +13,7 @@ SPEND = FeatureTable(name="spend", entity=Entity(name="c", keys={"customer_id": 
                      features=[Feature(name="amount", dtype="double")])
 
 
-def test_defaults_fill_rows_with_no_history_and_rows_older_than_the_lookback_on_both_sides(online_store, spark):
-    store = online_store
+def test_defaults_fill_rows_with_no_history_and_rows_older_than_the_lookback_on_both_sides(store, spark):
     store.apply(SPEND)
     store.write("spend", spark.createDataFrame(
         [(1, NOW - timedelta(hours=3), 10.0), (3, NOW - timedelta(minutes=5), None), (4, NOW - timedelta(minutes=5), 4.0)],

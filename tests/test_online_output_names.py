@@ -1,6 +1,7 @@
 """One rule for output columns online and offline: two features with one output name, or a
 feature named like an entity column, are refused (neither value is dropped silently), and
-`rename_outputs` resolves it the same way on both sides."""
+`rename_outputs` resolves it the same way on both sides. The rule is the reader's, whatever the
+online store behind it."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ Q = FeatureTable(name="q", entity=ENTITY, event_time="ts", features=[Feature(nam
                                                                         Feature(name="customer_id_seen", dtype="long")])
 
 
-@pytest.fixture
-def two_scores(online_store, spark):
-    store = online_store
+def test_one_rule_for_output_names_online_and_offline(store, spark):
+    """Refused on both sides: two features with one output name, a feature named like an entity
+    column; renamed, both values come back on both sides."""
+
     store.apply(P, Q)
     store.write("p", spark.createDataFrame([(1, NOW - timedelta(hours=1), 0.25)], "customer_id long, ts timestamp, score double"))
     store.write("q", spark.createDataFrame([(1, NOW - timedelta(hours=1), 0.75, 5)],
@@ -28,30 +30,19 @@ def two_scores(online_store, spark):
     store.materialize("p")
     store.materialize("q")
     entities = spark.createDataFrame([(1, NOW)], "customer_id long, ts timestamp")
-    return store, entities
-
-
-def test_two_features_with_one_output_name_are_refused_online_and_offline(two_scores):
-    store, entities = two_scores
     for read in (lambda f: store.get_online_features(f, [{"customer_id": 1}]),
                  lambda f: store.create_training_set(entities, f)):
         with pytest.raises(FeatureLookupError, match=r"output column 'score' of q.score is also the output of p.score"):
             read(["p:score", "q:score"])
 
-
-def test_a_feature_named_like_an_entity_column_is_refused_online_and_offline(two_scores, spark):
-    store, _ = two_scores
     lookup = [FeatureLookup(table_name="q", feature_names=["customer_id_seen"],
                             rename_outputs={"customer_id_seen": "extra"})]
-    entities = spark.createDataFrame([(1, NOW, 9)], "customer_id long, ts timestamp, extra long")
+    with_extra = spark.createDataFrame([(1, NOW, 9)], "customer_id long, ts timestamp, extra long")
     with pytest.raises(FeatureLookupError, match="'extra' of q.customer_id_seen is already an entity column"):
         store.get_online_features(lookup, [{"customer_id": 1, "extra": 9}])
     with pytest.raises(FeatureLookupError, match="'extra' of q.customer_id_seen is already an entity column"):
-        store.create_training_set(entities, lookup)
+        store.create_training_set(with_extra, lookup)
 
-
-def test_renamed_outputs_give_both_values_online_and_offline(two_scores):
-    store, entities = two_scores
     lookups = [FeatureLookup(table_name="p", feature_names=["score"], rename_outputs={"score": "p_score"}),
                FeatureLookup(table_name="q", feature_names=["score"], rename_outputs={"score": "q_score"})]
     online = store.get_online_features(lookups, [{"customer_id": 1}])
