@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from fs_spark import Entity, Feature, FeatureStore, FeatureTable
 from test_feature_server import call, serving
 
@@ -30,6 +32,7 @@ def _served(url: str, features: list[str]) -> dict[str, list]:
     return {name: column["values"] for name, column in zip(body["metadata"]["feature_names"], body["results"])}
 
 
+@pytest.mark.slow  # a running feature server
 def test_a_feature_added_after_materializing_reads_everywhere_before_and_after_the_next_run(online_store, spark):
     applier = online_store
     applier.apply(BEFORE)
