@@ -52,10 +52,10 @@ def regions(spark, tmp_path):
         f"version: 1\nhome: us\nregions:\n  us: {{root: '{tmp_path / 'us'}'}}\n  eu: {{root: '{tmp_path / 'eu'}'}}\n")
     (tmp_path / "policy.yaml").write_text(POLICY)
 
-    def open_region(name, user="tester"):
+    def open_region(name, user="tester", **sections):
         settings = Settings(
             store=StoreSettings(root=str(tmp_path / name), user=user, regions_file=str(tmp_path / "regions.yaml")),
-            governance=GovernanceSettings(policy_file=str(tmp_path / "policy.yaml"), region=name))
+            governance=GovernanceSettings(policy_file=str(tmp_path / "policy.yaml"), region=name), **sections)
         return FeatureStore(spark=spark, settings=settings)
 
     us = open_region("us")
@@ -314,6 +314,102 @@ def test_what_is_derived_from_a_resident_table_stays_in_its_region_too(regions, 
     catalog = deltalake.DeltaTable(str(us_root / "_catalog" / "training_sets")).to_pyarrow_table().to_pylist()
     assert {r["training_set_id"] for r in catalog} == {free.id}
     assert [ts.training_set_id for ts in us.training_sets()] == [free.id]
+
+
+VALUES = (424242.4375, 515151.25, 515151.5)  # eu_health's values, written nowhere else
+
+
+def _values_in_files(root):
+    """Files under `root` that hold one of VALUES: a Parquet column read directly, else the
+    bytes as text or as a double of either byte order (a Delta log, the online store's file)."""
+    import struct
+
+    import pyarrow.parquet as pq
+
+    found = []
+    for path in (p for p in root.rglob("*") if p.is_file()):
+        if path.suffix == ".parquet":
+            columns = pq.read_table(path).to_pydict().values()
+            if any(value in VALUES for column in columns for value in column if isinstance(value, float)):
+                found.append(path)
+            continue
+        data = path.read_bytes()
+        patterns = [repr(v).encode() for v in VALUES] + [struct.pack(o + "d", v) for v in VALUES for o in "<>"]
+        if any(p in data for p in patterns):
+            found.append(path)
+    return found
+
+
+def test_nothing_made_from_a_resident_table_leaves_its_region(regions, spark, tmp_path):
+    """After a promotion, eu makes from its resident table everything a user can: a write with
+    rows quarantined, a version quarantined and released, profiles, a drift check, an export, a
+    materialization into the embedded online store, a model trained and deployed on it, its
+    training set exported and predictions written under the root. A pass to us copies none of
+    it. Checked off us's folder directly, not through fs_spark: no file holds a value (Parquet
+    read column by column, everything else byte by byte) and no catalog row names the table or
+    an ID made from it; the one write of a shared table eu made meanwhile does arrive."""
+    import deltalake
+    import mlflow
+    import mlflow.sklearn
+    from conftest import mlflow_store
+    from sklearn.linear_model import LinearRegression
+
+    from fs_spark.config import MlflowSettings
+
+    us, _, open_region = regions
+    us.replicate()
+    (tmp_path / "mlflow").mkdir()
+    uri = mlflow_store(tmp_path / "mlflow", "health")
+    mlflow.set_tracking_uri(uri)
+    eu = open_region("eu", mlflow=MlflowSettings(tracking_uri=uri, start_runs=True))
+    eu.promote("eu")
+    day = timedelta(days=1)
+    scores = "customer_id long, ts timestamp, score double"
+    first = eu.write("eu_health", spark.createDataFrame(
+        [(1, T0, VALUES[0]), (2, T0, VALUES[0]), (3, T0, VALUES[1]), (3, T0, VALUES[2])], scores), mode="quarantine")
+    assert first.quarantined_row_count == 2  # the duplicate (key, time) pair
+    second = eu.write("eu_health", spark.createDataFrame([(1, T0 + day, VALUES[0])], scores))
+    eu.quarantine_version("eu_health", second.version_number, "checking")
+    eu.release_version("eu_health", second.version_number, "checked")
+    eu.quality.check_drift("eu_health", version=second.version_number)
+    eu.export("eu_health", str(tmp_path / "eu" / "exports" / "health"))
+    eu.materialize("eu_health")
+    entities = spark.createDataFrame([(1, T0 + 2 * day, 1.0), (2, T0 + 2 * day, 2.0)],
+                                     "customer_id long, ts timestamp, label double")
+    with eu.start_run("health", name="fit") as run:
+        training = run.create_training_set(entities, ["eu_health:score"], label="label")
+        frame = training.to_df()
+        model = LinearRegression().fit(frame[["score"]], frame["label"])
+        version = run.log_model(model, mlflow.sklearn, training_set=training, registered_model_name="health",
+                                serialization_format="cloudpickle")
+    eu.export_training_set(training.id, str(tmp_path / "eu" / "exports" / "training"))
+    eu.score_batch(version.model_version_id, entities.drop("label"), path=str(tmp_path / "eu" / "predictions"))
+    eu.deploy(version.model_version_id, "prod")
+    eu.write("spend", spark.createDataFrame([(3, T0 + 2 * day, 3.0)], ROWS))
+    assert _values_in_files(tmp_path / "eu")  # the check finds them where they are
+
+    [result] = eu.replicate(to="us")
+    assert result.skipped_tables == ("eu_health",)
+    us_root = tmp_path / "us"
+    assert _values_in_files(us_root) == []
+    made = {r[c] for name in ("feature_versions", "training_sets", "exports", "materializations", "scorings",
+                              "quarantine_events", "model_versions", "deployments", "drift_checks")
+            for r in eu.catalog.rows(name) for c in r if c.endswith("_id") and r.get("table_name", "") != "spend"
+            and c in ("version_id", "training_set_id", "export_id", "materialization_id", "scoring_id",
+                      "event_id", "model_version_id", "deployment_id", "check_id")}
+    made |= {r["scoring_set_id"] for r in eu.catalog.rows("scorings")}
+    spend_ids = {v.version_id for v in eu.versions("spend")}
+    assert len(made - spend_ids) >= 12
+    leaked = []
+    for table in (us_root / "_catalog").iterdir():
+        for row in deltalake.DeltaTable(str(table)).to_pyarrow_table().to_pylist():
+            text = json.dumps(row, default=str)
+            if any(i in text for i in made - spend_ids) or (
+                    row.get("table_name") == "eu_health" and table.name != "feature_tables"):
+                leaked.append((table.name, row))
+    assert leaked == []
+    assert [v.version_number for v in us.versions("spend")] == [1, 2, 3]  # the control arrived
+    assert not (us_root / "predictions").exists() and not (us_root / "exports").exists()
 
 
 def test_two_replication_passes_at_once_append_each_catalog_row_once(regions):

@@ -226,9 +226,11 @@ def test_two_regions_in_two_buckets_replicate_promote_and_rejoin(spark, s3, tmp_
 
 
 def test_a_training_set_over_a_resident_table_stays_in_its_regions_bucket(spark, s3, tmp_path):
-    """Residency on S3: `eu_health` may live in eu only. A training set over it, built in us (its
-    home), stays out of eu's bucket: its Parquet files, its Delta log's statistics and its catalog
-    row, found by listing the bucket and reading its objects directly, not through fs_spark."""
+    """Residency on S3: `us_health` may live in us only. What us (its home) makes from it stays
+    out of eu's bucket: a training set (its Parquet files, its Delta log's statistics, its catalog
+    row), the rows a write quarantined, an export of the table and of the training set under
+    us's bucket. Found by listing eu's bucket and reading its objects directly, not through
+    fs_spark."""
     import io
 
     import pyarrow.parquet as pq
@@ -249,19 +251,30 @@ def test_a_training_set_over_a_resident_table_stays_in_its_regions_bucket(spark,
         governance=GovernanceSettings(policy_file=str(tmp_path / "policy.yaml"), region="us")))
     us.apply(SPEND, us_only)
     us.write("spend", spark.createDataFrame([(1, T0, 1.0)], ROWS))
-    us.write("us_health", spark.createDataFrame([(1, T0, 424242.4375)], "customer_id long, ts timestamp, score double"))
+    written = us.write("us_health", spark.createDataFrame(
+        [(1, T0, 424242.4375), (2, T0, 515151.25), (2, T0, 515151.25)], "customer_id long, ts timestamp, score double"),
+        mode="quarantine")
+    assert written.quarantined_row_count == 2
     entities = spark.createDataFrame([(1, T0 + timedelta(days=1))], KEYS)
     resident = us.create_training_set(entities, ["us_health:score", "spend:amount"])
     free = us.create_training_set(entities, ["spend:amount"])
+    us.export("us_health", f"{roots['us']}/exports/health")
+    us.export_training_set(resident.id, f"{roots['us']}/exports/training")
     [result] = us.replicate()
     assert result.skipped_tables == ("us_health",)
     bucket, prefix = split(roots["eu"])
     keys = _keys(s3, roots["eu"])
-    assert not [k for k in keys if resident.id in k]
+    assert not [k for k in keys if resident.id in k or k.startswith("exports/")]
     assert [k for k in keys if free.id in k and k.endswith(".parquet")]
     texts = [client(s3).get_object(Bucket=bucket, Key=f"{prefix}/{k}")["Body"].read() for k in keys
              if "/_delta_log/" in k and k.endswith(".json")]
-    assert texts and not [t for t in texts if b"424242.4375" in t]
+    assert texts and not [t for t in texts if b"424242.4375" in t or b"515151.25" in t]
+    values = [value for k in keys if k.endswith(".parquet") for column in pq.read_table(io.BytesIO(
+        client(s3).get_object(Bucket=bucket, Key=f"{prefix}/{k}")["Body"].read())).to_pydict().values() for value in column]
+    assert values and not {424242.4375, 515151.25} & {v for v in values if isinstance(v, float)}
+    exports = [row for k in keys if k.startswith("_catalog/exports/") and k.endswith(".parquet") for row in
+               pq.read_table(io.BytesIO(client(s3).get_object(Bucket=bucket, Key=f"{prefix}/{k}")["Body"].read())).to_pylist()]
+    assert exports == []
     catalog = [k for k in keys if k.startswith("_catalog/training_sets/") and k.endswith(".parquet")]
     ids = {row["training_set_id"] for k in catalog for row in pq.read_table(
         io.BytesIO(client(s3).get_object(Bucket=bucket, Key=f"{prefix}/{k}")["Body"].read())).to_pylist()}

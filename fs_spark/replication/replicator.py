@@ -16,8 +16,12 @@ the replica already holds (the same row, after a promotion reversed the directio
 
 Residency holds for what is derived from a kept-out table too: a training set that looks up
 any of its features (its Delta table holds the values, its log their statistics) stays home
-with its catalog row, and so do the rows that name it or one of the table's versions (scorings
-of it, lineage edges to or from it).
+with its catalog row, and so does every row that names the table, one of its versions or such
+a training set in any column, alone or as `kind:id` or `table:feature` (quarantine events,
+profiles, drift scores and alerts, exports, materializations, scorings and their prediction
+tables, model versions trained on it and their deployments, lineage edges, audit decisions).
+Prediction tables, exports and online stores are never copied: only the Delta tables the
+catalog names as feature, quarantine and training-set tables are.
 
 A pass holds the replica's `replicate` lock: two passes at once would both find the same rows
 missing and append them twice.
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -88,8 +93,7 @@ def digest(row: Row) -> str:
 
 # Each region records its own operations: the `metrics` table is not copied.
 REPLICATED = tuple(t for t in ALL_TABLES if t is not METRICS)
-# The columns by which a catalog row names a training set, a version or a table it derives from.
-_NAMING_COLUMNS = ("training_set_id", "scoring_set_id", "version_id", "src_id", "dst_id")
+_SEPARATORS = re.compile(r":|->")  # table:feature, kind:id, table->region
 
 
 class Replicator:
@@ -137,10 +141,13 @@ class Replicator:
         return ids
 
     @staticmethod
-    def _stays_home(row: Row, kept_out: set[str], derived: set[str]) -> bool:
-        if row.get("table_name") in kept_out:
-            return True
-        return any(row.get(column) in derived for column in _NAMING_COLUMNS)
+    def _stays_home(row: Row, derived: set[str]) -> bool:
+        """Whether any value of the row, or any list item, names something in `derived`."""
+        for value in row.values():
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, str) and (item in derived or derived.intersection(_SEPARATORS.split(item))):
+                    return True
+        return False
 
     def _data_tables(self, snapshot: Mapping[str, int | None], kept_out: set[str], derived: set[str]) -> list[str]:
         """The Delta tables the noted catalog names, under the home root, residents and what is
@@ -173,20 +180,20 @@ class Replicator:
         derived = self._derived(snapshot, kept_out)
         tables = self._data_tables(snapshot, kept_out, derived)
         copies = tuple(replicate_table(self.home, self.replica, t) for t in tables)
-        appended = sum(self._replicate_rows(t.name, snapshot[t.name], kept_out, derived) for t in REPLICATED)
+        appended = sum(self._replicate_rows(t.name, snapshot[t.name], derived) for t in REPLICATED)
         return ReplicationResult(self.region, copies, appended, tuple(sorted(kept_out)), time.monotonic() - began)
 
     def _rows_mark(self, name: str) -> str:
         return f"{WATERMARKS}/_catalog/{name}.json"
 
-    def _replicate_rows(self, name: str, version: int | None, kept_out: set[str], derived: set[str]) -> int:
+    def _replicate_rows(self, name: str, version: int | None, derived: set[str]) -> int:
         """Append the rows of catalog table `name` added at home since the last pass."""
         mark = self._rows_mark(name)
         done = json.loads(self.replica.read(mark)) if self.replica.size(mark) is not None else {"rows": 0}
         if not version or done.get("home_version") == version:  # empty, or unchanged since the last pass
             return 0
         rows = self._rows(name, version)
-        new = [r for r in rows[done["rows"] :] if not self._stays_home(r, kept_out, derived)]
+        new = [r for r in rows[done["rows"] :] if not self._stays_home(r, derived)]
         if new:
             held = {digest(r) for r in self.replica_catalog.rows(name)}
             moved = [self.moved(r) for r in new]
