@@ -184,6 +184,12 @@ class CacheSettings(_Strict):
     check_interval_ms: float = Field(
         default=100.0, ge=0, description="How often the store's table state is checked for a newer materialization"
     )
+    definition_check_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often a served table's latest definition revision (its tags, which access is decided on) "
+        "is read again",
+    )
 
 
 class ServerSettings(_Strict):

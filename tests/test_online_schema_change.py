@@ -90,3 +90,43 @@ def test_a_typo_is_still_an_unknown_feature_after_the_definition_is_read_again(s
             assert "scroe" in str(error) and "score" in str(error)
         else:
             raise AssertionError("a feature the table does not have was served")
+
+
+def test_a_tag_applied_while_a_reader_runs_is_decided_on_within_the_definition_check(spark, tmp_path):
+    """A revision tagging `label` pii, which the policy denies to analysts, reaches a reader that
+    is already serving them within `definition_check_seconds`, with no materialization between:
+    access follows the latest definition, not the one the reader started with."""
+    from fs_spark.config import CacheSettings, GovernanceSettings, OnlineSettings, Settings, StoreSettings
+    from fs_spark.errors import AccessDeniedError
+
+    (tmp_path / "policy.yaml").write_text("""
+principals:
+  tester: {roles: [admin]}
+  alice: {roles: [analyst]}
+rules:
+  - {name: admins, roles: [admin], actions: [read, write, admin]}
+  - {name: analysts_read, roles: [analyst], actions: [read]}
+  - {name: no_pii_for_analysts, roles: [analyst], actions: [read], tags: [pii], effect: deny}
+""")
+
+    def open_as(user, check_seconds=1.0):
+        return FeatureStore(spark=spark, settings=Settings(
+            store=StoreSettings(root=str(tmp_path / "store"), user=user),
+            governance=GovernanceSettings(policy_file=str(tmp_path / "policy.yaml")),
+            online=OnlineSettings(cache=CacheSettings(definition_check_seconds=check_seconds))))
+
+    admin = open_as("tester")
+    admin.apply(BEFORE)
+    admin.write("scores", spark.createDataFrame([(1, NOW, 1, "a")], "customer_id long, ts timestamp, score int, label string"))
+    admin.materialize("scores")
+    alice, slow = open_as("alice"), open_as("alice", check_seconds=3600.0)
+    for reader in (alice, slow):
+        assert reader.get_online_features(["scores:label"], KEYS[:1]) == {"customer_id": [1], "label": ["a"]}
+    tagged = [f.model_copy(update={"tags": ("pii",)}) if f.name == "label" else f for f in BEFORE.features]
+    admin.apply(BEFORE.with_(features=tagged))
+    time.sleep(1.1)
+    with pytest.raises(AccessDeniedError, match="no_pii_for_analysts"):
+        alice.get_online_features(["scores:label"], KEYS[:1])
+    assert alice.get_online_features(["scores:score"], KEYS[:1]) == {"customer_id": [1], "score": [1]}
+    # the control: a reader told to look again only hourly still serves it (the setting is what acts)
+    assert slow.get_online_features(["scores:label"], KEYS[:1]) == {"customer_id": [1], "label": ["a"]}

@@ -1,11 +1,13 @@
 """Online reads: feature vectors by entity key, in the training side's shape and semantics.
 
-This is the fast path: no Spark and no catalog read per request. Definitions are read once per
-(table, definition version) and the table's online state (which definition version is served,
-the versions withheld, the features retired) is re-read at most every `check_interval_ms`, in
-the same round trip as the vectors. Access is decided per feature from the policy, cached per
-principal; denials are audited at once, allowed reads once per principal and feature per
-`audit_seconds` (a Delta commit per request would cost more than the read).
+This is the fast path: no Spark and no catalog read per request. The table's online state (which
+definition version is served, the versions withheld, the features retired) is re-read at most
+every `check_interval_ms`, in the same round trip as the vectors; the served definition
+version's latest revision when the state changes, when a caller names a feature it does not
+know, and at least every `definition_check_seconds` (a revision may change the tags access is
+decided on). Access is decided per feature from the policy, cached per principal and table view;
+denials are audited at once, allowed reads once per principal and feature per `audit_seconds`
+(a Delta commit per request would cost more than the read).
 
 Semantics, per entity row and feature (as a training set built now would have them):
 - a key never materialized: the lookup's default, else None;
@@ -99,6 +101,7 @@ class OnlineReader:
         access: the policy and audit log of the principal.
         cache: decoded vectors in process, or None.
         check_interval_ms: how stale the reader's view of a table's state may get.
+        definition_check_seconds: how stale its view of a table's definition may get.
         max_entities: most entity rows one call may ask for.
         fetched: told the bytes of the vectors each store read returned.
     """
@@ -113,6 +116,7 @@ class OnlineReader:
         cache: VectorCache | None,
         check_interval_ms: float,
         max_entities: int,
+        definition_check_seconds: float = 1.0,
         audit_seconds: float = 60.0,
         fetched: Callable[[int], None] | None = None,
     ):
@@ -124,12 +128,14 @@ class OnlineReader:
         self._access = access
         self.cache = cache
         self._interval = check_interval_ms / 1000.0
+        self._definition_interval = definition_check_seconds
         self.max_entities = max_entities
         self._audit_seconds = audit_seconds
         self._tables: dict[str, _Table] = {}
         self._definitions: dict[tuple[str, int, int], FeatureTable] = {}
         self._latest_seen: dict[tuple[str, int], tuple[FeatureTable, float]] = {}
-        self._decisions: dict[tuple[str, int, str], tuple[bool, str]] = {}
+        # (table, feature) -> the table view decided on, allowed, rule: a new view decides again
+        self._decisions: dict[tuple[str, str], tuple[_Table, bool, str]] = {}
         self._audited: dict[str, float] = {}
         self._ready: dict[tuple, tuple[tuple, list[FeatureLookup], list[_Prepared], int, float]] = {}
         # moves on whenever a table's known state changes; a list, so that the readers of other
@@ -156,15 +162,19 @@ class OnlineReader:
 
     def _latest(self, table: str, definition_version: int, now: float, reload: bool) -> FeatureTable:
         """The definition version's latest revision: what callers may ask for. Read again when
-        the table's state changes (a materialization follows an `apply`) and, at most once per
-        check interval, when a caller asks for a feature it does not know (an `apply` since)."""
+        the table's state changes (a materialization follows an `apply`), at most once per
+        check interval when a caller asks for a feature it does not know (an `apply` since), and
+        once its definition check interval has passed."""
         known = self._latest_seen.get((table, definition_version))
-        if known is None or (reload and now - known[1] >= self._interval):
+        if known is None or (reload and now - known[1] >= self._interval) or self._definition_due(known, now):
             known = self._latest_seen[(table, definition_version)] = (
                 self._definition_at(table, definition_version, None),
                 now,
             )
         return known[0]
+
+    def _definition_due(self, known: tuple[FeatureTable, float] | None, now: float) -> bool:
+        return known is not None and now - known[1] >= self._definition_interval
 
     def _decoder(self, table: str, definition_version: int, state: TableState, latest: FeatureTable):
         """Decodes a value by the revision it was written with (format 1 values: the state's)
@@ -192,10 +202,11 @@ class OnlineReader:
             self._check_table(table)  # TableNotFoundError, with the closest name
             raise NotMaterializedError(table, self.store_name)
         known = self._tables.get(table)
-        if known is not None and known.state.generation == state.generation and not reload:
+        dv = state.definition_version
+        due = self._definition_due(self._latest_seen.get((table, dv)), now)
+        if known is not None and known.state.generation == state.generation and not reload and not due:
             known.checked = now
             return known
-        dv = state.definition_version
         changed = known is None or known.state.generation != state.generation
         definition = self._latest(table, dv, now, reload or changed)
         if known is not None and not changed and known.definition is definition:
@@ -232,15 +243,16 @@ class OnlineReader:
         if self._access.policy is None:
             return
         definition = table.definition
-        undecided = [n for n in names if (definition.name, definition.definition_version, n) not in self._decisions]
+        decided = self._decisions
+        undecided = [n for n in names if (found := decided.get((definition.name, n))) is None or found[0] is not table]
         if undecided:
             request = Request("read", definition.name, undecided, definition=definition)
             for name, allowed, rule in self._access.decisions(request, definition, undecided):
-                self._decisions[(definition.name, definition.definition_version, name)] = (allowed, rule)
+                decided[(definition.name, name)] = (table, allowed, rule)
         now = time.monotonic()
         due = []
         for name in names:
-            allowed, rule = self._decisions[(definition.name, definition.definition_version, name)]
+            _, allowed, rule = decided[(definition.name, name)]
             thing = f"{definition.name}:{name}"
             if not allowed:
                 self._access.audit([("read", thing, False, rule)])

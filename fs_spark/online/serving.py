@@ -323,6 +323,7 @@ class OnlineServing:
                 VectorCache(cache.max_entries, cache.ttl_seconds) if cache.enabled else None,
                 cache.check_interval_ms,
                 self.settings.server.max_entities,
+                cache.definition_check_seconds,
                 fetched=self._fetched,
             )
         return self._reader
