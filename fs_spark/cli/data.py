@@ -59,12 +59,9 @@ def ingest(
     df = read_file(store.spark, input, fmt)
     source = SourceInfo(description=source_description or f"{fmt}:{input}")
     known = {v.version_id for v in store.versions(table)}  # a retry, or the same rows again, makes none
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DuplicateBatchWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DuplicateBatchWarning)  # said below, in one line
         version = store.write(table, df, mode=mode, write_id=write_id, source=source, cast=cast)  # type: ignore[arg-type]
-    for warning in caught:
-        if not issubclass(warning.category, DuplicateBatchWarning):
-            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     if version.version_id in known:
         cli.echo(
             f"{table}: nothing written: these rows are already version {version.version_number} "

@@ -260,10 +260,10 @@ class OnlineServing:
         for row in self._catalog.rows(MATERIALIZATIONS.name):
             name = row["table_name"] == table and row["online_store"]
             if name and name not in found:
-                same = configured is not None and configured.name == name
-                found[name] = (
-                    configured if configured is not None and same else spec_named(name, self.settings.timeout_seconds)
-                )
+                if configured is not None and configured.name == name:
+                    found[name] = configured
+                else:
+                    found[name] = spec_named(name, self.settings.timeout_seconds)
         return [spec for spec in found.values() if spec.exists()]
 
     def check_reachable(self, table: str, what: str) -> None:
