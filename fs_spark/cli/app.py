@@ -159,6 +159,7 @@ def interrupted() -> NoReturn:
     (the JVM goes with this process). Writes are safe: one that had not committed left nothing a
     reader sees, one that had is a version (recorded by the next write if its catalog row was not)."""
     logging.getLogger("py4j").setLevel(logging.CRITICAL)
+    _kill_jvm()
     print(
         "fs-spark: interrupted: a write that had not committed wrote nothing readers see (its files go at the next "
         "VACUUM); one that had is a version (`fs-spark versions TABLE`)",
@@ -167,6 +168,19 @@ def interrupted() -> NoReturn:
     )
     sys.stdout.flush()
     os._exit(130)
+
+
+def _kill_jvm() -> None:
+    """Spark's JVM, when this process started one, ended first: left to die after this process,
+    it logs the errors of its tasks' shutdown on the same stderr."""
+    context = getattr(sys.modules.get("pyspark"), "SparkContext", None)
+    process = getattr(getattr(context, "_gateway", None), "proc", None)
+    if process is not None:
+        process.kill()
+        try:
+            process.wait(timeout=10)
+        except Exception:  # gone or stuck: this process ends anyway
+            pass
 
 
 def main(argv: Sequence[str] | None = None) -> int:
