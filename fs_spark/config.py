@@ -175,6 +175,18 @@ class RetentionSettings(_Strict):
         return next((h for pattern, h in self.tables.items() if fnmatchcase(table, pattern)), self.hours)
 
 
+class OptimizeSettings(_Strict):
+    """`optimize`: laying a feature table's files out by key and event time, off the write path."""
+
+    target_file_mb: int = Field(default=64, ge=1, description="Size of the files OPTIMIZE writes, in MiB")
+    cube_mb: int = Field(
+        default=1024,
+        ge=0,
+        description="Liquid clustering: a cluster this large is left alone by later runs, which lay out only "
+        "newer data and smaller clusters (MiB)",
+    )
+
+
 class CacheSettings(_Strict):
     """The in-process cache in front of the online store."""
 
@@ -266,6 +278,7 @@ class Settings(_Strict):
     quality: QualitySettings = Field(default_factory=QualitySettings)
     governance: GovernanceSettings = Field(default_factory=GovernanceSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    optimize: OptimizeSettings = Field(default_factory=OptimizeSettings)
     online: OnlineSettings = Field(default_factory=OnlineSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
 

@@ -77,6 +77,7 @@ from fs_spark.scoring.scoring import Scoring
 from fs_spark.session import LazySession
 from fs_spark.storage.checkpoints import Checkpointer
 from fs_spark.storage.delta_log import Commit, commit_metrics, latest_version
+from fs_spark.storage.optimize import OptimizeResult, optimize
 from fs_spark.storage.paths import StorePaths, absolute
 from fs_spark.storage.reader import read_version, readable_delta_version
 from fs_spark.storage.retention import VacuumResult, vacuum
@@ -1207,6 +1208,57 @@ class FeatureStore:
             ],
         )
         return result
+
+    def optimize(self, table: str, *, reason: str = "") -> list[OptimizeResult]:
+        """Lay a feature table's files out by key and event time, off the write path: Delta's
+        OPTIMIZE, Z-ordered per time partition on the partitioned layout, liquid clustering on
+        an unpartitioned table, each only where files were added since its last run. Its commit
+        changes no data (`dataChange=false`): it is no feature version, and every version,
+        `as_of` and stored training set reads the same rows after it. One result per Delta
+        table of the table (one per definition version). Needs `admin`; refused in a replica.
+        See `fs_spark.storage.optimize`."""
+        definitions = {r["storage_path"]: r["definition_version"] for r in self._catalog.definition_rows(table)}
+        if not definitions:
+            self._registry.current(table)  # raises TableNotFoundError
+        self._check_writable(f"an optimize of {table}", table)
+        self._access.require(Request("admin", table))
+        sizes = self.settings.optimize
+        results = []
+        with self.metrics.measure("optimize", table) as measure:
+            for path, definition_version in sorted(definitions.items(), key=lambda item: item[1]):
+                if latest_version(self.spark, path) is None:
+                    continue  # applied, never written
+                definition = self._registry.at_version(table, definition_version).definition
+                results.append(
+                    optimize(
+                        self.spark,
+                        definition,
+                        path,
+                        file_bytes=sizes.target_file_mb * 2**20,
+                        cube_bytes=sizes.cube_mb * 2**20,
+                    )
+                )
+            measure.add(bytes=sum(r.bytes_rewritten for r in results))
+        done = [r for r in results if r.delta_version is not None]
+        if done:
+            self._catalog.append(
+                MAINTENANCE_EVENTS,
+                [
+                    {
+                        "event_id": new_id(),
+                        "action": "optimize",
+                        "table_name": table,
+                        "storage_paths": [r.storage_path for r in done],
+                        "forced": False,
+                        "deleted_files": sum(r.files_removed for r in done),
+                        "affected_training_sets": [],
+                        "reason": reason,
+                        "user": self.user,
+                        "at": datetime.now(UTC),
+                    }
+                ],
+            )
+        return results
 
     def run_retention(
         self, tables: Sequence[str] | None = None, *, reason: str = "scheduled retention"

@@ -17,7 +17,7 @@ LAYERS: list[tuple[str, ...]] = [
      "discovery", "definitions.inference"),
     ("storage.paths", "storage.s3", "storage.s3_lease", "storage.fence", "locks", "replication.objects",
      "replication.delta_copy", "replication.regions", "replication.replicator", "replication.rejoin", "storage.delta_log",
-     "storage.checkpoints", "storage.layout", "catalog",
+     "storage.checkpoints", "storage.layout", "storage.optimize", "catalog",
      "storage.orphans", "storage.reader", "inputs", "online.factory", "local.delta"),
     ("governance.policies", "governance.access", "store_part", "definitions.registry", "versions",
      "governance.deprecation", "online.state"),

@@ -99,6 +99,12 @@ def test_a_replica_reads_every_version_as_the_home_region_does(regions, spark):
     entities = spark.createDataFrame([(1, T0 + timedelta(days=2)), (3, T0 + timedelta(days=2))], KEYS)
     assert _rows(eu.create_training_set(entities, ["spend:amount"]).to_spark_df()) == [
         (1, NAIVE + timedelta(days=2), 10.0), (3, NAIVE + timedelta(days=2), 3.0)]
+    # An OPTIMIZE at home is one more commit, copied in order; every version reads the same there.
+    [laid_out] = us.optimize("spend")
+    [third] = us.replicate(to="eu")
+    assert {t.table: t.watermark for t in third.tables}["tables/spend/v1"] == laid_out.delta_version
+    for number in (1, 2, 3):
+        assert _rows(eu.read("spend", version=number)) == _rows(us.read("spend", version=number))
 
 
 def test_quarantine_and_rollback_replicate_as_events_in_order(regions, spark):
@@ -122,7 +128,8 @@ def test_writes_in_a_replica_are_refused_until_it_is_promoted(regions, spark):
     for refused in (lambda: eu.apply(SPEND.with_(description="changed in eu")),
                     lambda: eu.quarantine_version("spend", 1, "from eu"),
                     lambda: eu.rollback("spend", 1, reason="from eu"),
-                    lambda: eu.backfill("spend", batch, T0, T0 + timedelta(days=1))):
+                    lambda: eu.backfill("spend", batch, T0, T0 + timedelta(days=1)),
+                    lambda: eu.optimize("spend")):
         with pytest.raises(ReplicaWriteError, match="'eu' is a replica"):
             refused()
     assert len(eu.versions("spend")) == 2 and not eu.catalog.rows(VERSION_STATUS.name)  # nothing written

@@ -283,14 +283,15 @@ LINEAGE_EDGES = CatalogTable(
 
 MAINTENANCE_EVENTS = CatalogTable(
     "maintenance_events",
-    "One row per operation that removed data files (VACUUM): the authorised record of a removal.",
+    "One row per maintenance of a table's files: VACUUM (the authorised record of a removal) or OPTIMIZE "
+    "(files rewritten in a new layout, none deleted).",
     (
         ("event_id", S, "Global ID of the event (UUIDv7)"),
-        ("action", S, "vacuum"),
+        ("action", S, "vacuum or optimize"),
         ("table_name", S, "Feature table"),
         ("storage_paths", ARR, "Delta tables it touched"),
         ("forced", B, "True when it removed files that recorded training sets still read"),
-        ("deleted_files", L, "Files deleted"),
+        ("deleted_files", L, "Files deleted (VACUUM); files replaced in the table's state (OPTIMIZE)"),
         ("affected_training_sets", ARR, "Training sets whose inputs it removed"),
         ("reason", S, "Why"),
         ("user", S, "Principal who ran it"),

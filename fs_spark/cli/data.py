@@ -1,4 +1,4 @@
-"""Commands that move feature data, and so start Spark (ingest, read, export, vacuum), and
+"""Commands that move feature data, and so start Spark (ingest, read, export, vacuum, optimize), and
 streams, which lists the streams from the catalog alone."""
 
 from __future__ import annotations
@@ -167,6 +167,21 @@ def vacuum(cli: Cli, table: str | None, every: bool, retention_hours: float | No
             cli.echo(f"  {result.kept_files} file(s) kept, held by: {', '.join(result.held_by)}")
 
 
+@command("optimize", "Data")
+@argument("table", "one feature table; or --all", required=False)
+@click.option("--all", "every", is_flag=True, help="every feature table")
+@click.option("--reason", default="", help="why, kept in the maintenance record")
+@click.pass_obj
+def optimize(cli: Cli, table: str | None, every: bool, reason: str) -> None:
+    """Lay a table's files out by key and event time (Delta OPTIMIZE): faster reads, no new version."""
+    if every == bool(table):
+        raise click.UsageError("name one table, or pass --all")
+    store = cli.store()
+    for name in store.list_tables() if every else [str(table)]:
+        for result in store.optimize(name, reason=reason):
+            cli.echo(result.to_text())
+
+
 @command("streams", "Data")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object per stream and line")
 @click.pass_obj
@@ -185,4 +200,4 @@ def streams(cli: Cli, as_json: bool) -> None:
         )
 
 
-COMMANDS = (ingest, read, export, vacuum, streams)
+COMMANDS = (ingest, read, export, vacuum, optimize, streams)

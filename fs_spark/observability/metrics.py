@@ -41,7 +41,17 @@ from fs_spark.provenance import RunRef
 
 log = logging.getLogger("fs_spark.metrics")
 
-OPERATIONS = ("ingest", "stream", "training_set", "materialize", "replicate", "drift", "anomalies", "reconcile")
+OPERATIONS = (
+    "ingest",
+    "stream",
+    "training_set",
+    "materialize",
+    "optimize",
+    "replicate",
+    "drift",
+    "anomalies",
+    "reconcile",
+)
 _BUS_WAIT_MS = 2000
 _SECONDS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
 

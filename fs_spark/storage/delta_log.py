@@ -48,6 +48,11 @@ def _commit_lines(spark: SparkSession, path: str, version: int) -> list[str]:
     return str(_log_files(spark).commit(hadoop_conf(spark), path, version)).splitlines()
 
 
+def commit_actions(spark: SparkSession, path: str, version: int) -> list[dict[str, Any]]:
+    """Every action of one commit (commitInfo, add, remove, ...), as parsed JSON."""
+    return [json.loads(line) for line in _commit_lines(spark, path, version)]
+
+
 def _log_files(spark: SparkSession) -> Any:
     """fs_spark's reader of Delta logs on Hadoop filesystems (jvm/fs_spark/DeltaLogFiles.java)."""
     return jvm(spark).fs_spark.DeltaLogFiles
