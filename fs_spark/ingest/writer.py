@@ -45,6 +45,7 @@ from fs_spark.ids import new_id
 from fs_spark.ingest import metrics as M
 from fs_spark.ingest.conform import conform, source_values
 from fs_spark.ingest.rules import (
+    DUPLICATE_COUNT,
     RowRule,
     any_broken,
     broken_labels,
@@ -61,7 +62,7 @@ from fs_spark.session import SessionSource
 from fs_spark.spark_jobs import describe, described
 from fs_spark.storage.delta_log import Commit, added_file_stats, latest_commit, latest_version
 from fs_spark.storage.fence import only_commit, was_fenced
-from fs_spark.storage.layout import VERSION_COLUMN, create_quarantine, data_columns, layout
+from fs_spark.storage.layout import VERSION_COLUMN, create_quarantine, data_columns, is_small, layout
 from fs_spark.storage.orphans import remove_uncommitted
 from fs_spark.storage.paths import StorePaths
 from fs_spark.store_part import StorePart
@@ -152,12 +153,10 @@ class FeatureWriter(StorePart):
     # --- the passes ---------------------------------------------------------------------------
 
     def _commit(self, ctx: _Context, batch: DataFrame, path: str, digest: str | None, on_commit) -> FeatureVersion:
-        """The write job. Row rules are checked after the shuffle, so the range partitioner's
-        sampling job (which runs everything before the shuffle a second time) does not check
-        them too; they are fused with the sort, and the window of the duplicate check ends that
-        generated code before the version number, a literal that changes with every write, so
-        Spark reuses the code for the rules from one write to the next. Metrics are observed
-        after the shuffle for the same reason."""
+        """The write job: the rules, the metrics and the content digest in the pass that writes,
+        the rows unclustered (`optimize` lays them out later). The duplicate (key, event time)
+        check is `_with_duplicate_count`'s; in strict mode a batch with duplicates is refused
+        before anything is written."""
         table = ctx.table
         checks = self._checks_for(table, datetime.now(UTC))
         # of this batch's source types and parsing, not cached
@@ -167,11 +166,14 @@ class FeatureWriter(StorePart):
         number = F.lit(ctx.number).cast("long")
         before = latest_version(self.spark, path)
         ctx.next_delta_version = before + 1 if before is not None else 0
+        counted, repeated = _with_duplicate_count(batch, table)
         if ctx.mode == "strict":
-            flagged = layout(batch, table).withColumn(
+            if repeated:
+                withheld = set(table.tagged(self._sensitive_tags))
+                raise ValidationError(table.name, diagnose(batch, table, [*rules, duplicates], withheld))
+            checked = counted.withColumn(
                 _BAD_COLUMN, checks.any_broken | any_broken(conversions) if conversions else checks.any_broken
             )
-            checked = with_duplicate_count(flagged, table)
             checked, content = _observe_content(checked, table, digest)
             # The details come from `diagnose` afterwards; a constant keeps the hot path small.
             failure = F.raise_error(F.lit(f"{_MARKER} in {table.name}")).cast("long")
@@ -190,8 +192,7 @@ class FeatureWriter(StorePart):
         else:
             whole = Observation("fs_spark_batch")
             labels = F.concat(checks.labels, broken_labels(conversions)) if conversions else checks.labels
-            flagged = layout(batch, table).withColumn(_RULES_COLUMN, labels)
-            checked = with_duplicate_count(flagged, table)
+            checked = counted.withColumn(_RULES_COLUMN, labels)
             labels = F.when(duplicates.broken, F.concat(F.col(_RULES_COLUMN), F.array(F.lit(duplicates.label))))
             checked = checked.withColumn(_RULES_COLUMN, labels.otherwise(F.col(_RULES_COLUMN)))
             checked, content = _observe_content(checked, table, digest)
@@ -407,6 +408,39 @@ def diagnose(batch: DataFrame, table: FeatureTable, rules, withheld: set[str]) -
 
 
 EXAMPLE_LIMIT = 80
+
+
+# Past this many repeated (key, event time) pairs, they are joined back by a shuffle, not sent
+# to every task.
+_BROADCAST_PAIRS = 1_000_000
+
+
+def _with_duplicate_count(batch: DataFrame, table: FeatureTable) -> tuple[DataFrame, int | None]:
+    """`batch` with DUPLICATE_COUNT (the rows sharing each row's key and event time), and how
+    many pairs repeat (None: not counted apart, the write's own pass finds them). A small batch
+    is one sorted partition (`layout`), counted by a window with no shuffle, in the write's
+    pass. A large one is not reordered: the repeated pairs are found first by an aggregation
+    over the key and event-time columns alone (one narrow job), and joined back only when there
+    are any, NULL keys matching NULL keys as in a window."""
+    if is_small(batch):
+        return with_duplicate_count(layout(batch, table), table), None
+    columns = [*table.keys, table.event_time]
+    renamed = [f"_fs_pair{i}" for i in range(len(columns))]
+    pairs = (
+        batch.groupBy(*columns)
+        .count()
+        .where(F.col("count") > 1)
+        .select(
+            *[F.col(c).alias(r) for c, r in zip(columns, renamed, strict=True)], F.col("count").alias(DUPLICATE_COUNT)
+        )
+    )
+    repeated = pairs.count()
+    if not repeated:
+        return batch.withColumn(DUPLICATE_COUNT, F.lit(1).cast("long")), 0
+    joined = F.broadcast(pairs) if repeated <= _BROADCAST_PAIRS else pairs
+    on = [batch[c].eqNullSafe(joined[r]) for c, r in zip(columns, renamed, strict=True)]
+    counted = batch.join(joined, on, "left").drop(*renamed)
+    return counted.withColumn(DUPLICATE_COUNT, F.coalesce(F.col(DUPLICATE_COUNT), F.lit(1).cast("long"))), repeated
 
 
 def _observe_content(
