@@ -5,10 +5,12 @@
 
 The source is written to Parquet once (untimed); every method then reads that same Parquet:
   plain_append      df.write.format("delta").mode("append")       (the baseline)
-  clustered_append  fs_spark's layout without validation: range-partitioned by (month, key),
-                    sorted, into the same partitioned table; what reads need to prune by key
-  fs_spark_write_id FeatureStore.write(..., write_id=...)        validated, one pass
+  clustered_append  the former inline layout without validation: range-partitioned by (month,
+                    key), sorted, into the same partitioned table
+  fs_spark_write_id FeatureStore.write(..., write_id=...)        validated, one pass, unclustered
   fs_spark_default  FeatureStore.write(...)                       + a content-digest pass for the retry identity
+  fs_spark_write_optimize  fs_spark_write_id, then FeatureStore.optimize: the total work of a
+                    validated write laid out by key and time (against append_validate_zorder)
   merge_into        Databricks Feature Engineering's write_table: MERGE INTO on the keys and event
                     time, the batch into a table already holding the previous batch (same keys,
                     earlier times; that table is written untimed)
@@ -19,9 +21,10 @@ The source is written to Parquet once (untimed); every method then reads that sa
                     would run it; also what a write that defers clustering to a compaction costs
 Each method appends to its own fresh table; the best of --repeat runs is reported, with ratios
 against the plain append and against the clustered append (the cost of validation itself).
-Then, whether the layout pays for itself, over the fs_spark table against the plain append of
-the same rows: a read of one key (median of 5 keys), and the point-in-time join of 100k entity
-rows of 1% of the keys (a contiguous ID range, as a segment or a shard is) over the last 30 days.
+Then, whether the layout pays for itself, over the fs_spark table (as written, and after
+`optimize`) against the plain append of the same rows: a read of one key (median of 5 keys), and
+the point-in-time join of 100k entity rows of 1% of the keys (a contiguous ID range, as a segment
+or a shard is) over the last 30 days.
 First, the latency of 10-row writes (the fixed cost of a version), against a plain Delta append
 of the same 10 rows.
 """
@@ -168,11 +171,15 @@ def run(rows: int, repeat: int, work: Path, spark) -> tuple[dict[str, float], di
             "append_validate": timed(lambda: append_then_validate(spark, source, validated_path, shape)),
         }
         results["append_validate_zorder"] = results["append_validate"] + timed(lambda: zorder_by_key(spark, validated_path))
+        assert store.versions("with_id")[0].row_count == rows
+        fs_path = store.versions("with_id")[0].storage_path
+        if attempt == 0:
+            reads = {f"{name} (as written)": pair for name, pair in layout_reads(spark, rows, fs_path, plain_path).items()}
+        results["fs_spark_write_optimize"] = results["fs_spark_write_id"] + timed(lambda: store.optimize("with_id"))
+        if attempt == 0:
+            reads |= {f"{name} (optimized)": pair for name, pair in layout_reads(spark, rows, fs_path, plain_path).items()}
         for name, seconds in results.items():
             best[name] = min(seconds, best.get(name, float("inf")))
-        assert store.versions("with_id")[0].row_count == rows
-        if attempt == 0:
-            reads = layout_reads(spark, rows, store.versions("with_id")[0].storage_path, plain_path)
         shutil.rmtree(root, ignore_errors=True)
     return best, reads
 
@@ -230,11 +237,13 @@ def main(argv=None) -> None:
             for name, seconds in best.items():
                 print(f"{rows:>10}  {name:<22} {seconds:>8.2f}  {seconds / plain:>14.2f}x  {seconds / clustered:>18.2f}x",
                       flush=True)
+            total = best["fs_spark_write_optimize"] / best["append_validate_zorder"]
+            print(f"{rows:>10}  total work: fs_spark_write_optimize / append_validate_zorder = {total:.2f}x", flush=True)
         print("the layout's pay-off: the fs_spark table against a plain append of the same rows")
-        print(f"{'rows':>10}  {'read':<18} {'fs_spark s':>10}  {'plain s':>8}  {'plain / fs_spark':>16}")
+        print(f"{'rows':>10}  {'read':<24} {'fs_spark s':>10}  {'plain s':>8}  {'plain / fs_spark':>16}")
         for rows, reads in layouts.items():
             for name, (ours, plain) in reads.items():
-                print(f"{rows:>10}  {name:<18} {ours:>10.2f}  {plain:>8.2f}  {plain / ours:>15.1f}x", flush=True)
+                print(f"{rows:>10}  {name:<24} {ours:>10.2f}  {plain:>8.2f}  {plain / ours:>15.1f}x", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
