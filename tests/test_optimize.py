@@ -169,7 +169,9 @@ rules:
 def test_the_command_and_the_job_optimize_and_say_what_they_rewrote(spark, tmp_path, capsys):
     import sys
 
-    from fs_spark.cli import main
+    import io
+
+    from fs_spark.cli import main, run
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "jobs"))
     import optimize as job  # noqa: E402  (jobs/ are scripts, not a package)
@@ -178,8 +180,9 @@ def test_the_command_and_the_job_optimize_and_say_what_they_rewrote(spark, tmp_p
     store.apply(EVENTS)
     store.write("events", _rows(spark, 1, [T0, FEB]))
     store.write("events", _rows(spark, 2, [FEB]))
-    assert main(["--root", store.root, "optimize", "events", "--reason", "by hand"]) == 0
-    said = capsys.readouterr().out.strip()
+    out = io.StringIO()
+    assert run(["--root", store.root, "optimize", "events", "--reason", "by hand"], out=out) == 0
+    said = out.getvalue().strip()
     assert said.startswith("events: zorder in 2 partition(s), Delta version ") and "3 file(s) rewritten as 2" in said
     store.write("events", _rows(spark, 3, [T0], keys=[1]))
     assert job.main(["--root", store.root]) == 0
