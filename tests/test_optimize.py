@@ -106,6 +106,7 @@ def test_an_unpartitioned_table_is_liquid_clustered_and_a_later_run_lays_out_onl
     assert [v.version_number for v in store.versions("events")] == [1, 2, 3]
 
 
+@pytest.mark.slow  # threads or a job beside a store: kept out of the quick tier's budget
 def test_optimize_runs_beside_writers_and_no_write_is_lost_or_numbered_twice(spark, tmp_path):
     store = _store(spark, tmp_path / "store")
     store.apply(EVENTS)
@@ -166,6 +167,7 @@ rules:
     assert [r.files_removed for r in admin.optimize("events")] == [1]
 
 
+@pytest.mark.slow  # threads or a job beside a store: kept out of the quick tier's budget
 def test_the_command_and_the_job_optimize_and_say_what_they_rewrote(spark, tmp_path, capsys):
     import sys
 
